@@ -1,0 +1,169 @@
+#include "env/fd_file.h"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <system_error>
+
+#include "util/check.h"
+
+namespace cairn::env::internal {
+namespace {
+
+class FdFile final : public File {
+ public:
+  FdFile(int fd, std::string path, FdFileOptions options)
+      : fd_(fd), path_(std::move(path)), options_(options) {}
+
+  ~FdFile() override {
+    if (map_ != nullptr) munmap(map_, map_length_);
+    close(fd_);
+  }
+
+  Status Write(uint64_t offset, std::span<const std::byte> data) override {
+    CAIRN_RETURN_IF_ERROR(CheckWritable("write"));
+    const std::byte* p = data.data();
+    size_t left = data.size();
+    while (left > 0) {
+      ssize_t n = pwrite(fd_, p, left, static_cast<off_t>(offset));
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        return ErrnoStatus("write", path_, errno);
+      }
+      // A zero-byte pwrite of a non-empty buffer would loop forever; treat it as out of space.
+      if (n == 0) return ErrnoStatus("write", path_, ENOSPC);
+      p += n;
+      left -= static_cast<size_t>(n);
+      offset += static_cast<uint64_t>(n);
+    }
+    return Status::Ok();
+  }
+
+  Status Read(uint64_t offset, size_t n, std::byte* dst, size_t* read) const override {
+    size_t done = 0;
+    while (done < n) {
+      ssize_t r = pread(fd_, dst + done, n - done, static_cast<off_t>(offset + done));
+      if (r < 0) {
+        if (errno == EINTR) continue;
+        *read = done;
+        return ErrnoStatus("read", path_, errno);
+      }
+      if (r == 0) break;  // end of file
+      done += static_cast<size_t>(r);
+    }
+    *read = done;
+    return Status::Ok();
+  }
+
+  Status Sync() override {
+    if (!options_.sync) return Status::Ok();
+    // No retry on EINTR or anything else: after a failed fdatasync the page cache may have
+    // dropped the dirty pages (fsyncgate), so the caller must fail-stop.
+    if (fdatasync(fd_) != 0) return ErrnoStatus("fdatasync", path_, errno);
+    return Status::Ok();
+  }
+
+  Status Allocate(uint64_t size) override {
+    CAIRN_RETURN_IF_ERROR(CheckWritable("allocate"));
+    if (options_.fallocate) {
+      int rc;
+      do {
+        rc = fallocate(fd_, 0, 0, static_cast<off_t>(size));
+      } while (rc != 0 && errno == EINTR);
+      if (rc == 0) return Status::Ok();
+      if (errno != EOPNOTSUPP) return ErrnoStatus("fallocate", path_, errno);
+    }
+    // No fallocate (or a memfd): grow sparsely. Allocate never shrinks, like fallocate.
+    CAIRN_ASSIGN_OR_RETURN(uint64_t current, Size());
+    if (size <= current) return Status::Ok();
+    return Truncate(size);
+  }
+
+  Status Truncate(uint64_t size) override {
+    CAIRN_RETURN_IF_ERROR(CheckWritable("truncate"));
+    int rc;
+    do {
+      rc = ftruncate(fd_, static_cast<off_t>(size));
+    } while (rc != 0 && errno == EINTR);
+    if (rc != 0) return ErrnoStatus("ftruncate", path_, errno);
+    return Status::Ok();
+  }
+
+  Result<uint64_t> Size() const override {
+    struct stat st;
+    if (fstat(fd_, &st) != 0) return ErrnoStatus("fstat", path_, errno);
+    return static_cast<uint64_t>(st.st_size);
+  }
+
+  Result<const std::byte*> Map(uint64_t length) override {
+    CAIRN_CHECK_MSG(!mapped_.exchange(true), "File::Map called twice on " + path_);
+    CAIRN_ASSIGN_OR_RETURN(uint64_t size, Size());
+    if (size < length) {
+      return Status::InvalidArgument("map " + path_ + ": length " + std::to_string(length) +
+                                     " is beyond the file size " + std::to_string(size));
+    }
+    // mmap rejects a zero length; an empty mapping needs no memory, only a non-null pointer.
+    static const std::byte kEmpty{};
+    if (length == 0) return &kEmpty;
+    void* p = mmap(nullptr, length, PROT_READ, MAP_SHARED, fd_, 0);
+    if (p == MAP_FAILED) return ErrnoStatus("mmap", path_, errno);
+    map_ = p;
+    map_length_ = length;
+    return static_cast<const std::byte*>(p);
+  }
+
+ private:
+  Status CheckWritable(std::string_view op) const {
+    if (options_.writable) return Status::Ok();
+    return Status::IOError(std::string(op) + " " + path_ + ": file is open read-only");
+  }
+
+  const int fd_;
+  const std::string path_;
+  const FdFileOptions options_;
+  std::atomic<bool> mapped_{false};
+  void* map_ = nullptr;
+  size_t map_length_ = 0;
+};
+
+}  // namespace
+
+std::unique_ptr<File> NewFdFile(int fd, std::string path, FdFileOptions options) {
+  return std::make_unique<FdFile>(fd, std::move(path), options);
+}
+
+Status ErrnoStatus(std::string_view op, const std::string& path, int err) {
+  std::string message = std::string(op) + " " + path + ": " + std::generic_category().message(err);
+  if (err == ENOENT) return Status::NotFound(std::move(message));
+  if (err == EEXIST) return Status::AlreadyExists(std::move(message));
+  return Status::IOError(std::move(message));
+}
+
+std::string NormalizePath(std::string_view path) {
+  std::string out;
+  out.reserve(path.size());
+  for (char c : path) {
+    if (c == '/' && !out.empty() && out.back() == '/') continue;
+    out.push_back(c);
+  }
+  if (out.size() > 1 && out.back() == '/') out.pop_back();
+  return out;
+}
+
+std::string ParentDir(const std::string& path) {
+  size_t slash = path.rfind('/');
+  if (slash == std::string::npos) return "";
+  if (slash == 0) return path.size() > 1 ? "/" : "";
+  return path.substr(0, slash);
+}
+
+std::string BaseName(const std::string& path) {
+  size_t slash = path.rfind('/');
+  return slash == std::string::npos ? path : path.substr(slash + 1);
+}
+
+}  // namespace cairn::env::internal
