@@ -1,8 +1,9 @@
 // Proves the POSIX env and the memory env behave alike where the engine depends on them: data,
 // sizes, zero-filled allocation, shared mappings, directories, renames, locks, unlinked files.
 // How: one parameterized suite runs every behaviour against Env::Posix() in a temp dir and NewMemEnv().
-#include <gtest/gtest.h>
+#include "env/env.h"
 
+#include <gtest/gtest.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -12,7 +13,6 @@
 #include <string>
 #include <vector>
 
-#include "env/env.h"
 #include "util/test_util.h"
 
 namespace cairn::env {

@@ -48,10 +48,17 @@ class PosixEnv final : public Env {
   Result<std::unique_ptr<File>> OpenFile(const std::string& path, OpenMode mode) override {
     int flags = O_RDWR;
     switch (mode) {
-      case OpenMode::kRead: flags = O_RDONLY; break;
-      case OpenMode::kReadWrite: break;
-      case OpenMode::kCreate: flags |= O_CREAT; break;
-      case OpenMode::kCreateNew: flags |= O_CREAT | O_EXCL; break;
+      case OpenMode::kRead:
+        flags = O_RDONLY;
+        break;
+      case OpenMode::kReadWrite:
+        break;
+      case OpenMode::kCreate:
+        flags |= O_CREAT;
+        break;
+      case OpenMode::kCreateNew:
+        flags |= O_CREAT | O_EXCL;
+        break;
     }
     int fd = OpenRetry(path.c_str(), flags, 0644);
     if (fd < 0) return ErrnoStatus("open", path, errno);
