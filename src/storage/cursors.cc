@@ -1,0 +1,201 @@
+#include "storage/cursors.h"
+
+#include <fmt/format.h>
+
+#include <mutex>
+
+#include "util/coding.h"
+
+namespace cairn::storage {
+
+namespace {
+
+// Walks a stream's versions, copying their positions from the index a chunk at a time (so that a
+// long read holds the index lock only briefly and uses bounded memory), and decoding each event
+// from the mapped log.
+class StreamCursor final : public CursorImpl {
+ public:
+  StreamCursor(const EmbeddedStore& store, StreamEntry* entry, uint64_t next, uint64_t end, bool forward, uint64_t max)
+      : store_(store), entry_(entry), next_(next), end_(end), forward_(forward), remaining_(max) {}
+
+  bool Next(RecordedEventView* out) override {
+    if (!status_.ok() || remaining_ == 0) return false;
+    if (i_ == chunk_.size() && !Refill()) return false;
+    RecordView rv;
+    status_ = store_.log().ReadAt(chunk_[i_++], &rv);
+    if (!status_.ok()) return false;
+    *out = rv.ToEvent();
+    checkpoint_ = rv.position;
+    remaining_--;
+    return true;
+  }
+  Status status() const override { return status_; }
+  Position checkpoint() const override { return Position(checkpoint_); }
+
+ private:
+  bool Refill() {
+    static constexpr uint64_t kChunk = 1024;
+    chunk_.clear();
+    i_ = 0;
+    std::shared_lock lock(store_.index_mu());
+    if (forward_) {
+      uint64_t n = std::min({kChunk, remaining_, end_ > next_ ? end_ - next_ : 0});
+      for (uint64_t k = 0; k < n; ++k) chunk_.push_back(entry_->positions[next_ + k]);
+      next_ += n;
+    } else {
+      // Backward: next_ is one past the version to read next; end_ is the lowest visible.
+      uint64_t n = std::min({kChunk, remaining_, next_ > end_ ? next_ - end_ : 0});
+      for (uint64_t k = 0; k < n; ++k) chunk_.push_back(entry_->positions[next_ - 1 - k]);
+      next_ -= n;
+    }
+    return !chunk_.empty();
+  }
+
+  const EmbeddedStore& store_;
+  StreamEntry* entry_;
+  uint64_t next_, end_;
+  bool forward_;
+  uint64_t remaining_;
+  std::vector<uint64_t> chunk_;
+  size_t i_ = 0;
+  Status status_;
+  uint64_t checkpoint_ = 0;
+};
+
+// Walks the log itself, forward or backward, between segment boundaries, verifying each record's
+// checksum. Stops at `limit` (the head when the cursor was made).
+class AllCursor final : public CursorImpl {
+ public:
+  AllCursor(const EmbeddedStore& store, const ReadAllOptions& options, uint64_t limit)
+      : log_(store.log()), cap_(log_.capacity()), filter_(options.filter), forward_(options.direction == ReadDirection::kForward),
+        remaining_(options.max_count), limit_(limit) {
+    pos_ = forward_ ? options.from.value() : std::min(options.from.value(), limit);
+    user_position_ = forward_ ? options.from != Position::Start() : options.from < Position(limit);
+    checkpoint_ = pos_;
+  }
+
+  bool Next(RecordedEventView* out) override {
+    while (status_.ok() && remaining_ > 0) {
+      RecordView rv;
+      if (!(forward_ ? Forward(&rv) : Backward(&rv))) return false;
+      if (filter_.Empty() || filter_.Matches(rv.stream, rv.type)) {
+        *out = rv.ToEvent();
+        remaining_--;
+        return true;
+      }
+    }
+    return false;
+  }
+  Status status() const override { return status_; }
+  Position checkpoint() const override { return Position(checkpoint_); }
+
+ private:
+  bool Fail(const Segment* s, uint64_t off, DecodeError e) {
+    if (user_position_) {
+      status_ = Status::InvalidArgument(fmt::format("position {} is not the position of an event", pos_));
+    } else {
+      status_ = Status::Corruption(fmt::format("segment {} offset {} (position {}): {}", s->path, off,
+                                               s->number * cap_ + off, DecodeErrorName(e)));
+    }
+    return false;
+  }
+
+  bool Forward(RecordView* rv) {
+    for (;;) {
+      if (pos_ >= limit_) return false;
+      uint64_t number = pos_ / cap_, off = pos_ % cap_;
+      if (off < kSegmentHeaderSize) {
+        off = kSegmentHeaderSize;
+        pos_ = number * cap_ + off;
+        continue;
+      }
+      const Segment* s = log_.SegmentAt(number);
+      if (s == nullptr) return false;
+      const uint64_t end = s->end.load(std::memory_order_acquire);
+      if (off >= end) {
+        if (off > end && user_position_) {
+          status_ = Status::InvalidArgument(fmt::format("position {} is not the position of an event", pos_));
+          return false;
+        }
+        pos_ = (number + 1) * cap_ + kSegmentHeaderSize;
+        continue;
+      }
+      DecodeError e = DecodeRecord(s->base + off, end - off, pos_, rv);
+      if (e != DecodeError::kOk) return Fail(s, off, e);
+      user_position_ = false;
+      pos_ += rv->length;
+      checkpoint_ = pos_;
+      return true;
+    }
+  }
+
+  bool Backward(RecordView* rv) {
+    for (;;) {
+      uint64_t number = pos_ / cap_, off = pos_ % cap_;
+      const Segment* s = log_.SegmentAt(number);
+      if (s == nullptr) {
+        // Past the last segment: continue from the end of the last one.
+        uint64_t count = log_.SegmentCount();
+        if (count == 0) return false;
+        const Segment* last = log_.SegmentAt(count - 1);
+        pos_ = std::min(pos_, last->number * cap_ + last->end.load(std::memory_order_acquire));
+        if (pos_ / cap_ != last->number) return false;
+        continue;
+      }
+      const uint64_t end = s->end.load(std::memory_order_acquire);
+      if (off > end) {
+        off = end;
+        pos_ = number * cap_ + off;
+      }
+      if (off <= kSegmentHeaderSize) {
+        if (number == 0) return false;
+        const Segment* prev = log_.SegmentAt(number - 1);
+        pos_ = prev->number * cap_ + prev->end.load(std::memory_order_acquire);
+        continue;
+      }
+      const uint32_t len = util::DecodeU32(s->base + off - kRecordTrailerSize);
+      if (len < kMinRecordSize || len % kRecordAlignment != 0 || len > off - kSegmentHeaderSize) {
+        return Fail(s, off, DecodeError::kBadLength);
+      }
+      const uint64_t start = off - len;
+      DecodeError e = DecodeRecord(s->base + start, len, number * cap_ + start, rv);
+      if (e == DecodeError::kOk && rv->length != len) e = DecodeError::kBadLength;
+      if (e != DecodeError::kOk) return Fail(s, start, e);
+      user_position_ = false;
+      pos_ = number * cap_ + start;
+      checkpoint_ = pos_;
+      return true;
+    }
+  }
+
+  const Log& log_;
+  const uint64_t cap_;
+  EventFilter filter_;
+  bool forward_;
+  uint64_t remaining_;
+  uint64_t limit_;
+  uint64_t pos_ = 0;
+  bool user_position_ = false;
+  uint64_t checkpoint_ = 0;
+  Status status_;
+};
+
+}  // namespace
+
+Result<EventCursor> MakeStreamCursor(const EmbeddedStore& store, StreamEntry* entry, uint64_t lo, uint64_t hi,
+                                     const ReadStreamOptions& options) {
+  if (options.direction == ReadDirection::kForward) {
+    uint64_t start = std::max(options.from.value_or(0), lo);
+    return EventCursor(std::make_unique<StreamCursor>(store, entry, start, std::max(start, hi), true, options.max_count));
+  }
+  // Backward: from `from` (inclusive) down to lo.
+  uint64_t top = hi;  // one past the highest version to return
+  if (options.from) top = std::min(top, *options.from + 1);
+  return EventCursor(std::make_unique<StreamCursor>(store, entry, std::max(top, lo), lo, false, options.max_count));
+}
+
+Result<EventCursor> MakeAllCursor(const EmbeddedStore& store, const ReadAllOptions& options, uint64_t limit) {
+  return EventCursor(std::make_unique<AllCursor>(store, options, limit));
+}
+
+}  // namespace cairn::storage

@@ -1,0 +1,628 @@
+#include "storage/embedded_store.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <future>
+#include <unordered_set>
+
+#include "storage/cursors.h"
+#include "storage/engine.h"
+#include "storage/validate.h"
+#include "util/check.h"
+
+namespace cairn::storage {
+
+namespace {
+
+// Appends waiting for the writer, in encoded bytes. Past it, callers block (back-pressure).
+constexpr uint64_t kMaxQueuedBytes = 64 << 20;
+
+constexpr std::string_view kMetadataType = "$metadata";
+constexpr std::string_view kTombstoneType = "$streamDeleted";
+
+std::string MetastreamName(std::string_view stream) { return "$$" + std::string(stream); }
+
+Status ExpectedMismatch(std::string_view stream, ExpectedVersion expected, std::optional<uint64_t> actual) {
+  return Status::WrongExpectedVersion(
+      fmt::format("append to {}: expected version {}, actual {}", stream, expected.ToString(),
+                  actual ? std::to_string(*actual) : std::string("no-stream")),
+      actual);
+}
+
+// Checks `expected` against a stream whose last version is `actual` (nullopt: no stream).
+Status CheckExpected(std::string_view stream, ExpectedVersion expected, std::optional<uint64_t> actual) {
+  switch (expected.kind()) {
+    case ExpectedVersion::Kind::kAny: return Status::Ok();
+    case ExpectedVersion::Kind::kNoStream:
+      return actual ? ExpectedMismatch(stream, expected, actual) : Status::Ok();
+    case ExpectedVersion::Kind::kStreamExists:
+      return actual ? Status::Ok() : ExpectedMismatch(stream, expected, actual);
+    case ExpectedVersion::Kind::kExact:
+      return actual && *actual == expected.version() ? Status::Ok() : ExpectedMismatch(stream, expected, actual);
+  }
+  return Status::Internal("unknown expected version kind");
+}
+
+Status StreamDeleted(std::string_view stream) {
+  return Status::NotFound(fmt::format("stream {} is deleted (tombstoned)", stream), ErrorDetail::kStreamDeleted);
+}
+Status StreamNotFound(std::string_view stream) {
+  return Status::NotFound(fmt::format("stream {} not found", stream), ErrorDetail::kStreamNotFound);
+}
+
+}  // namespace
+
+struct EmbeddedStore::Request {
+  enum class Kind : uint8_t { kAppend, kMetadata, kDelete, kTombstone };
+  Kind kind = Kind::kAppend;
+  std::string stream;
+  ExpectedVersion expected = ExpectedVersion::Any();
+  std::vector<EventData> owned;
+  std::span<const EventData> events;
+  StreamMetadata metadata;
+  Status error;  // bad input found before queueing: reported in queue order
+  uint64_t bytes = 0;
+  AppendCallback done;
+};
+
+EmbeddedStore::EmbeddedStore(env::Env* env, std::unique_ptr<env::Env> owned_env, const Options& options)
+    : env_(env), owned_env_(std::move(owned_env)), options_(options), ids_(options.idempotency_window_events) {}
+
+Result<std::unique_ptr<Store>> EmbeddedStore::Open(env::Env* env, std::unique_ptr<env::Env> owned_env,
+                                                   const std::string& dir, const Options& options) {
+  if (options.segment_size_bytes < (64 << 10) || options.segment_size_bytes > (uint64_t{1} << 40) ||
+      options.segment_size_bytes % kRecordAlignment != 0) {
+    return Status::InvalidArgument(fmt::format(
+        "segment_size_bytes is {}: it must be a multiple of 8 between 65536 and 1099511627776",
+        options.segment_size_bytes));
+  }
+  if (options.sync == SyncMode::kInterval && options.sync_interval_ms == 0) {
+    return Status::InvalidArgument("sync_interval_ms must be at least 1 with sync=interval");
+  }
+  if (!env->FileExists(dir)) {
+    if (!options.create_if_missing) return Status::NotFound(fmt::format("data directory {} does not exist", dir));
+  }
+  CAIRN_RETURN_IF_ERROR(env->CreateDir(dir));
+  std::unique_ptr<EmbeddedStore> store(new EmbeddedStore(env, std::move(owned_env), options));
+  store->dir_ = dir;
+  CAIRN_ASSIGN_OR_RETURN(store->lock_, env->LockFile(dir + "/LOCK"));
+
+  LogOpenOptions lo;
+  lo.capacity_for_new = options.segment_size_bytes;
+  lo.create = true;
+  RecoveryReport report;
+  auto log = Log::Open(env, dir, lo, [&](const RecordView& r) { return store->ApplyRecovered(r); }, &report);
+  if (!log.ok()) return log.status();
+  store->log_ = std::move(log).value();
+  store->last_sync_mono_ = env->MonotonicNanos();
+  store->writer_ = std::thread([s = store.get()] { s->WriterLoop(); });
+  return std::unique_ptr<Store>(std::move(store));
+}
+
+EmbeddedStore::~EmbeddedStore() { (void)Close(); }
+
+// ---------------------------------------------------------------------------------------------
+// Index
+
+StreamEntry* EmbeddedStore::FindEntry(std::string_view name) const {
+  auto it = streams_.find(name);
+  return it == streams_.end() ? nullptr : it->second.get();
+}
+
+StreamEntry* EmbeddedStore::GetOrCreateEntry(std::string_view name) {
+  {
+    std::shared_lock lock(index_mu_);
+    if (StreamEntry* e = FindEntry(name)) return e;
+  }
+  // Only the writer (or recovery, before the writer starts) creates entries, so no one else can
+  // insert the same name between the two locks.
+  std::unique_lock lock(index_mu_);
+  auto [it, inserted] = streams_.emplace(std::string(name), std::make_unique<StreamEntry>(std::string(name)));
+  return it->second.get();
+}
+
+Status EmbeddedStore::ApplyRecovered(const RecordView& r) {
+  StreamEntry* e = GetOrCreateEntry(r.stream);
+  if (r.tombstone()) {
+    e->tombstone_position = r.position;
+    e->w_tombstoned = true;
+  } else {
+    if (r.version != e->positions.size()) {
+      return Status::Corruption(fmt::format("stream {}: version {} follows version {}", r.stream, r.version,
+                                            e->positions.empty() ? std::string("none") : std::to_string(e->positions.size() - 1)));
+    }
+    e->positions.push_back(r.position);
+    e->w_next = r.version + 1;
+    if (r.stream.starts_with("$$") && r.type == kMetadataType) {
+      // Metadata that does not parse (written through a system append) is ignored, as in
+      // EventStoreDB: the stream keeps its previous metadata.
+      auto md = StreamMetadata::Parse(r.data);
+      if (md.ok()) {
+        StreamEntry* target = GetOrCreateEntry(r.stream.substr(2));
+        target->metadata = *md;
+        target->w_metadata = *md;
+        target->meta = e;
+      }
+    }
+  }
+  ids_.Insert(r.id, {e, r.version, r.position});
+  time_index_.Add(r.recorded_at, r.position, 1);
+  last_time_ = std::max(last_time_, r.recorded_at);
+  return Status::Ok();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Appends: validation and queueing (caller threads)
+
+void EmbeddedStore::Enqueue(std::unique_ptr<Request> req) {
+  std::unique_lock lock(queue_mu_);
+  if (closed_ || stopping_) {
+    lock.unlock();
+    req->done(Status::FailedPrecondition("the store is closed"));
+    return;
+  }
+  space_cv_.wait(lock, [&] { return queued_bytes_ < kMaxQueuedBytes || queue_.empty() || stopping_; });
+  queued_bytes_ += req->bytes;
+  queue_.push_back(std::move(req));
+  queue_cv_.notify_one();
+}
+
+Result<AppendResult> EmbeddedStore::Submit(std::unique_ptr<Request> req) {
+  std::promise<Result<AppendResult>> promise;
+  auto future = promise.get_future();
+  req->done = [&promise](Result<AppendResult> r) { promise.set_value(std::move(r)); };
+  Enqueue(std::move(req));
+  return future.get();
+}
+
+Result<AppendResult> EmbeddedStore::Append(std::string_view stream, ExpectedVersion expected,
+                                           std::span<const EventData> events, const AppendOptions& options) {
+  auto req = std::make_unique<Request>();
+  req->stream = std::string(stream);
+  req->expected = expected;
+  req->events = events;  // the caller blocks until done: no copy needed
+  auto size = ValidateAppend(stream, expected, events, options, log_->capacity());
+  if (!size.ok()) return size.status();
+  req->bytes = *size;
+  return Submit(std::move(req));
+}
+
+void EmbeddedStore::AppendAsync(std::string_view stream, ExpectedVersion expected, std::span<const EventData> events,
+                                AppendCallback done, const AppendOptions& options) {
+  auto req = std::make_unique<Request>();
+  req->stream = std::string(stream);
+  req->expected = expected;
+  req->done = std::move(done);
+  auto size = ValidateAppend(stream, expected, events, options, log_->capacity());
+  if (!size.ok()) {
+    req->error = size.status();
+  } else {
+    req->owned.assign(events.begin(), events.end());
+    req->events = req->owned;
+    req->bytes = *size;
+  }
+  Enqueue(std::move(req));
+}
+
+Result<AppendResult> EmbeddedStore::SetStreamMetadata(std::string_view stream, ExpectedVersion expected,
+                                                      const StreamMetadata& metadata) {
+  CAIRN_RETURN_IF_ERROR(ValidateStreamName(stream, /*allow_system=*/true));
+  CAIRN_RETURN_IF_ERROR(ValidateExpected(expected));
+  if (stream.starts_with("$$")) return Status::InvalidArgument("stream name: a metastream has no metadata of its own");
+  auto req = std::make_unique<Request>();
+  req->kind = Request::Kind::kMetadata;
+  req->stream = std::string(stream);
+  req->expected = expected;
+  req->metadata = metadata;
+  std::string json = metadata.ToJson();
+  if (json.size() > kMaxEventBytes) {
+    return Status::InvalidArgument(fmt::format("stream metadata is {} bytes, the limit is {}", json.size(), kMaxEventBytes));
+  }
+  req->bytes = RecordSize(stream.size() + 2, kMetadataType.size(), json.size(), 0);
+  return Submit(std::move(req));
+}
+
+Result<AppendResult> EmbeddedStore::DeleteStream(std::string_view stream, ExpectedVersion expected) {
+  CAIRN_RETURN_IF_ERROR(ValidateStreamName(stream, /*allow_system=*/false));
+  CAIRN_RETURN_IF_ERROR(ValidateExpected(expected));
+  auto req = std::make_unique<Request>();
+  req->kind = Request::Kind::kDelete;
+  req->stream = std::string(stream);
+  req->expected = expected;
+  req->bytes = 4096;
+  return Submit(std::move(req));
+}
+
+Result<AppendResult> EmbeddedStore::TombstoneStream(std::string_view stream, ExpectedVersion expected) {
+  CAIRN_RETURN_IF_ERROR(ValidateStreamName(stream, /*allow_system=*/false));
+  CAIRN_RETURN_IF_ERROR(ValidateExpected(expected));
+  auto req = std::make_unique<Request>();
+  req->kind = Request::Kind::kTombstone;
+  req->stream = std::string(stream);
+  req->expected = expected;
+  req->bytes = RecordSize(stream.size(), kTombstoneType.size(), 0, 0);
+  return Submit(std::move(req));
+}
+
+// ---------------------------------------------------------------------------------------------
+// The writer thread
+
+void EmbeddedStore::WriterLoop() {
+  std::vector<std::unique_ptr<Request>> group;
+  const auto interval = std::chrono::milliseconds(options_.sync_interval_ms);
+  for (;;) {
+    {
+      std::unique_lock lock(queue_mu_);
+      if (options_.sync == SyncMode::kInterval && unsynced_) {
+        queue_cv_.wait_for(lock, interval, [&] { return !queue_.empty() || stopping_; });
+      } else {
+        queue_cv_.wait(lock, [&] { return !queue_.empty() || stopping_; });
+      }
+      if (queue_.empty() && stopping_) break;
+      // Take what is pending, up to one group-commit write.
+      uint64_t bytes = 0;
+      while (!queue_.empty() && (group.empty() || bytes + queue_.front()->bytes <= kMaxGroupWriteBytes)) {
+        bytes += queue_.front()->bytes;
+        queued_bytes_ -= queue_.front()->bytes;
+        group.push_back(std::move(queue_.front()));
+        queue_.pop_front();
+      }
+      space_cv_.notify_all();
+    }
+    if (!group.empty()) ProcessGroup(group);
+    group.clear();
+    if (options_.sync == SyncMode::kInterval && unsynced_ && !stopped_ &&
+        env_->MonotonicNanos() - last_sync_mono_ >= int64_t{options_.sync_interval_ms} * 1'000'000) {
+      Status s = log_->SyncActive();
+      if (!s.ok()) (void)FailStop(s);
+      unsynced_ = false;
+      last_sync_mono_ = env_->MonotonicNanos();
+    }
+  }
+  if (unsynced_ && !stopped_) {
+    Status s = log_->SyncActive();
+    if (!s.ok()) (void)FailStop(s);
+    unsynced_ = false;
+  }
+}
+
+Status EmbeddedStore::FailStop(const Status& cause) {
+  // fsyncgate: after a failed write or sync the file's state is unknown, so the writer never
+  // tries again; every later append fails and says why.
+  if (!stopped_) {
+    stopped_status_ = Status::IOError("the writer stopped after a failed write or sync: " + cause.ToString(),
+                                      ErrorDetail::kWriterStopped);
+    stopped_ = true;
+  }
+  return stopped_status_;
+}
+
+void EmbeddedStore::ProcessGroup(std::vector<std::unique_ptr<Request>>& group) {
+  buf_.clear();
+  pending_.clear();
+  std::vector<Result<AppendResult>> results;
+  results.reserve(group.size());
+  // One recorded time per group: never earlier than the previous group's.
+  group_time_ = std::max(env_->NowNanos(), last_time_);
+  last_time_ = group_time_;
+  group_first_position_ = log_->tail();
+  group_records_ = 0;
+
+  bool wrote = false;
+  for (auto& req : group) {
+    if (stopped_) {
+      results.emplace_back(stopped_status_);
+    } else if (!req->error.ok()) {
+      results.emplace_back(req->error);
+    } else {
+      size_t before = pending_.size();
+      results.push_back(Process(*req));
+      wrote = wrote || pending_.size() != before;
+    }
+  }
+
+  Status io;
+  if (!stopped_ && !buf_.empty()) {
+    io = log_->Append(buf_);
+    if (io.ok() && options_.sync == SyncMode::kAlways) io = log_->SyncActive();
+    if (io.ok() && options_.sync != SyncMode::kAlways) unsynced_ = true;
+  }
+  if (!io.ok() || stopped_) {
+    Status s = FailStop(io.ok() ? stopped_status_ : io);
+    for (auto& r : results)
+      if (r.ok()) r = s;
+  } else if (wrote) {
+    {
+      std::unique_lock lock(index_mu_);
+      for (auto& op : pending_) {
+        switch (op.kind) {
+          case PendingOp::Kind::kEvent: op.entry->positions.push_back(op.position); break;
+          case PendingOp::Kind::kTombstone: op.entry->tombstone_position = op.position; break;
+          case PendingOp::Kind::kMetadata:
+            op.target->metadata = op.metadata;
+            op.target->meta = op.entry;
+            break;
+        }
+      }
+      time_index_.Add(group_time_, group_first_position_, group_records_);
+      log_->Publish();
+    }
+    {
+      std::lock_guard lock(head_mu_);
+    }
+    head_cv_.notify_all();
+  }
+  for (size_t i = 0; i < group.size(); ++i) group[i]->done(std::move(results[i]));
+}
+
+Status EmbeddedStore::EnsureRoom(size_t bytes) {
+  const uint64_t cap = log_->capacity();
+  const uint64_t at = log_->tail() + buf_.size();
+  if (at % cap + bytes <= cap) return Status::Ok();
+  if (bytes > cap - kSegmentHeaderSize) {
+    return Status::InvalidArgument(
+        fmt::format("append of {} bytes exceeds the limit of {} bytes", bytes, cap - kSegmentHeaderSize));
+  }
+  // Roll: write and sync what this segment got so far, then open the next. Syncing before the
+  // next segment exists is what lets recovery treat every older segment as sealed and whole.
+  Status s;
+  if (!buf_.empty()) {
+    s = log_->Append(buf_);
+    buf_.clear();
+  }
+  if (s.ok()) s = log_->SyncActive();
+  if (s.ok()) s = log_->Roll();
+  if (!s.ok()) return FailStop(s);
+  if (group_records_ == 0) group_first_position_ = log_->tail();
+  return Status::Ok();
+}
+
+uint64_t EmbeddedStore::Encode(StreamEntry* entry, uint64_t version, const Uuid& id, uint8_t flags, ContentType ct,
+                               std::string_view type, std::string_view data, std::string_view metadata) {
+  const uint64_t position = log_->tail() + buf_.size();
+  EncodeRecord(RecordFields{position, group_time_, version, id, flags, ct, entry->name, type, data, metadata}, &buf_);
+  ids_.Insert(id, {entry, version, position});
+  group_records_++;
+  return position;
+}
+
+uint64_t EmbeddedStore::EncodeMetadata(StreamEntry* target, const StreamMetadata& md, uint8_t flags) {
+  StreamEntry* meta = GetOrCreateEntry(MetastreamName(target->name));
+  std::string json = md.ToJson();
+  uint64_t pos = Encode(meta, meta->w_next, Uuid::V7(), flags, ContentType::kJson, kMetadataType, json, {});
+  meta->w_next++;
+  target->w_metadata = md;
+  pending_.push_back({meta, pos, PendingOp::Kind::kEvent, nullptr, {}});
+  pending_.push_back({meta, pos, PendingOp::Kind::kMetadata, target, md});
+  return pos;
+}
+
+Result<AppendResult> EmbeddedStore::Process(Request& req) {
+  StreamEntry* entry = GetOrCreateEntry(req.stream);
+  if (entry->w_tombstoned) return StreamDeleted(req.stream);
+  const bool soft_deleted = entry->WSoftDeleted();
+  const bool exists = entry->w_next > 0 && !soft_deleted;
+  const std::optional<uint64_t> actual = exists ? std::optional<uint64_t>(entry->w_next - 1) : std::nullopt;
+
+  switch (req.kind) {
+    case Request::Kind::kAppend:
+      return ProcessAppend(req, entry);
+
+    case Request::Kind::kMetadata: {
+      StreamEntry* meta = GetOrCreateEntry(MetastreamName(req.stream));
+      std::optional<uint64_t> meta_actual;
+      if (meta->w_next > 0) meta_actual = meta->w_next - 1;
+      CAIRN_RETURN_IF_ERROR(CheckExpected(MetastreamName(req.stream), req.expected, meta_actual));
+      const size_t size = RecordSize(req.stream.size() + 2, kMetadataType.size(), req.metadata.ToJson().size(), 0);
+      CAIRN_RETURN_IF_ERROR(EnsureRoom(size));
+      const uint64_t version = meta->w_next;
+      uint64_t pos = EncodeMetadata(entry, req.metadata, kFlagCommit);
+      return AppendResult{version, version + 1, Position(pos)};
+    }
+
+    case Request::Kind::kDelete: {
+      CAIRN_RETURN_IF_ERROR(CheckExpected(req.stream, req.expected, actual));
+      if (!exists) return StreamNotFound(req.stream);
+      StreamMetadata md = entry->w_metadata;
+      md.truncate_before = kSoftDeletedTruncateBefore;
+      const size_t size = RecordSize(req.stream.size() + 2, kMetadataType.size(), md.ToJson().size(), 0);
+      CAIRN_RETURN_IF_ERROR(EnsureRoom(size));
+      uint64_t pos = EncodeMetadata(entry, md, kFlagCommit);
+      return AppendResult{entry->w_next, entry->w_next, Position(pos)};
+    }
+
+    case Request::Kind::kTombstone: {
+      CAIRN_RETURN_IF_ERROR(CheckExpected(req.stream, req.expected, actual));
+      CAIRN_RETURN_IF_ERROR(EnsureRoom(RecordSize(req.stream.size(), kTombstoneType.size(), 0, 0)));
+      uint64_t pos = Encode(entry, kTombstoneVersion, Uuid::V7(), kFlagCommit | kFlagTombstone, ContentType::kJson,
+                            kTombstoneType, {}, {});
+      entry->w_tombstoned = true;
+      pending_.push_back({entry, pos, PendingOp::Kind::kTombstone, nullptr, {}});
+      return AppendResult{entry->w_next, entry->w_next, Position(pos)};
+    }
+  }
+  return Status::Internal("unknown request kind");
+}
+
+Result<AppendResult> EmbeddedStore::ProcessAppend(Request& req, StreamEntry* entry) {
+  const auto& events = req.events;
+  const size_t n = events.size();
+
+  // Idempotency first: a retry of an acknowledged append must succeed even though the stream
+  // has since moved past its expected version.
+  const IdWindow::Entry* first = events[0].id.IsNil() ? nullptr : ids_.Find(events[0].id);
+  bool any_known = first != nullptr;
+  for (size_t i = 1; i < n && !any_known; ++i) any_known = !events[i].id.IsNil() && ids_.Find(events[i].id);
+  if (any_known) {
+    bool same = first != nullptr && first->stream == entry;
+    for (size_t i = 1; i < n && same; ++i) {
+      const IdWindow::Entry* e = events[i].id.IsNil() ? nullptr : ids_.Find(events[i].id);
+      same = e != nullptr && e->stream == entry && e->version == first->version + i;
+    }
+    if (same) return AppendResult{first->version, first->version + n, Position(first->position)};
+    for (size_t i = 0; i < n; ++i) {
+      const IdWindow::Entry* e = events[i].id.IsNil() ? nullptr : ids_.Find(events[i].id);
+      if (e != nullptr) {
+        return Status::AlreadyExists(
+            fmt::format("append to {}: event id {} is already stored in stream {} at version {}, by another append",
+                        req.stream, events[i].id.ToString(), e->stream->name, e->version),
+            ErrorDetail::kDuplicateEventId);
+      }
+    }
+  }
+
+  const bool soft_deleted = entry->WSoftDeleted();
+  const bool exists = entry->w_next > 0 && !soft_deleted;
+  const std::optional<uint64_t> actual = exists ? std::optional<uint64_t>(entry->w_next - 1) : std::nullopt;
+  CAIRN_RETURN_IF_ERROR(CheckExpected(req.stream, req.expected, actual));
+  if (entry->w_next + n - 1 > kMaxStreamVersion) {
+    return Status::InvalidArgument(fmt::format("append to {}: versions would pass the limit {}", req.stream, kMaxStreamVersion));
+  }
+
+  size_t size = 0;
+  for (const auto& e : events) size += RecordSize(req.stream.size(), e.type.size(), e.data.size(), e.metadata.size());
+  StreamMetadata reopened;
+  if (soft_deleted) {
+    // Re-opening a soft-deleted stream: its metadata now truncates before the first new version,
+    // written in the same atomic append as the events.
+    reopened = entry->w_metadata;
+    reopened.truncate_before = entry->w_next;
+    size += RecordSize(req.stream.size() + 2, kMetadataType.size(), reopened.ToJson().size(), 0);
+  }
+  CAIRN_RETURN_IF_ERROR(EnsureRoom(size));
+  if (soft_deleted) (void)EncodeMetadata(entry, reopened, 0);
+
+  const uint64_t first_version = entry->w_next;
+  uint64_t first_position = 0;
+  for (size_t i = 0; i < n; ++i) {
+    const EventData& e = events[i];
+    const uint8_t flags = i + 1 == n ? kFlagCommit : 0;
+    const Uuid id = e.id.IsNil() ? Uuid::V7() : e.id;
+    uint64_t pos = Encode(entry, first_version + i, id, flags, e.content_type, e.type, e.data, e.metadata);
+    if (i == 0) first_position = pos;
+    pending_.push_back({entry, pos, PendingOp::Kind::kEvent, nullptr, {}});
+  }
+  entry->w_next += n;
+  return AppendResult{first_version, first_version + n, Position(first_position)};
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reads
+
+Result<EventCursor> EmbeddedStore::ReadStream(std::string_view stream, const ReadStreamOptions& options) {
+  CAIRN_RETURN_IF_ERROR(ValidateStreamName(stream, /*allow_system=*/true));
+  if (options.from && *options.from > kMaxStreamVersion) {
+    return Status::InvalidArgument(fmt::format("from version {} exceeds the limit {}", *options.from, kMaxStreamVersion));
+  }
+  uint64_t limit = log_->head();
+  if (options.as_of) {
+    CAIRN_ASSIGN_OR_RETURN(limit, PositionAfter(options.as_of->nanos));
+  }
+  std::shared_lock lock(index_mu_);
+  StreamEntry* e = FindEntry(stream);
+  if (e == nullptr) return StreamNotFound(stream);
+  if (e->tombstone_position) return StreamDeleted(stream);
+  if (e->positions.empty() || e->SoftDeleted()) return StreamNotFound(stream);
+
+  const uint64_t size = e->positions.size();
+  uint64_t lo = 0;
+  if (e->metadata.truncate_before) lo = std::max(lo, *e->metadata.truncate_before);
+  if (e->metadata.max_count) lo = std::max(lo, size > *e->metadata.max_count ? size - *e->metadata.max_count : 0);
+  if (e->metadata.max_age_seconds && lo < size) {
+    const int64_t cutoff = env_->NowNanos() - static_cast<int64_t>(*e->metadata.max_age_seconds) * 1'000'000'000;
+    uint64_t a = lo, b = size;  // first version recorded at or after the cutoff
+    while (a < b) {
+      uint64_t mid = (a + b) / 2;
+      RecordView rv;
+      CAIRN_RETURN_IF_ERROR(log_->ReadAt(e->positions[mid], &rv));
+      if (rv.recorded_at < cutoff) a = mid + 1; else b = mid;
+    }
+    lo = a;
+  }
+  // hi: one past the last visible version.
+  uint64_t hi = static_cast<uint64_t>(std::lower_bound(e->positions.begin(), e->positions.end(), limit) - e->positions.begin());
+  return MakeStreamCursor(*this, e, lo, hi, options);
+}
+
+Result<EventCursor> EmbeddedStore::ReadAll(const ReadAllOptions& options) {
+  uint64_t limit = log_->head();
+  if (options.as_of) {
+    CAIRN_ASSIGN_OR_RETURN(uint64_t at, PositionAfter(options.as_of->nanos));
+    limit = std::min(limit, at);
+  }
+  return MakeAllCursor(*this, options, limit);
+}
+
+Result<uint64_t> EmbeddedStore::PositionAfter(int64_t t) const {
+  uint64_t start;
+  {
+    std::shared_lock lock(index_mu_);
+    start = time_index_.StartFor(t);
+  }
+  ReadAllOptions o;
+  o.from = Position(start);
+  auto cursor = MakeAllCursor(*this, o, log_->head());
+  if (!cursor.ok()) return cursor.status();
+  while (cursor->Next()) {
+    if (cursor->event().recorded_at.nanos > t) return cursor->event().position.value();
+  }
+  CAIRN_RETURN_IF_ERROR(cursor->status());
+  return Position::End().value();
+}
+
+Result<Position> EmbeddedStore::PositionAtTime(Timestamp time) {
+  CAIRN_ASSIGN_OR_RETURN(uint64_t p, PositionAfter(time.nanos));
+  return Position(p);
+}
+
+Result<StreamInfo> EmbeddedStore::GetStreamInfo(std::string_view stream) {
+  CAIRN_RETURN_IF_ERROR(ValidateStreamName(stream, /*allow_system=*/true));
+  StreamInfo info;
+  std::shared_lock lock(index_mu_);
+  StreamEntry* e = FindEntry(stream);
+  if (e == nullptr) return info;
+  info.tombstoned = e->tombstone_position.has_value();
+  info.deleted = e->SoftDeleted() && !info.tombstoned;
+  info.exists = !e->positions.empty() && !info.deleted && !info.tombstoned;
+  if (!e->positions.empty()) {
+    info.last_version = e->positions.size() - 1;
+    info.last_position = Position(e->positions.back());
+  }
+  if (e->meta != nullptr && !e->meta->positions.empty()) info.metadata_version = e->meta->positions.size() - 1;
+  info.metadata = e->metadata;
+  return info;
+}
+
+Position EmbeddedStore::WaitForAppend(Position after, std::chrono::milliseconds timeout) {
+  std::unique_lock lock(head_mu_);
+  head_cv_.wait_for(lock, timeout, [&] {
+    std::lock_guard q(queue_mu_);
+    return log_->head() > after.value() || closed_;
+  });
+  return Position(log_->head());
+}
+
+Status EmbeddedStore::Close() {
+  {
+    std::lock_guard lock(queue_mu_);
+    if (closed_) return Status::Ok();
+    stopping_ = true;
+  }
+  queue_cv_.notify_all();
+  space_cv_.notify_all();
+  if (writer_.joinable()) writer_.join();
+  {
+    std::lock_guard lock(queue_mu_);
+    closed_ = true;
+  }
+  {
+    std::lock_guard lock(head_mu_);
+  }
+  head_cv_.notify_all();
+  lock_.reset();
+  return stopped_ ? stopped_status_ : Status::Ok();
+}
+
+}  // namespace cairn::storage

@@ -1,0 +1,127 @@
+// EmbeddedStore: the Store implementation on the segmented log (see cairn/store.h for the
+// contract, docs/architecture.md for the design). One writer thread does group commit; readers
+// use the indexes under a shared lock and decode records from the mapped segments.
+#pragma once
+
+#include <condition_variable>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <shared_mutex>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "cairn/store.h"
+#include "env/env.h"
+#include "storage/index.h"
+#include "storage/log.h"
+
+namespace cairn::storage {
+
+struct StringHash {
+  using is_transparent = void;
+  size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+};
+
+class EmbeddedStore final : public Store {
+ public:
+  // Opens the store; `owned_env` (may be null) is kept alive as long as the store.
+  static Result<std::unique_ptr<Store>> Open(env::Env* env, std::unique_ptr<env::Env> owned_env,
+                                             const std::string& dir, const Options& options);
+  ~EmbeddedStore() override;
+
+  Result<AppendResult> Append(std::string_view stream, ExpectedVersion expected, std::span<const EventData> events,
+                              const AppendOptions& options) override;
+  void AppendAsync(std::string_view stream, ExpectedVersion expected, std::span<const EventData> events,
+                   AppendCallback done, const AppendOptions& options) override;
+  Result<EventCursor> ReadStream(std::string_view stream, const ReadStreamOptions& options) override;
+  Result<EventCursor> ReadAll(const ReadAllOptions& options) override;
+  Result<Position> PositionAtTime(Timestamp time) override;
+  Result<StreamInfo> GetStreamInfo(std::string_view stream) override;
+  Result<AppendResult> SetStreamMetadata(std::string_view stream, ExpectedVersion expected,
+                                         const StreamMetadata& metadata) override;
+  Result<AppendResult> DeleteStream(std::string_view stream, ExpectedVersion expected) override;
+  Result<AppendResult> TombstoneStream(std::string_view stream, ExpectedVersion expected) override;
+  Position HeadPosition() const override { return Position(log_->head()); }
+  Position WaitForAppend(Position after, std::chrono::milliseconds timeout) override;
+  Status Close() override;
+
+  // For cursors.
+  const Log& log() const { return *log_; }
+  std::shared_mutex& index_mu() const { return index_mu_; }
+  env::Env* env() const { return env_; }
+
+  struct Request;
+
+ private:
+  EmbeddedStore(env::Env* env, std::unique_ptr<env::Env> owned_env, const Options& options);
+
+  // Index (readers and writer).
+  StreamEntry* FindEntry(std::string_view name) const;  // caller holds index_mu_
+  StreamEntry* GetOrCreateEntry(std::string_view name);  // writer / recovery
+  Status ApplyRecovered(const RecordView& r);
+
+  // Queue and writer.
+  void Enqueue(std::unique_ptr<Request> req);
+  Result<AppendResult> Submit(std::unique_ptr<Request> req);
+  void WriterLoop();
+  void ProcessGroup(std::vector<std::unique_ptr<Request>>& group);
+  Result<AppendResult> Process(Request& req);
+  Result<AppendResult> ProcessAppend(Request& req, StreamEntry* entry);
+  Status EnsureRoom(size_t bytes);
+  uint64_t Encode(StreamEntry* entry, uint64_t version, const Uuid& id, uint8_t flags, ContentType ct,
+                  std::string_view type, std::string_view data, std::string_view metadata);
+  uint64_t EncodeMetadata(StreamEntry* target, const StreamMetadata& md, uint8_t flags);
+  Status FailStop(const Status& cause);
+  Result<uint64_t> PositionAfter(int64_t time_nanos) const;
+
+  env::Env* env_;
+  std::unique_ptr<env::Env> owned_env_;
+  Options options_;
+  std::string dir_;
+  std::unique_ptr<env::FileLock> lock_;
+  std::unique_ptr<Log> log_;
+
+  // Index.
+  mutable std::shared_mutex index_mu_;
+  std::unordered_map<std::string, std::unique_ptr<StreamEntry>, StringHash, std::equal_to<>> streams_;
+  TimeIndex time_index_;
+
+  // Queue.
+  std::mutex queue_mu_;
+  std::condition_variable queue_cv_;
+  std::condition_variable space_cv_;
+  std::deque<std::unique_ptr<Request>> queue_;
+  uint64_t queued_bytes_ = 0;
+  bool stopping_ = false;
+  bool closed_ = false;
+
+  // Writer thread state.
+  std::thread writer_;
+  IdWindow ids_;
+  std::string buf_;  // encoded records not yet written, starting at log_->tail()
+  struct PendingOp {
+    StreamEntry* entry;
+    uint64_t position;
+    enum class Kind : uint8_t { kEvent, kTombstone, kMetadata } kind;
+    StreamEntry* target;  // kMetadata: the stream whose metadata changes
+    StreamMetadata metadata;
+  };
+  std::vector<PendingOp> pending_;
+  int64_t group_time_ = 0;
+  int64_t last_time_ = 0;
+  uint64_t group_first_position_ = 0;
+  uint64_t group_records_ = 0;
+  bool unsynced_ = false;
+  int64_t last_sync_mono_ = 0;
+  std::atomic<bool> stopped_{false};
+  Status stopped_status_;
+
+  // Head waiters.
+  std::mutex head_mu_;
+  std::condition_variable head_cv_;
+};
+
+}  // namespace cairn::storage

@@ -1,0 +1,324 @@
+#include "storage/log.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cstring>
+#include <mutex>
+
+#include "util/check.h"
+#include "util/coding.h"
+#include "util/crc32c.h"
+
+namespace cairn::storage {
+
+namespace {
+
+bool ParseSegmentFileName(const std::string& name, uint64_t* number) {
+  if (name.size() != 20 || name.compare(16, 4, ".seg") != 0) return false;
+  uint64_t n = 0;
+  for (int i = 0; i < 16; ++i) {
+    if (name[i] < '0' || name[i] > '9') return false;
+    n = n * 10 + static_cast<uint64_t>(name[i] - '0');
+  }
+  *number = n;
+  return true;
+}
+
+std::string EncodeSegmentHeader(uint64_t number, uint64_t capacity, int64_t created_at) {
+  std::string h(kSegmentHeaderSize, '\0');
+  std::memcpy(h.data() + kSegMagicOffset, kSegmentMagic, 8);
+  util::EncodeU32(h.data() + kSegVersionOffset, kFormatVersion);
+  util::EncodeU32(h.data() + kSegHeaderSizeOffset, kSegmentHeaderSize);
+  util::EncodeU64(h.data() + kSegNumberOffset, number);
+  util::EncodeU64(h.data() + kSegCapacityOffset, capacity);
+  util::EncodeU64(h.data() + kSegCreatedAtOffset, static_cast<uint64_t>(created_at));
+  util::EncodeU32(h.data() + kSegCrcOffset, util::Crc32c(h.data(), kSegCrcOffset));
+  return h;
+}
+
+// Validates a segment header; on success sets *capacity.
+Status CheckSegmentHeader(const std::byte* p, size_t n, uint64_t number, const std::string& path, uint64_t* capacity) {
+  auto bad = [&](const char* what) { return Status::Corruption(fmt::format("segment {}: {}", path, what)); };
+  if (n < kSegmentHeaderSize) return bad("shorter than its 64-byte header");
+  const char* c = reinterpret_cast<const char*>(p);
+  if (std::memcmp(c + kSegMagicOffset, kSegmentMagic, 8) != 0) return bad("bad magic (not a cairn log segment)");
+  if (util::DecodeU32(c + kSegCrcOffset) != util::Crc32c(c, kSegCrcOffset)) return bad("header checksum mismatch");
+  uint32_t version = util::DecodeU32(c + kSegVersionOffset);
+  if (version != kFormatVersion) {
+    return Status::NotSupported(fmt::format("segment {}: format version {} (this build reads version {})", path,
+                                            version, kFormatVersion));
+  }
+  if (util::DecodeU32(c + kSegHeaderSizeOffset) != kSegmentHeaderSize) return bad("unexpected header size");
+  if (util::DecodeU64(c + kSegNumberOffset) != number) return bad("segment number does not match its file name");
+  *capacity = util::DecodeU64(c + kSegCapacityOffset);
+  if (*capacity < (64 << 10) || *capacity > (uint64_t{1} << 40) || *capacity % kRecordAlignment != 0) {
+    return bad("implausible segment capacity");
+  }
+  return Status::Ok();
+}
+
+bool AllZero(const std::byte* p, size_t n) {
+  static const std::byte kZeros[4096] = {};
+  while (n > 0) {
+    size_t k = std::min(n, sizeof kZeros);
+    if (std::memcmp(p, kZeros, k) != 0) return false;
+    p += k;
+    n -= k;
+  }
+  return true;
+}
+
+}  // namespace
+
+std::string SegmentFileName(uint64_t number) { return fmt::format("{:016d}.seg", number); }
+
+Log::~Log() = default;
+
+const Segment* Log::SegmentAt(uint64_t number) const {
+  std::shared_lock lock(segments_mu_);
+  return number < segments_.size() ? segments_[number].get() : nullptr;
+}
+
+uint64_t Log::SegmentCount() const {
+  std::shared_lock lock(segments_mu_);
+  return segments_.size();
+}
+
+std::string Log::SegmentPath(uint64_t number) const { return dir_ + "/" + SegmentFileName(number); }
+
+Status Log::ReadAt(uint64_t position, RecordView* out) const {
+  const uint64_t number = position / capacity_;
+  const uint64_t offset = position % capacity_;
+  const Segment* s = SegmentAt(number);
+  if (s == nullptr || offset < kSegmentHeaderSize || offset >= s->end.load(std::memory_order_acquire)) {
+    return Status::InvalidArgument(fmt::format("position {} is not the position of an event", position));
+  }
+  DecodeError e = DecodeRecord(s->base + offset, capacity_ - offset, position, out);
+  if (e != DecodeError::kOk) {
+    return Status::Corruption(fmt::format("segment {} offset {} (position {}): {}", s->path, offset, position,
+                                          DecodeErrorName(e)));
+  }
+  return Status::Ok();
+}
+
+Result<std::unique_ptr<Segment>> Log::CreateSegment(uint64_t number) {
+  auto seg = std::make_unique<Segment>();
+  seg->number = number;
+  seg->path = SegmentPath(number);
+  CAIRN_ASSIGN_OR_RETURN(seg->file, env_->OpenFile(seg->path, env::OpenMode::kCreateNew));
+  // Allocate the whole segment first: writes inside it then never change the file's size, and the
+  // mapping below covers every byte that will ever be written.
+  CAIRN_RETURN_IF_ERROR(seg->file->Allocate(capacity_));
+  std::string header = EncodeSegmentHeader(number, capacity_, env_->NowNanos());
+  CAIRN_RETURN_IF_ERROR(seg->file->Write(0, std::as_bytes(std::span(header))));
+  // The header is durable, and the directory entry too, before any record goes in: recovery may
+  // then treat a segment without a valid header as one whose creation was interrupted.
+  CAIRN_RETURN_IF_ERROR(seg->file->Sync());
+  CAIRN_RETURN_IF_ERROR(env_->SyncDir(dir_));
+  CAIRN_ASSIGN_OR_RETURN(seg->base, seg->file->Map(capacity_));
+  seg->end.store(kSegmentHeaderSize, std::memory_order_release);
+  return seg;
+}
+
+Result<std::unique_ptr<Log>> Log::Open(env::Env* env, const std::string& dir, const LogOpenOptions& options,
+                                       const RecordFn& on_record, RecoveryReport* report) {
+  const std::string log_dir = dir + "/log";
+  if (!env->FileExists(log_dir)) {
+    if (!options.create || options.verify_only) return Status::NotFound(fmt::format("no cairn log at {}", log_dir));
+    CAIRN_RETURN_IF_ERROR(env->CreateDir(log_dir));
+    CAIRN_RETURN_IF_ERROR(env->SyncDir(dir));
+  }
+  CAIRN_ASSIGN_OR_RETURN(auto names, env->ListDir(log_dir));
+  std::vector<uint64_t> numbers;
+  for (const auto& name : names) {
+    uint64_t n;
+    if (ParseSegmentFileName(name, &n)) numbers.push_back(n);
+  }
+  std::sort(numbers.begin(), numbers.end());
+  for (size_t i = 0; i < numbers.size(); ++i) {
+    if (numbers[i] != i) {
+      return Status::Corruption(fmt::format("log {}: segment {} is missing", log_dir, SegmentFileName(i)));
+    }
+  }
+
+  uint64_t capacity = options.capacity_for_new;
+  if (!numbers.empty()) {
+    // The first segment's header fixes the capacity for the whole log.
+    CAIRN_ASSIGN_OR_RETURN(auto f, env->OpenFile(log_dir + "/" + SegmentFileName(0), env::OpenMode::kRead));
+    std::byte header[kSegmentHeaderSize];
+    size_t got = 0;
+    CAIRN_RETURN_IF_ERROR(f->Read(0, sizeof header, header, &got));
+    Status hs = CheckSegmentHeader(header, got, 0, log_dir + "/" + SegmentFileName(0), &capacity);
+    if (!hs.ok() && !(numbers.size() == 1 && !options.verify_only)) return hs;
+    if (!hs.ok()) capacity = options.capacity_for_new;  // an interrupted creation of segment 0
+  } else if (options.verify_only) {
+    return Status::NotFound(fmt::format("no cairn log segments in {}", log_dir));
+  }
+
+  std::unique_ptr<Log> log(new Log(env, log_dir, capacity));
+  CAIRN_RETURN_IF_ERROR(log->Recover(options, on_record, report));
+  return log;
+}
+
+Status Log::Recover(const LogOpenOptions& options, const RecordFn& on_record, RecoveryReport* report) {
+  CAIRN_ASSIGN_OR_RETURN(auto names, env_->ListDir(dir_));
+  uint64_t count = 0;
+  for (const auto& name : names) {
+    uint64_t n;
+    if (ParseSegmentFileName(name, &n)) count = std::max(count, n + 1);
+  }
+  const env::OpenMode mode = options.verify_only ? env::OpenMode::kRead : env::OpenMode::kReadWrite;
+  const uint64_t total = count * capacity_;
+  std::vector<RecordView> pending;  // records of an append whose commit record is not yet seen
+
+  for (uint64_t i = 0; i < count; ++i) {
+    const bool last = i + 1 == count;
+    auto seg = std::make_unique<Segment>();
+    seg->number = i;
+    seg->path = SegmentPath(i);
+    CAIRN_ASSIGN_OR_RETURN(seg->file, env_->OpenFile(seg->path, mode));
+    CAIRN_ASSIGN_OR_RETURN(uint64_t size, seg->file->Size());
+    std::byte header[kSegmentHeaderSize];
+    size_t got = 0;
+    CAIRN_RETURN_IF_ERROR(seg->file->Read(0, sizeof header, header, &got));
+    uint64_t cap = 0;
+    Status hs = CheckSegmentHeader(header, got, i, seg->path, &cap);
+    if (hs.ok() && cap != capacity_) hs = Status::Corruption(fmt::format("segment {}: capacity differs from segment 0", seg->path));
+    if (!hs.ok()) {
+      // Only the newest segment may have an unfinished header: its creation was interrupted
+      // before the header and directory entry were synced, so it never held a record.
+      if (!last || options.verify_only || hs.code() == StatusCode::kNotSupported) return hs;
+      seg->file.reset();
+      CAIRN_RETURN_IF_ERROR(env_->RemoveFile(seg->path));
+      CAIRN_RETURN_IF_ERROR(env_->SyncDir(dir_));
+      report->removed_segments++;
+      report->note += fmt::format("removed {} (creation interrupted); ", seg->path);
+      break;
+    }
+    if (size > capacity_) return Status::Corruption(fmt::format("segment {}: larger than its capacity", seg->path));
+    if (size < capacity_) {
+      if (options.verify_only) {
+        return Status::Corruption(fmt::format("segment {}: {} bytes, shorter than its capacity {}", seg->path, size, capacity_));
+      }
+      CAIRN_RETURN_IF_ERROR(seg->file->Allocate(capacity_));
+    }
+    CAIRN_ASSIGN_OR_RETURN(seg->base, seg->file->Map(capacity_));
+
+    const uint64_t base_pos = i * capacity_;
+    const std::byte* b = seg->base;
+    uint64_t off = kSegmentHeaderSize;
+    uint64_t commit_end = kSegmentHeaderSize;
+    DecodeError stop = DecodeError::kZero;
+    pending.clear();
+    while (capacity_ - off >= kMinRecordSize) {
+      RecordView rv;
+      stop = DecodeRecord(b + off, capacity_ - off, base_pos + off, &rv);
+      if (stop != DecodeError::kOk) break;
+      pending.push_back(rv);
+      off += rv.length;
+      if (rv.commit()) {
+        for (const auto& r : pending) {
+          Status s = on_record(r);
+          if (!s.ok()) return s.WithContext(fmt::format("segment {} offset {}", seg->path, r.position - base_pos));
+          report->records++;
+        }
+        pending.clear();
+        commit_end = off;
+      }
+      if (options.progress && ((off - rv.length) >> 23) != (off >> 23)) options.progress(base_pos + off, total);
+    }
+    if (capacity_ - off < kMinRecordSize) stop = DecodeError::kZero;
+    const uint64_t stop_off = off;
+    const uint64_t check_end = std::min<uint64_t>(capacity_, stop_off + 4096);
+    const bool clean_end = stop == DecodeError::kZero && pending.empty() && AllZero(b + stop_off, check_end - stop_off);
+
+    if (!last) {
+      // Sealed: synced before the next segment was created, so it must end cleanly.
+      if (!clean_end) {
+        return Status::Corruption(fmt::format("segment {} offset {} (position {}): {} in a sealed segment", seg->path,
+                                              stop_off, base_pos + stop_off,
+                                              stop == DecodeError::kZero ? "uncommitted or damaged data" : DecodeErrorName(stop)));
+      }
+      seg->end.store(commit_end, std::memory_order_release);
+      segments_.push_back(std::move(seg));
+      continue;
+    }
+
+    // The newest segment: look for valid records after the stop, within one group-commit write.
+    uint64_t found = 0;
+    const uint64_t probe_end = std::min<uint64_t>(capacity_, stop_off + kMaxGroupWriteBytes + (16 << 20));
+    for (uint64_t q = stop_off + kRecordAlignment; q + kMinRecordSize <= probe_end; q += kRecordAlignment) {
+      const char* c = reinterpret_cast<const char*>(b + q);
+      if (util::DecodeU64(c + kRecPositionOffset) != base_pos + q) continue;
+      RecordView rv;
+      if (DecodeRecord(b + q, capacity_ - q, base_pos + q, &rv) == DecodeError::kOk) {
+        found = q;
+        break;
+      }
+    }
+    if (found != 0 && !AllZero(b + stop_off, found - stop_off)) {
+      return Status::Corruption(fmt::format(
+          "segment {} offset {} (position {}): {}, followed by valid records at offset {}", seg->path, stop_off,
+          base_pos + stop_off, stop == DecodeError::kZero ? "zero length" : DecodeErrorName(stop), found));
+    }
+    if (!clean_end || found != 0) {
+      report->truncated_bytes = (found != 0 ? found : stop_off) - commit_end;
+      report->note += fmt::format("torn tail in {} at offset {} ({}); ", seg->path, commit_end,
+                                  found != 0 ? "lost write" : DecodeErrorName(stop));
+      if (!options.verify_only) {
+        // Cut back to the last whole append and zero everything after it, so that no stale
+        // record can ever reappear behind a later, shorter write.
+        CAIRN_RETURN_IF_ERROR(seg->file->Truncate(commit_end));
+        CAIRN_RETURN_IF_ERROR(seg->file->Allocate(capacity_));
+        CAIRN_RETURN_IF_ERROR(seg->file->Sync());
+      }
+    }
+    seg->end.store(commit_end, std::memory_order_release);
+    segments_.push_back(std::move(seg));
+  }
+
+  if (segments_.empty()) {
+    if (options.verify_only) return Status::NotFound(fmt::format("no cairn log segments in {}", dir_));
+    CAIRN_ASSIGN_OR_RETURN(auto seg, CreateSegment(0));
+    segments_.push_back(std::move(seg));
+  }
+  active_ = segments_.back().get();
+  tail_ = active_->number * capacity_ + active_->end.load(std::memory_order_relaxed);
+  head_.store(tail_, std::memory_order_release);
+  if (options.progress) options.progress(total, total);
+  return Status::Ok();
+}
+
+Status Log::Append(std::string_view bytes) {
+  const uint64_t off = tail_ % capacity_;
+  CAIRN_CHECK(tail_ / capacity_ == active_->number);
+  CAIRN_CHECK(off + bytes.size() <= capacity_);
+  CAIRN_RETURN_IF_ERROR(active_->file->Write(off, std::as_bytes(std::span(bytes.data(), bytes.size()))));
+  tail_ += bytes.size();
+  return Status::Ok();
+}
+
+Status Log::SyncActive() { return active_->file->Sync(); }
+
+Status Log::Roll() {
+  const uint64_t number = active_->number + 1;
+  // Seal: readers jump from this end to the next segment. Still bounded by head() until Publish.
+  active_->end.store(tail_ - active_->number * capacity_, std::memory_order_release);
+  CAIRN_ASSIGN_OR_RETURN(auto seg, CreateSegment(number));
+  Segment* raw = seg.get();
+  {
+    std::unique_lock lock(segments_mu_);
+    segments_.push_back(std::move(seg));
+  }
+  active_ = raw;
+  tail_ = number * capacity_ + kSegmentHeaderSize;
+  return Status::Ok();
+}
+
+void Log::Publish() {
+  active_->end.store(tail_ - active_->number * capacity_, std::memory_order_release);
+  head_.store(tail_, std::memory_order_release);
+}
+
+}  // namespace cairn::storage

@@ -1,0 +1,109 @@
+// Log: the segmented, append-only log files of one data directory (docs/format/log.md).
+//
+// Open() validates and recovers the log, calling back with every committed record in order so
+// that the caller can rebuild its indexes. After that one writer thread appends (WriteAt, Sync,
+// AddSegment, Publish) and any number of readers decode records below head() through the
+// segments' read-only mappings, without locks except to look a segment up.
+//
+// Recovery rules (why: docs/format/log.md, "Recovery"):
+// - Every segment but the last is sealed: the writer synced it before creating the next, so it
+//   must end with a committed record followed by zeros. Anything else is corruption.
+// - In the last segment the scan stops at the first record that is not whole and valid. If a
+//   valid record follows within one group-commit write and everything between is zero, the
+//   unsynced write was lost in part: the tail is cut. If non-zero garbage is followed by valid
+//   records, that is corruption: Open fails naming the file and offset. Otherwise the tail is torn
+//   and is cut back to the end of the last committed append.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <shared_mutex>
+#include <string>
+#include <vector>
+
+#include "cairn/status.h"
+#include "env/env.h"
+#include "storage/record.h"
+
+namespace cairn::storage {
+
+// The most bytes one group commit writes to one segment before it syncs. Recovery looks this far
+// past a damaged record for valid ones (see above).
+inline constexpr uint64_t kMaxGroupWriteBytes = 32 << 20;
+
+struct Segment {
+  uint64_t number = 0;
+  std::string path;
+  std::unique_ptr<env::File> file;
+  const std::byte* base = nullptr;  // mapped [0, capacity)
+  // Offset just past the last committed (published) record. Final once the segment is sealed.
+  std::atomic<uint64_t> end{0};
+};
+
+struct LogOpenOptions {
+  uint64_t capacity_for_new = 256 << 20;  // segment capacity when the log is created
+  bool create = true;
+  bool verify_only = false;  // check, never modify (cairn verify)
+  std::function<void(uint64_t done, uint64_t total)> progress;
+};
+
+struct RecoveryReport {
+  uint64_t truncated_bytes = 0;  // bytes of torn tail cut away
+  uint64_t removed_segments = 0;
+  uint64_t records = 0;
+  std::string note;  // human-readable, empty when the log was clean
+};
+
+class Log {
+ public:
+  using RecordFn = std::function<Status(const RecordView&)>;
+
+  static Result<std::unique_ptr<Log>> Open(env::Env* env, const std::string& dir, const LogOpenOptions& options,
+                                           const RecordFn& on_record, RecoveryReport* report);
+  ~Log();
+
+  uint64_t capacity() const { return capacity_; }
+  // The position just past the last published record: readers stay below it.
+  uint64_t head() const { return head_.load(std::memory_order_acquire); }
+
+  // Reader side. Returns nullptr when no such segment exists.
+  const Segment* SegmentAt(uint64_t number) const;
+  uint64_t SegmentCount() const;
+  std::string SegmentPath(uint64_t number) const;
+
+  // Decodes the record at `position` (below head()). Corruption names the file and offset.
+  Status ReadAt(uint64_t position, RecordView* out) const;
+
+  // Writer side (one thread).
+  // The position where the next record goes.
+  uint64_t tail() const { return tail_; }
+  Segment* active() { return active_; }
+  // Writes bytes at the tail of the active segment and advances the tail.
+  Status Append(std::string_view bytes);
+  // Syncs the active segment (fdatasync).
+  Status SyncActive();
+  // Seals the active segment (the caller synced it) and creates, syncs and maps the next one.
+  Status Roll();
+  // Makes everything up to tail() visible to readers.
+  void Publish();
+
+ private:
+  Log(env::Env* env, std::string dir, uint64_t capacity) : env_(env), dir_(std::move(dir)), capacity_(capacity) {}
+  Result<std::unique_ptr<Segment>> CreateSegment(uint64_t number);
+  Status Recover(const LogOpenOptions& options, const RecordFn& on_record, RecoveryReport* report);
+
+  env::Env* env_;
+  std::string dir_;  // DIR/log
+  uint64_t capacity_;
+  mutable std::shared_mutex segments_mu_;
+  std::vector<std::unique_ptr<Segment>> segments_;
+  Segment* active_ = nullptr;
+  uint64_t tail_ = 0;
+  std::atomic<uint64_t> head_{0};
+};
+
+std::string SegmentFileName(uint64_t number);
+
+}  // namespace cairn::storage
