@@ -183,7 +183,9 @@ struct AppendFlags {
 };
 
 int UsageError(CLI::App* app, std::string_view message) {
-  std::fprintf(stderr, "cairn: %.*s\n\n%s", static_cast<int>(message.size()), message.data(), app->help().c_str());
+  // The parent's help descends into the chosen subcommand and names the program ("cairn append").
+  const CLI::App* root = app->get_parent() != nullptr ? app->get_parent() : app;
+  std::fprintf(stderr, "cairn: %.*s\n\n%s", static_cast<int>(message.size()), message.data(), root->help().c_str());
   return kExitUsage;
 }
 
@@ -221,11 +223,11 @@ int RunAppend(CLI::App* app, const AppendFlags& flags, const std::string& db) {
     if (!id) return UsageError(app, fmt::format("--id: '{}' is not a UUID", flags.id));
     event.id = *id;
   }
-  auto data = nlohmann::json::parse(flags.data_json, nullptr, /*allow_exceptions=*/false);
+  auto data = Json::parse(flags.data_json, nullptr, /*allow_exceptions=*/false);
   if (data.is_discarded()) return UsageError(app, "DATA_JSON: not valid JSON");
   event.data = JsonText(data);
   if (flags.metadata_option->count() > 0) {
-    auto metadata = nlohmann::json::parse(flags.metadata_json, nullptr, /*allow_exceptions=*/false);
+    auto metadata = Json::parse(flags.metadata_json, nullptr, /*allow_exceptions=*/false);
     if (metadata.is_discarded()) return UsageError(app, "--metadata: not valid JSON");
     if (!metadata.is_null()) event.metadata = JsonText(metadata);
   }
@@ -246,8 +248,8 @@ int RunAppend(CLI::App* app, const AppendFlags& flags, const std::string& db) {
 }  // namespace
 
 Command AddAppendCommand(CLI::App& parent, std::string* db) {
-  CLI::App* app = parent.add_subcommand(
-      "append",
+  CLI::App* app = parent.add_subcommand("append", "Append an event, or JSON-lines requests from stdin ('-')");
+  app->footer(
       "Append one event to STREAM and print {\"stream\",\"first_version\",\"next_version\",\"position\"} "
       "as JSON.\nWith STREAM '-', read append requests as JSON lines from stdin, one line per request:\n"
       "  {\"stream\": S, \"expected\": \"any\"|\"no-stream\"|\"exists\"|N,\n"

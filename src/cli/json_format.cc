@@ -8,7 +8,7 @@
 namespace cairn::cli {
 namespace {
 
-using nlohmann::json;
+using json = Json;
 
 // Parses `text` as JSON without throwing; nullopt when it is not one JSON value.
 std::optional<json> TryParse(std::string_view text) {
@@ -62,7 +62,7 @@ Result<EventData> ParseEvent(const json& event, size_t index) {
 
 }  // namespace
 
-nlohmann::json RecordedEventToJson(const RecordedEventView& event) {
+Json RecordedEventToJson(const RecordedEventView& event) {
   json out = json::object();
   out["stream"] = std::string(event.stream);
   out["version"] = event.version;
@@ -91,7 +91,7 @@ nlohmann::json RecordedEventToJson(const RecordedEventView& event) {
   return out;
 }
 
-nlohmann::json AppendResultToJson(std::string_view stream, const AppendResult& result) {
+Json AppendResultToJson(std::string_view stream, const AppendResult& result) {
   json out = json::object();
   out["stream"] = std::string(stream);
   out["first_version"] = result.first_version;
@@ -100,7 +100,7 @@ nlohmann::json AppendResultToJson(std::string_view stream, const AppendResult& r
   return out;
 }
 
-nlohmann::json StatusToJson(const Status& status) {
+Json StatusToJson(const Status& status) {
   json out = json::object();
   out["error"] = std::string(StatusCodeName(status.code()));
   out["message"] = status.message();
@@ -114,7 +114,7 @@ nlohmann::json StatusToJson(const Status& status) {
   return out;
 }
 
-Result<ExpectedVersion> ParseExpectedVersion(const nlohmann::json& value) {
+Result<ExpectedVersion> ParseExpectedVersion(const Json& value) {
   constexpr std::string_view kWant = "want \"any\", \"no-stream\", \"exists\" or a version number";
   if (value.is_number_unsigned()) return ExpectedVersion::Exact(value.get<uint64_t>());
   if (value.is_string()) {
@@ -125,7 +125,7 @@ Result<ExpectedVersion> ParseExpectedVersion(const nlohmann::json& value) {
   return FieldError("expected", fmt::format("{} is not valid; {}", JsonText(value), kWant));
 }
 
-Result<AppendRequest> ParseAppendRequest(const nlohmann::json& request) {
+Result<AppendRequest> ParseAppendRequest(const Json& request) {
   if (!request.is_object()) return FieldError("request", fmt::format("must be an object, not {}", TypeName(request)));
   AppendRequest out;
 
@@ -158,7 +158,7 @@ Result<AppendRequest> ParseAppendRequestLine(std::string_view line) {
   return ParseAppendRequest(request);
 }
 
-std::string JsonText(const nlohmann::json& value) {
+std::string JsonText(const Json& value) {
   return value.dump(-1, ' ', /*ensure_ascii=*/false, json::error_handler_t::replace);
 }
 

@@ -38,27 +38,31 @@
 
 namespace cairn::cli {
 
+// Objects keep their keys in insertion order: output reads in the documented order, and a
+// payload's keys are stored in the order the caller wrote them.
+using Json = nlohmann::ordered_json;
+
 struct AppendRequest {
   std::string stream;
   ExpectedVersion expected = ExpectedVersion::Any();
   std::vector<EventData> events;
 };
 
-nlohmann::json RecordedEventToJson(const RecordedEventView& event);
-nlohmann::json AppendResultToJson(std::string_view stream, const AppendResult& result);
-nlohmann::json StatusToJson(const Status& status);
+Json RecordedEventToJson(const RecordedEventView& event);
+Json AppendResultToJson(std::string_view stream, const AppendResult& result);
+Json StatusToJson(const Status& status);
 
 // Validates the shape of a request (kInvalidArgument naming the field, e.g. "events[2].type:
 // missing"). Stream names, sizes and ids beyond their shape are left to the store.
-Result<AppendRequest> ParseAppendRequest(const nlohmann::json& request);
+Result<AppendRequest> ParseAppendRequest(const Json& request);
 // The same from one line of text; malformed JSON is kInvalidArgument.
 Result<AppendRequest> ParseAppendRequestLine(std::string_view line);
 
 // "expected" as JSON: "any", "no-stream", "exists" or a non-negative integer.
-Result<ExpectedVersion> ParseExpectedVersion(const nlohmann::json& value);
+Result<ExpectedVersion> ParseExpectedVersion(const Json& value);
 
 // Compact JSON text of a value, with invalid UTF-8 replaced rather than thrown on.
-std::string JsonText(const nlohmann::json& value);
+std::string JsonText(const Json& value);
 
 // RFC 4648 base64 with padding.
 std::string Base64Encode(std::string_view bytes);

@@ -69,8 +69,8 @@ int RunRead(const ReadFlags& flags, const std::string& db) {
 }  // namespace
 
 Command AddReadCommand(CLI::App& parent, std::string* db) {
-  CLI::App* app = parent.add_subcommand(
-      "read",
+  CLI::App* app = parent.add_subcommand("read", "Print the events of a stream or of $all as JSON lines");
+  app->footer(
       "Print the events of STREAM (or of '$all', the whole store in commit order) as JSON lines:\n"
       "  {\"stream\",\"version\",\"position\",\"id\",\"type\",\"recorded_at\",\"data\",\"metadata\"}\n"
       "data and metadata are JSON values; data that is not JSON is base64 with \"content_type\":\"bytes\".");

@@ -18,7 +18,7 @@
 namespace cairn::cli {
 namespace {
 
-using nlohmann::json;
+using json = Json;
 
 std::string ShortRandomId() {
   std::random_device random;
@@ -122,8 +122,8 @@ int RunTour(const std::string& db) {
 }  // namespace
 
 Command AddTourCommand(CLI::App& parent, std::string* db) {
-  CLI::App* app = parent.add_subcommand(
-      "tour",
+  CLI::App* app = parent.add_subcommand("tour", "The seed's bank account, end to end (what `make run` starts)");
+  app->footer(
       "A guided tour on the store: the seed's bank account appended to a new stream, read back,\n"
       "its balance rebuilt by replaying the events, and an optimistic-concurrency conflict.");
   AddDbOption(app, db);

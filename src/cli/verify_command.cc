@@ -37,9 +37,12 @@ int RunVerify(const VerifyFlags& flags, const std::string& db) {
   if (last_percent >= 0) std::fprintf(stderr, "\n");
 
   if (flags.json) {
-    nlohmann::json out = status.ok() ? nlohmann::json{{"ok", true}, {"bytes_checked", checked_bytes}}
-                                     : StatusToJson(status);
-    if (!status.ok()) out["ok"] = false;
+    Json out = {{"ok", status.ok()}};
+    if (status.ok()) {
+      out["bytes_checked"] = checked_bytes;
+    } else {
+      out.update(StatusToJson(status));
+    }
     std::printf("%s\n", JsonText(out).c_str());
   } else if (status.ok()) {
     std::printf("ok: %llu bytes checked\n", static_cast<unsigned long long>(checked_bytes));
@@ -52,8 +55,8 @@ int RunVerify(const VerifyFlags& flags, const std::string& db) {
 }  // namespace
 
 Command AddVerifyCommand(CLI::App& parent, std::string* db) {
-  CLI::App* app = parent.add_subcommand(
-      "verify",
+  CLI::App* app = parent.add_subcommand("verify", "Check every record of the log; exit 5 on corruption");
+  app->footer(
       "Check the checksum and structure of every record in the store's log. Prints \"ok: N bytes checked\"\n"
       "and exits 0, or prints the first corruption (segment file and offset) and exits 5.\n"
       "Takes the data directory's lock, so it cannot run beside a process that has the store open.");

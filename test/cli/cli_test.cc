@@ -315,10 +315,11 @@ TEST_F(CliTest, VerifyReportsAFlippedByteWithItsFile) {
   ASSERT_EQ(Cairn({"verify"}).exit_code, 0);
 
   std::string segment;
-  for (const auto& entry : std::filesystem::directory_iterator(dir_.Sub("data") + "/log")) {
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(dir_.Sub("data") + "/log", ec)) {
     if (entry.path().extension() == ".seg") segment = entry.path().string();
   }
-  ASSERT_FALSE(segment.empty());
+  ASSERT_FALSE(segment.empty()) << "no *.seg file under " << dir_.Sub("data") << "/log";
   std::string bytes;
   {
     std::ifstream in(segment, std::ios::binary);
