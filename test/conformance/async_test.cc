@@ -82,7 +82,9 @@ TEST_P(ConformanceTest, AppendAsyncCallsBackOncePerCallInCallOrder) {
     EXPECT_EQ(r->first_version, next) << "call " << i;
     next += sent[i].size();
     EXPECT_EQ(r->next_version, next) << "call " << i;
-    if (i > 0) EXPECT_GT(r->position, last) << "call " << i;
+    if (i > 0) {
+      EXPECT_GT(r->position, last) << "call " << i;
+    }
     last = r->position;
   }
   ASSERT_OK_AND_ASSIGN(auto a, ReadStreamEvents(store(), "async-a"));

@@ -13,6 +13,7 @@
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <ostream>
 #include <string>
 #include <vector>
 
@@ -57,6 +58,9 @@ struct BackendFactory {
   // A new Backend, or nullptr when it is unavailable here (then its tests are skipped, saying so).
   std::function<std::unique_ptr<Backend>()> make;
 };
+
+// Test names and failure messages show the backend's name.
+inline void PrintTo(const BackendFactory& factory, std::ostream* os) { *os << factory.name; }
 
 // Every backend the suite runs on, in this build.
 const std::vector<BackendFactory>& AllBackends();

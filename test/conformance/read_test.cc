@@ -302,6 +302,25 @@ TEST_P(ConformanceTest, ReadAllCheckpointPassesEventsAFilterSkipped) {
   EXPECT_GT(cursor.checkpoint(), all.back().position);
 }
 
+TEST_P(ConformanceTest, CursorNeverReturnsEventsAppendedAfterItWasCreated) {
+  ASSERT_OK(store().Append("snap-1", ExpectedVersion::NoStream(), NewEvents(3)));
+  Position head = store().HeadPosition();
+  ASSERT_OK_AND_ASSIGN(auto all_cursor, store().ReadAll(AllFrom(Position::Start())));
+  ASSERT_OK_AND_ASSIGN(auto stream_cursor, store().ReadStream("snap-1"));
+  ASSERT_OK(store().Append("snap-1", ExpectedVersion::Exact(2), NewEvents(2)));
+  ASSERT_OK(store().Append("snap-2", ExpectedVersion::NoStream(), NewEvents(2)));
+
+  size_t stream_count = 0;
+  while (stream_cursor.Next()) ++stream_count;
+  ASSERT_OK(stream_cursor.status());
+  EXPECT_EQ(stream_count, 3u);
+  while (all_cursor.Next()) EXPECT_LT(all_cursor.event().position, head) << all_cursor.event().stream;
+  ASSERT_OK(all_cursor.status());
+  // A new cursor sees the later events.
+  ASSERT_OK_AND_ASSIGN(auto now, ReadStreamEvents(store(), "snap-1"));
+  EXPECT_EQ(now.size(), 5u);
+}
+
 // ---- Views.
 
 TEST_P(ConformanceTest, ViewStaysValidUntilNextAndToOwnedCopies) {
