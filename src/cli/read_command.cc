@@ -26,7 +26,11 @@ struct ReadFlags {
 };
 
 int RunRead(const ReadFlags& flags, const std::string& db) {
-  auto store = OpenStore(db);
+  // A read never creates a store: a mistyped --db should say so (NotFound), not leave an empty
+  // data directory behind.
+  Options options;
+  options.create_if_missing = false;
+  auto store = OpenStore(db, options);
   if (!store.ok()) return ReportError(store.status());
   const ReadDirection direction = flags.backward ? ReadDirection::kBackward : ReadDirection::kForward;
 

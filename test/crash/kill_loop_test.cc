@@ -14,6 +14,8 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <fstream>
+#include <iterator>
 #include <map>
 #include <optional>
 #include <random>
@@ -73,22 +75,22 @@ class ChildProcess {
 
   int in_fd() const { return in_fd_; }
   int out_fd() const { return out_fd_; }
-  // Whether the child has already exited on its own.
+  // Whether the child has already exited on its own (then exit_status() says how).
   bool Exited() {
-    int status = 0;
-    if (waitpid(pid_, &status, WNOHANG) == pid_) {
+    if (pid_ <= 0) return true;
+    if (waitpid(pid_, &exit_status_, WNOHANG) == pid_) {
       pid_ = -1;
       return true;
     }
     return false;
   }
+  int exit_status() const { return exit_status_; }
   void Kill() {
     if (pid_ > 0) kill(pid_, SIGKILL);
   }
   void Wait() {
     if (pid_ <= 0) return;
-    int status = 0;
-    while (waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
+    while (waitpid(pid_, &exit_status_, 0) < 0 && errno == EINTR) {
     }
     pid_ = -1;
   }
@@ -99,6 +101,7 @@ class ChildProcess {
 
  private:
   pid_t pid_ = -1;
+  int exit_status_ = 0;
   int in_fd_ = -1;
   int out_fd_ = -1;
 };
@@ -113,6 +116,11 @@ struct SentRequest {
   int stream = 0;
   std::vector<std::string> ids;
 };
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
 
 std::string StreamName(int s) { return fmt::format("crash-{}", s); }
 
@@ -236,8 +244,10 @@ TEST_F(KillLoopTest, AcknowledgedAppendsSurviveKill9) {
           }
         }
       }
-      ASSERT_FALSE(exited || child.Exited()) << "cairn append exited on its own; see " << stderr_path;
-      ASSERT_TRUE(from_start || first_ack_seen) << "no acknowledgement within the timeout; see " << stderr_path;
+      if (exited) child.Wait();
+      ASSERT_FALSE(exited || child.Exited())
+          << "cairn append exited on its own (wait status " << child.exit_status() << "): " << ReadFile(stderr_path);
+      ASSERT_TRUE(from_start || !acks.empty()) << "no acknowledgement within the timeout: " << ReadFile(stderr_path);
       child.Kill();
       child.Wait();
       // Lines already in the pipe were printed, so acknowledged, before the kill. A partial last
