@@ -1,5 +1,7 @@
 // Proves the append contract: the expected-version matrix, atomic ordered appends, idempotent
 // retries (and the window's boundary) and stream info, by appending and reading back through the API.
+#include <condition_variable>
+#include <mutex>
 #include <set>
 
 #include "conformance/conformance.h"
@@ -260,6 +262,42 @@ TEST_P(ConformanceTest, IdempotencyWindowRemembersExactlyTheLastWEvents) {
   EXPECT_GT(late.position, first.position);
   ASSERT_OK_AND_ASSIGN(auto events, ReadStreamEvents(store(), "win-1"));
   EXPECT_EQ(Versions(events), Range(0, 2));
+}
+
+TEST_P(ConformanceTest, ManyStreamsEachKeepTheirOwnVersions) {
+  constexpr int kStreams = 1000;
+  std::mutex mu;
+  std::condition_variable cv;
+  int done = 0;
+  std::vector<std::string> errors;
+  auto callback = [&](Result<AppendResult> r) {
+    std::lock_guard lock(mu);
+    if (!r.ok()) errors.push_back(r.status().ToString());
+    ++done;
+    cv.notify_all();
+  };
+  // Two rounds of one append per stream; the second expects the version the first left.
+  for (int round = 0; round < 2; ++round) {
+    for (int s = 0; s < kStreams; ++s) {
+      ExpectedVersion expected = round == 0 ? ExpectedVersion::NoStream() : ExpectedVersion::Exact(s % 3);
+      store().AppendAsync("many-" + std::to_string(s), expected, NewEvents(1 + s % 3), callback);
+    }
+  }
+  {
+    std::unique_lock lock(mu);
+    ASSERT_TRUE(cv.wait_for(lock, std::chrono::seconds(60), [&] { return done == 2 * kStreams; }));
+    ASSERT_TRUE(errors.empty()) << errors.size() << " errors, first: " << errors.front();
+  }
+  for (int s = 0; s < kStreams; s += 37) {
+    ASSERT_OK_AND_ASSIGN(auto info, store().GetStreamInfo("many-" + std::to_string(s)));
+    EXPECT_EQ(info.last_version, static_cast<StreamVersion>(2 * (1 + s % 3) - 1)) << s;
+    ASSERT_OK_AND_ASSIGN(auto events, ReadStreamEvents(store(), "many-" + std::to_string(s)));
+    EXPECT_EQ(Versions(events), Range(0, 2 * (1 + s % 3))) << s;
+  }
+  ReadAllOptions category;
+  category.filter.categories = {"many"};
+  ASSERT_OK_AND_ASSIGN(auto all, ReadAllEvents(store(), category));
+  EXPECT_EQ(all.size(), static_cast<size_t>(2 * (kStreams / 3 * 6 + 1)));
 }
 
 // ---- Stream info.

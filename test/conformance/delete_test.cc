@@ -82,6 +82,22 @@ TEST_P(ConformanceTest, SoftDeletedStreamDoesNotExistForExpectedVersion) {
   EXPECT_TRUE(LogUnchanged(before, store()));
 }
 
+TEST_P(ConformanceTest, ReopenedStreamKeepsItsOtherMetadata) {
+  StreamMetadata md;
+  md.max_count = 2;
+  md.custom_json = R"({"owner":"carol"})";
+  ASSERT_OK(store().SetStreamMetadata("doc-1", ExpectedVersion::NoStream(), md));
+  ASSERT_OK(store().Append("doc-1", ExpectedVersion::NoStream(), NewEvents(3)));
+  ASSERT_OK(store().DeleteStream("doc-1", ExpectedVersion::Exact(2)));
+  ASSERT_OK(store().Append("doc-1", ExpectedVersion::NoStream(), NewEvents(3)));
+  ASSERT_OK_AND_ASSIGN(auto events, ReadStreamEvents(store(), "doc-1"));
+  EXPECT_EQ(Versions(events), Range(4, 2));  // max-count still applies
+  ASSERT_OK_AND_ASSIGN(auto info, store().GetStreamInfo("doc-1"));
+  EXPECT_EQ(info.metadata.max_count, 2u);
+  EXPECT_EQ(info.metadata.custom_json, md.custom_json);
+  EXPECT_EQ(info.last_version, 5u);
+}
+
 TEST_P(ConformanceTest, DeletingANeverWrittenStreamIsNotFound) {
   LogState before = CaptureLog(store());
   EXPECT_TRUE(IsError(store().DeleteStream("doc-9", ExpectedVersion::Any()), kNotFound, kStreamNotFound));

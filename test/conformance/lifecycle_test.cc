@@ -105,10 +105,86 @@ TEST_P(ConformanceTest, ReopenedStoreHasEverythingAndCarriesOn) {
   EXPECT_EQ(reopened.first_version, 2u);
   EXPECT_TRUE(IsWrongExpectedVersion(store().SetStreamMetadata("keep-1", ExpectedVersion::NoStream(), md), 0));
   ASSERT_OK(store().SetStreamMetadata("keep-1", ExpectedVersion::Exact(0), md));
+
+  // And what happened after the first reopen survives a second one.
+  LogState again = CaptureLog(store());
+  ASSERT_TRUE(CloseAndReopen());
+  EXPECT_TRUE(LogUnchanged(again, store()));
+  ASSERT_OK_AND_ASSIGN(auto gone_events, ReadStreamEvents(store(), "gone-1"));
+  EXPECT_EQ(Versions(gone_events), Range(2, 1));
+  ASSERT_OK_AND_ASSIGN(auto info1_again, store().GetStreamInfo("keep-1"));
+  EXPECT_EQ(info1_again.metadata_version, 1u);
+  EXPECT_EQ(info1_again.last_version, 3u);
+}
+
+TEST_P(ConformanceTest, IdempotencyWindowBoundaryHoldsAfterReopen) {
+  CONF_REQUIRE_PERSISTENT();
+  constexpr uint64_t kWindow = 10;
+  Options options = BaseOptions();
+  options.idempotency_window_events = kWindow;
+  ASSERT_TRUE(OpenFresh(options));
+  std::vector<EventData> old_one = {NewEvent("Old")};
+  std::vector<EventData> recent = {NewEvent("Recent")};
+  ASSERT_OK(store().Append("win-old", ExpectedVersion::Any(), old_one));
+  ASSERT_OK_AND_ASSIGN(auto recent_result, store().Append("win-recent", ExpectedVersion::Any(), recent));
+  for (uint64_t i = 0; i < kWindow - 2; ++i) {
+    ASSERT_OK(store().Append("other-" + std::to_string(i), ExpectedVersion::Any(), NewEvents(1)));
+  }
+  // win-old is the 11th most recent event: out of the window; win-recent the 10th: in it.
+  ASSERT_OK(store().Append("other-last", ExpectedVersion::Any(), NewEvents(1)));
+  ASSERT_TRUE(CloseAndReopen(options));
+  Position head = store().HeadPosition();
+  ASSERT_OK_AND_ASSIGN(auto retry, store().Append("win-recent", ExpectedVersion::Any(), recent));
+  EXPECT_EQ(retry, recent_result);
+  EXPECT_EQ(store().HeadPosition(), head);
+  ASSERT_OK_AND_ASSIGN(auto late, store().Append("win-old", ExpectedVersion::Any(), old_one));
+  EXPECT_EQ(late.first_version, 1u);
+}
+
+TEST_P(ConformanceTest, TimeQueriesAnswerTheSameAfterReopen) {
+  CONF_REQUIRE_PERSISTENT();
+  CONF_REQUIRE_CLOCK();
+  constexpr int64_t kSecond = 1'000'000'000;
+  std::vector<Timestamp> times;
+  for (int i = 1; i <= 6; ++i) {
+    Timestamp t{kClockStart.nanos + i * 10 * kSecond};
+    times.push_back(t);
+    backend().SetClock(t);
+    ASSERT_OK(store().Append("clock-" + std::to_string(i % 2), ExpectedVersion::Any(), NewEvents(2)));
+  }
+  std::vector<Position> before;
+  for (const auto& t : times) {
+    ASSERT_OK_AND_ASSIGN(auto p, store().PositionAtTime(Timestamp{t.nanos - 1}));
+    before.push_back(p);
+  }
+  ReadStreamOptions as_of;
+  as_of.as_of = times[3];
+  ASSERT_OK_AND_ASSIGN(auto stream_before, ReadStreamEvents(store(), "clock-1", as_of));
+
+  ASSERT_TRUE(CloseAndReopen());
+  for (size_t i = 0; i < times.size(); ++i) {
+    ASSERT_OK_AND_ASSIGN(auto p, store().PositionAtTime(Timestamp{times[i].nanos - 1}));
+    EXPECT_EQ(p, before[i]) << "time " << i;
+  }
+  ASSERT_OK_AND_ASSIGN(auto end, store().PositionAtTime(times.back()));
+  EXPECT_EQ(end, Position::End());
+  ASSERT_OK_AND_ASSIGN(auto stream_after, ReadStreamEvents(store(), "clock-1", as_of));
+  EXPECT_TRUE(SameEvents(stream_before, stream_after));
+  EXPECT_EQ(Versions(stream_after), Range(0, 4));
+  // The clock is behind the last recorded time after reopen too: recorded_at does not go back.
+  backend().SetClock(times[0]);
+  ASSERT_OK_AND_ASSIGN(auto r, store().Append("clock-9", ExpectedVersion::Any(), NewEvents(1)));
+  ASSERT_OK_AND_ASSIGN(auto last, ReadAllEvents(store(), AllFrom(r.position)));
+  ASSERT_EQ(last.size(), 1u);
+  EXPECT_EQ(last[0].recorded_at, times.back());
 }
 
 TEST_P(ConformanceTest, ManyEventsSurviveRepeatedReopens) {
   CONF_REQUIRE_PERSISTENT();
+  // Close() syncs; the appends in between need not (this is about reopening, not durability).
+  Options options = BaseOptions();
+  options.sync = SyncMode::kNone;
+  ASSERT_TRUE(OpenFresh(options));
   const std::string payload(3000, 'p');
   Position head_before = store().HeadPosition();
   for (int round = 0; round < 3; ++round) {
@@ -117,7 +193,7 @@ TEST_P(ConformanceTest, ManyEventsSurviveRepeatedReopens) {
                                std::vector<EventData>{NewEvent("Bulk", payload), NewEvent("Bulk", payload)}));
     }
     LogState before = CaptureLog(store());
-    ASSERT_TRUE(CloseAndReopen()) << "round " << round;
+    ASSERT_TRUE(CloseAndReopen(options)) << "round " << round;
     EXPECT_TRUE(LogUnchanged(before, store())) << "round " << round;
   }
   ASSERT_OK_AND_ASSIGN(auto all, ReadAllEvents(store(), AllFrom(head_before)));
