@@ -23,5 +23,6 @@ Command AddAppendCommand(CLI::App& parent, std::string* db);
 Command AddReadCommand(CLI::App& parent, std::string* db);
 Command AddVerifyCommand(CLI::App& parent, std::string* db);
 Command AddTourCommand(CLI::App& parent, std::string* db);
+Command AddBenchCommand(CLI::App& parent, std::string* db);
 
 }  // namespace cairn::cli

@@ -1,0 +1,730 @@
+// `cairn bench`: throughput and latency of the embedded store through the public API, one
+// workload per run (append, fill, read-all, read-stream, open) or a whole suite. A benchmark, not
+// a test: nothing here asserts a time. docs/performance.md has the figures and how to read them.
+//
+// The event shape is fixed (keep it in step with bench/sqlite_baseline.cc, which measures SQLite
+// on the same events): type "Deposited" or "Withdrawn", 200 bytes of JSON data, 100 bytes of JSON
+// metadata, streams "account-<k>" for k uniform in [0, --streams). Events are generated before
+// the clock starts; ids are left nil so that the store makes UUIDv7s, as most callers let it.
+//
+// The suite runs each workload in a child process (this same binary), so that each row's memory
+// figures (VmRSS, RssAnon, VmHWM from /proc/self/status) are that workload's alone, and so that
+// "open" really opens a store another process closed cleanly.
+#include <fcntl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "cairn/store.h"
+#include "cli/cli_common.h"
+#include "cli/commands.h"
+
+namespace cairn::cli {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+constexpr size_t kDataBytes = 200;
+constexpr size_t kMetadataBytes = 100;
+// Distinct events generated before timing; appends cycle through them.
+constexpr size_t kPoolEvents = 8192;
+// The stream that read-stream reads: written by `fill` interleaved with everything else, so
+// that its events lie scattered over the log as a real stream's do.
+constexpr std::string_view kHotStream = "account-hot";
+
+struct BenchFlags {
+  std::string workload = "append";
+  std::string suite;
+  uint32_t writers = 1;
+  uint32_t batch = 1;
+  uint64_t events = 100'000;
+  uint64_t write_events = 0;  // suite only: events of each append workload (0: the suite's default)
+  uint64_t streams = 100'000;
+  uint64_t stream_events = 10'000;
+  std::string sync = "always";
+  double max_seconds = 0;
+  double min_seconds = 2;
+  uint64_t seed = 1;
+  bool tsv = false;
+  bool keep = false;
+  CLI::Option* events_option = nullptr;
+  CLI::Option* max_seconds_option = nullptr;
+};
+
+// One line of the result table.
+struct Row {
+  std::string name;
+  uint64_t events = 0;
+  double seconds = 0;
+  double events_per_second = 0;
+  double mb_per_second = 0;  // payload (stream name, type, data, metadata) in 10^6 bytes
+  double p50_us = -1;        // append latency; -1 where it does not apply
+  double p99_us = -1;
+  double rss_mib = 0;
+  double anon_mib = 0;
+  double hwm_mib = 0;
+  std::string note;
+  std::string command;
+};
+
+struct Memory {
+  double rss_mib = 0, anon_mib = 0, hwm_mib = 0;
+};
+
+Memory ReadMemory() {
+  Memory m;
+  std::ifstream in("/proc/self/status");
+  std::string line;
+  while (std::getline(in, line)) {
+    auto value = [&](std::string_view key, double* out) {
+      if (line.rfind(key, 0) == 0) *out = std::strtod(line.c_str() + key.size(), nullptr) / 1024.0;
+    };
+    value("VmRSS:", &m.rss_mib);
+    value("RssAnon:", &m.anon_mib);
+    value("VmHWM:", &m.hwm_mib);
+  }
+  return m;
+}
+
+void SetMemory(Row* row) {
+  Memory m = ReadMemory();
+  row->rss_mib = m.rss_mib;
+  row->anon_mib = m.anon_mib;
+  row->hwm_mib = m.hwm_mib;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Events
+
+std::string HexId(std::mt19937_64& rng) {
+  const uint64_t a = rng(), b = rng();
+  return fmt::format("{:08x}-{:04x}-7{:03x}-{:04x}-{:012x}", a >> 32, (a >> 16) & 0xffff, a & 0xfff,
+                     0x8000 | (b >> 48 & 0x3fff), b & 0xffffffffffffULL);
+}
+
+// A JSON object of exactly `size` bytes: `prefix` (an object without its closing brace) and a
+// padding string field.
+std::string PadJson(std::string prefix, std::string_view key, size_t size) {
+  const size_t fixed = prefix.size() + key.size() + 6;  // ,"key":"" and }
+  return fmt::format("{},\"{}\":\"{}\"}}", prefix, key, std::string(size > fixed ? size - fixed : 0, 'x'));
+}
+
+EventData MakeEvent(std::mt19937_64& rng, uint64_t i, uint64_t streams) {
+  EventData e;
+  const bool deposit = rng() % 3 != 0;
+  e.type = deposit ? "Deposited" : "Withdrawn";
+  e.data = PadJson(fmt::format("{{\"account\":\"account-{}\",\"amount\":{},\"currency\":\"EUR\",\"reference\":\"bench-{:010}\"",
+                               rng() % streams, rng() % 100'000, i),
+                   "note", kDataBytes);
+  e.metadata = PadJson(fmt::format("{{\"$correlationId\":\"{}\"", HexId(rng)), "$user", kMetadataBytes);
+  e.content_type = ContentType::kJson;
+  return e;
+}
+
+// The pre-generated input of an append workload: a pool of events that appends take `batch` at a
+// time, and the stream of every append.
+struct Workload {
+  std::vector<EventData> pool;
+  std::vector<std::string> stream_names;
+  std::vector<uint32_t> append_streams;
+  uint32_t batch = 1;
+
+  std::span<const EventData> EventsOf(uint64_t append) const {
+    const uint64_t slots = pool.size() / batch;
+    return std::span<const EventData>(pool).subspan((append % slots) * batch, batch);
+  }
+  const std::string& StreamOf(uint64_t append) const { return stream_names[append_streams[append]]; }
+  uint64_t PayloadBytes(uint64_t append) const {
+    uint64_t n = 0;
+    for (const EventData& e : EventsOf(append)) n += StreamOf(append).size() + e.type.size() + e.data.size() + e.metadata.size();
+    return n;
+  }
+};
+
+Workload MakeWorkload(uint64_t appends, uint32_t batch, uint64_t streams, uint64_t seed) {
+  Workload w;
+  w.batch = batch;
+  std::mt19937_64 rng(seed);
+  const size_t pool = std::max<size_t>(batch, kPoolEvents / batch * batch);
+  w.pool.reserve(pool);
+  for (size_t i = 0; i < pool; ++i) w.pool.push_back(MakeEvent(rng, i, streams));
+  w.stream_names.reserve(streams);
+  for (uint64_t k = 0; k < streams; ++k) w.stream_names.push_back(fmt::format("account-{}", k));
+  w.append_streams.resize(appends);
+  for (auto& s : w.append_streams) s = static_cast<uint32_t>(rng() % streams);
+  return w;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Workloads
+
+Result<SyncMode> ParseSync(std::string_view s) {
+  if (s == "always") return SyncMode::kAlways;
+  if (s == "interval") return SyncMode::kInterval;
+  if (s == "none") return SyncMode::kNone;
+  return Status::InvalidArgument(fmt::format("--sync: '{}' is not always, interval or none", s));
+}
+
+double Percentile(std::vector<uint64_t>& v, double p) {
+  if (v.empty()) return -1;
+  const size_t k = std::min(v.size() - 1, static_cast<size_t>(p * static_cast<double>(v.size())));
+  std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(k), v.end());
+  return static_cast<double>(v[k]) / 1000.0;
+}
+
+Result<Row> RunAppend(const BenchFlags& f, const std::string& db) {
+  CAIRN_ASSIGN_OR_RETURN(SyncMode sync, ParseSync(f.sync));
+  if (f.writers == 0 || f.batch == 0 || f.batch > kMaxAppendEvents) {
+    return Status::InvalidArgument(fmt::format("--writers must be at least 1 and --batch between 1 and {}", kMaxAppendEvents));
+  }
+  const uint64_t appends = (f.events + f.batch - 1) / f.batch;
+  const Workload w = MakeWorkload(appends, f.batch, f.streams, f.seed);
+  Options options;
+  options.sync = sync;
+  CAIRN_ASSIGN_OR_RETURN(auto store, OpenStore(db, options));
+
+  std::atomic<uint64_t> next{0};
+  std::atomic<bool> go{false};
+  std::atomic<bool> failed{false};
+  std::vector<std::vector<uint64_t>> latencies(f.writers);
+  std::vector<uint64_t> done_events(f.writers, 0), done_bytes(f.writers, 0);
+  std::vector<Status> errors(f.writers);
+  const auto budget = std::chrono::duration<double>(f.max_seconds);
+  Clock::time_point start;
+
+  std::vector<std::thread> threads;
+  for (uint32_t t = 0; t < f.writers; ++t) {
+    threads.emplace_back([&, t] {
+      latencies[t].reserve(appends / f.writers + 1);
+      while (!go.load(std::memory_order_acquire)) std::this_thread::yield();
+      for (;;) {
+        const uint64_t j = next.fetch_add(1, std::memory_order_relaxed);
+        if (j >= appends || failed.load(std::memory_order_relaxed)) break;
+        const auto t0 = Clock::now();
+        if (f.max_seconds > 0 && t0 - start > budget) break;
+        auto r = store->Append(w.StreamOf(j), ExpectedVersion::Any(), w.EventsOf(j));
+        const auto t1 = Clock::now();
+        if (!r.ok()) {
+          errors[t] = r.status();
+          failed = true;
+          break;
+        }
+        latencies[t].push_back(static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(t1 - t0).count()));
+        done_events[t] += f.batch;
+        done_bytes[t] += w.PayloadBytes(j);
+      }
+    });
+  }
+  start = Clock::now();
+  go.store(true, std::memory_order_release);
+  for (auto& th : threads) th.join();
+  const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  for (const Status& s : errors) CAIRN_RETURN_IF_ERROR(s);
+
+  Row row;
+  row.name = f.sync == "none" ? fmt::format("append-{}x{}-nosync", f.writers, f.batch)
+                              : fmt::format("append-{}x{}-{}", f.writers, f.batch, f.sync == "always" ? "durable" : f.sync);
+  std::vector<uint64_t> all;
+  for (auto& l : latencies) all.insert(all.end(), l.begin(), l.end());
+  for (uint32_t t = 0; t < f.writers; ++t) {
+    row.events += done_events[t];
+    row.mb_per_second += static_cast<double>(done_bytes[t]);
+  }
+  row.seconds = seconds;
+  row.events_per_second = static_cast<double>(row.events) / seconds;
+  row.mb_per_second = row.mb_per_second / seconds / 1e6;
+  row.p50_us = Percentile(all, 0.50);
+  row.p99_us = Percentile(all, 0.99);
+  if (row.events < f.events) row.note = fmt::format("stopped by --max-seconds after {} events", row.events);
+  SetMemory(&row);
+  CAIRN_RETURN_IF_ERROR(store->Close());
+  return row;
+}
+
+// Writes --events events over --streams streams, 100 per append, without fsync, and between
+// them --stream-events single-event appends to kHotStream. Timed too, but it is setup.
+Result<Row> RunFill(const BenchFlags& f, Store* store) {
+  constexpr uint32_t kBatch = 100;
+  const uint64_t appends = (f.events + kBatch - 1) / kBatch;
+  const Workload w = MakeWorkload(appends, kBatch, f.streams, f.seed);
+  std::mt19937_64 rng(f.seed + 1);
+  std::vector<EventData> hot;
+  for (uint64_t i = 0; i < std::min<uint64_t>(f.stream_events, 1024); ++i) hot.push_back(MakeEvent(rng, i, f.streams));
+  uint64_t hot_done = 0, events = 0, bytes = 0;
+  const auto start = Clock::now();
+  for (uint64_t j = 0; j < appends; ++j) {
+    CAIRN_RETURN_IF_ERROR(store->Append(w.StreamOf(j), ExpectedVersion::Any(), w.EventsOf(j)).status());
+    events += kBatch;
+    bytes += w.PayloadBytes(j);
+    // Spread the hot stream's events evenly over the appends (the rest after the last one).
+    while (hot_done < f.stream_events && (hot_done * appends <= j * f.stream_events || j + 1 == appends)) {
+      const EventData& e = hot[hot_done % hot.size()];
+      CAIRN_RETURN_IF_ERROR(store->Append(kHotStream, ExpectedVersion::Any(), std::span<const EventData>(&e, 1)).status());
+      hot_done++;
+      events++;
+      bytes += kHotStream.size() + e.type.size() + e.data.size() + e.metadata.size();
+    }
+  }
+  const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  Row row;
+  row.name = "fill";
+  row.events = events;
+  row.seconds = seconds;
+  row.events_per_second = static_cast<double>(events) / seconds;
+  row.mb_per_second = static_cast<double>(bytes) / seconds / 1e6;
+  row.note = fmt::format("setup: {} events over {} streams + {} in {}, 100 per append, sync=none", f.events,
+                         f.streams, hot_done, kHotStream);
+  SetMemory(&row);
+  return row;
+}
+
+// Whether the store holds no event.
+Result<bool> Empty(Store* store) {
+  ReadAllOptions o;
+  o.max_count = 1;
+  CAIRN_ASSIGN_OR_RETURN(EventCursor c, store->ReadAll(o));
+  const bool any = c.Next();
+  CAIRN_RETURN_IF_ERROR(c.status());
+  return !any;
+}
+
+// Opens the store for a read workload, filling it first (untimed) when it is empty.
+Result<std::unique_ptr<Store>> OpenForRead(const BenchFlags& f, const std::string& db, std::string* note) {
+  Options options;
+  options.sync = SyncMode::kNone;
+  CAIRN_ASSIGN_OR_RETURN(auto store, OpenStore(db, options));
+  CAIRN_ASSIGN_OR_RETURN(bool empty, Empty(store.get()));
+  if (empty) {
+    CAIRN_RETURN_IF_ERROR(RunFill(f, store.get()).status());
+    *note = "filled first in this process (RSS includes the fill)";
+  }
+  return store;
+}
+
+// Reads with `read` once to warm the page cache, then again until --min-seconds have passed.
+template <typename ReadFn>
+Result<Row> TimedReads(const BenchFlags& f, ReadFn read) {
+  uint64_t events = 0, bytes = 0;
+  CAIRN_RETURN_IF_ERROR(read(&events, &bytes));
+  events = bytes = 0;
+  uint64_t passes = 0;
+  const auto start = Clock::now();
+  double seconds = 0;
+  do {
+    CAIRN_RETURN_IF_ERROR(read(&events, &bytes));
+    passes++;
+    seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  } while (seconds < f.min_seconds);
+  Row row;
+  row.events = events;
+  row.seconds = seconds;
+  row.events_per_second = static_cast<double>(events) / seconds;
+  row.mb_per_second = static_cast<double>(bytes) / seconds / 1e6;
+  row.note = fmt::format("{} events per pass, {} warm passes after one warm-up", events / passes, passes);
+  return row;
+}
+
+// Adds up what a consumer would look at, so that the reads cannot be optimized away.
+Status Drain(EventCursor& c, uint64_t* events, uint64_t* bytes) {
+  uint64_t n = 0, b = 0;
+  while (c.Next()) {
+    const RecordedEventView& e = c.event();
+    n++;
+    b += e.stream.size() + e.type.size() + e.data.size() + e.metadata.size();
+  }
+  *events += n;
+  *bytes += b;
+  return c.status();
+}
+
+Result<Row> RunReadAll(const BenchFlags& f, const std::string& db) {
+  std::string note;
+  CAIRN_ASSIGN_OR_RETURN(auto store, OpenForRead(f, db, &note));
+  CAIRN_ASSIGN_OR_RETURN(Row row, TimedReads(f, [&](uint64_t* events, uint64_t* bytes) -> Status {
+    CAIRN_ASSIGN_OR_RETURN(EventCursor c, store->ReadAll({}));
+    return Drain(c, events, bytes);
+  }));
+  row.name = "read-all";
+  if (!note.empty()) row.note += "; " + note;
+  SetMemory(&row);
+  CAIRN_RETURN_IF_ERROR(store->Close());
+  return row;
+}
+
+Result<Row> RunReadStream(const BenchFlags& f, const std::string& db) {
+  std::string note;
+  CAIRN_ASSIGN_OR_RETURN(auto store, OpenForRead(f, db, &note));
+  CAIRN_ASSIGN_OR_RETURN(Row row, TimedReads(f, [&](uint64_t* events, uint64_t* bytes) -> Status {
+    CAIRN_ASSIGN_OR_RETURN(EventCursor c, store->ReadStream(kHotStream, {}));
+    return Drain(c, events, bytes);
+  }));
+  row.name = "read-stream";
+  if (!note.empty()) row.note += "; " + note;
+  SetMemory(&row);
+  CAIRN_RETURN_IF_ERROR(store->Close());
+  return row;
+}
+
+// Times Store::Open of an existing store and takes the memory figures right after it; then
+// counts the events (untimed) to report the open rate.
+Result<Row> RunOpen(const BenchFlags& f, const std::string& db) {
+  std::string note;
+  {
+    Options options;
+    options.create_if_missing = false;
+    auto probe = OpenStore(db, options);
+    bool empty = !probe.ok();
+    if (probe.ok()) {
+      CAIRN_ASSIGN_OR_RETURN(empty, Empty(probe->get()));
+      if (empty) {
+        CAIRN_RETURN_IF_ERROR(RunFill(f, probe->get()).status());
+        note = "filled first in this process (memory figures include the fill)";
+      }
+      CAIRN_RETURN_IF_ERROR((*probe)->Close());
+    } else if (probe.status().IsNotFound()) {
+      CAIRN_ASSIGN_OR_RETURN(auto store, OpenStore(db, {}));
+      CAIRN_RETURN_IF_ERROR(RunFill(f, store.get()).status());
+      CAIRN_RETURN_IF_ERROR(store->Close());
+      note = "filled first in this process (memory figures include the fill)";
+    } else {
+      return probe.status();
+    }
+  }
+  Options options;
+  options.create_if_missing = false;
+  const auto start = Clock::now();
+  CAIRN_ASSIGN_OR_RETURN(auto store, OpenStore(db, options));
+  const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  Row row;
+  row.name = "open";
+  SetMemory(&row);
+  row.seconds = seconds;
+  uint64_t events = 0, bytes = 0;
+  CAIRN_ASSIGN_OR_RETURN(EventCursor c, store->ReadAll({}));
+  CAIRN_RETURN_IF_ERROR(Drain(c, &events, &bytes));
+  row.events = events;
+  row.events_per_second = static_cast<double>(events) / seconds;
+  row.mb_per_second = static_cast<double>(bytes) / seconds / 1e6;
+  row.note = note.empty() ? "store closed cleanly by an earlier process; page cache warm" : note;
+  CAIRN_RETURN_IF_ERROR(store->Close());
+  return row;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Output
+
+std::string Num(double v, int decimals = 0) {
+  if (v < 0) return "-";
+  return fmt::format("{:.{}f}", v, decimals);
+}
+
+std::vector<std::string> Cells(const Row& r) {
+  return {r.name, fmt::format("{}", r.events), Num(r.seconds, 3), Num(r.events_per_second), Num(r.mb_per_second, 1),
+          Num(r.p50_us, 1), Num(r.p99_us, 1), Num(r.rss_mib, 1), Num(r.anon_mib, 1), Num(r.hwm_mib, 1)};
+}
+
+const std::vector<std::string> kHeader = {"name", "events", "seconds", "events/s", "MB/s", "p50_us", "p99_us",
+                                          "rss_MiB", "anon_MiB", "hwm_MiB"};
+
+void PrintTsv(const std::vector<Row>& rows, bool header) {
+  std::string out;
+  if (header) {
+    for (const auto& h : kHeader) out += h + "\t";
+    out += "note\tcommand\n";
+  }
+  for (const Row& r : rows) {
+    for (const auto& c : Cells(r)) out += c + "\t";
+    out += r.note + "\t" + r.command + "\n";
+  }
+  std::fwrite(out.data(), 1, out.size(), stdout);
+  std::fflush(stdout);
+}
+
+void PrintTable(const std::vector<Row>& rows) {
+  std::vector<size_t> width;
+  for (const auto& h : kHeader) width.push_back(h.size());
+  for (const Row& r : rows) {
+    auto cells = Cells(r);
+    for (size_t i = 0; i < cells.size(); ++i) width[i] = std::max(width[i], cells[i].size());
+  }
+  auto line = [&](const std::vector<std::string>& cells) {
+    std::string s;
+    for (size_t i = 0; i < cells.size(); ++i) {
+      s += i == 0 ? fmt::format("{:<{}}", cells[i], width[i]) : fmt::format("  {:>{}}", cells[i], width[i]);
+    }
+    return s + "\n";
+  };
+  std::string out = line(kHeader);
+  for (const Row& r : rows) out += line(Cells(r));
+  out += "\n";
+  for (const Row& r : rows) {
+    out += fmt::format("{}: {}\n", r.name, r.command);
+    if (!r.note.empty()) out += fmt::format("  ({})\n", r.note);
+  }
+  std::fwrite(out.data(), 1, out.size(), stdout);
+  std::fflush(stdout);
+}
+
+// The command line that reproduces one workload run.
+std::vector<std::string> WorkloadArgs(const BenchFlags& f, const std::string& db) {
+  std::vector<std::string> a = {"bench", "--db", db, "--workload", f.workload};
+  auto add = [&](std::string flag, std::string value) {
+    a.push_back(std::move(flag));
+    a.push_back(std::move(value));
+  };
+  if (f.workload == "append") {
+    add("--writers", std::to_string(f.writers));
+    add("--batch", std::to_string(f.batch));
+    add("--events", std::to_string(f.events));
+    add("--sync", f.sync);
+    add("--streams", std::to_string(f.streams));
+    if (f.max_seconds > 0) add("--max-seconds", fmt::format("{}", f.max_seconds));
+  } else {
+    add("--events", std::to_string(f.events));
+    add("--streams", std::to_string(f.streams));
+    add("--stream-events", std::to_string(f.stream_events));
+    if (f.workload != "open" && f.workload != "fill") add("--min-seconds", fmt::format("{}", f.min_seconds));
+  }
+  if (f.seed != 1) add("--seed", std::to_string(f.seed));
+  return a;
+}
+
+std::string CommandText(const std::vector<std::string>& args) {
+  std::string s = "cairn";
+  for (const auto& a : args) {
+    const bool plain = a.find_first_of(" \t'\"$&|;<>()*?\\`") == std::string::npos && !a.empty();
+    s += " " + (plain ? a : "'" + a + "'");
+  }
+  return s;
+}
+
+// Runs one workload in a child process of this binary and parses its TSV row.
+Result<Row> RunChild(const std::vector<std::string>& args) {
+  std::vector<std::string> full = {"cairn"};
+  full.insert(full.end(), args.begin(), args.end());
+  full.push_back("--tsv");
+  std::vector<char*> argv;
+  for (auto& a : full) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  int fds[2];
+  if (pipe(fds) != 0) return Status::IOError(fmt::format("pipe: {}", std::strerror(errno)));
+  const pid_t pid = fork();
+  if (pid < 0) return Status::IOError(fmt::format("fork: {}", std::strerror(errno)));
+  if (pid == 0) {
+    dup2(fds[1], STDOUT_FILENO);
+    close(fds[0]);
+    close(fds[1]);
+    execv("/proc/self/exe", argv.data());
+    _exit(127);
+  }
+  close(fds[1]);
+  std::string out;
+  char buf[4096];
+  for (;;) {
+    const ssize_t n = read(fds[0], buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    out.append(buf, static_cast<size_t>(n));
+  }
+  close(fds[0]);
+  int wstatus = 0;
+  while (waitpid(pid, &wstatus, 0) < 0 && errno == EINTR) {
+  }
+  if (!WIFEXITED(wstatus) || WEXITSTATUS(wstatus) != 0) {
+    return Status::Internal(fmt::format("{} failed (exit status {})", CommandText(args), wstatus));
+  }
+  // The last line is the row: the fields of Cells(), then note and command.
+  std::vector<std::string> lines;
+  for (size_t at = 0; at < out.size();) {
+    size_t nl = out.find('\n', at);
+    if (nl == std::string::npos) nl = out.size();
+    if (nl > at) lines.push_back(out.substr(at, nl - at));
+    at = nl + 1;
+  }
+  if (lines.size() < 2) return Status::Internal(fmt::format("{} printed no result", CommandText(args)));
+  std::vector<std::string> cells;
+  for (size_t at = 0;;) {
+    size_t tab = lines.back().find('\t', at);
+    cells.push_back(lines.back().substr(at, tab == std::string::npos ? std::string::npos : tab - at));
+    if (tab == std::string::npos) break;
+    at = tab + 1;
+  }
+  if (cells.size() != kHeader.size() + 2) return Status::Internal(fmt::format("{}: bad result line", CommandText(args)));
+  auto num = [](const std::string& s) { return s == "-" ? -1.0 : std::strtod(s.c_str(), nullptr); };
+  Row r;
+  r.name = cells[0];
+  r.events = std::strtoull(cells[1].c_str(), nullptr, 10);
+  r.seconds = num(cells[2]);
+  r.events_per_second = num(cells[3]);
+  r.mb_per_second = num(cells[4]);
+  r.p50_us = num(cells[5]);
+  r.p99_us = num(cells[6]);
+  r.rss_mib = num(cells[7]);
+  r.anon_mib = num(cells[8]);
+  r.hwm_mib = num(cells[9]);
+  r.note = cells[10];
+  r.command = cells[11];
+  return r;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Suite
+
+Result<std::vector<Row>> RunSuite(const BenchFlags& flags, const std::string& db) {
+  const bool full = flags.suite == "full";
+  if (!full && flags.suite != "quick") {
+    return Status::InvalidArgument(fmt::format("--suite: '{}' is not quick or full", flags.suite));
+  }
+  std::string url = NormalizeDbUrl(db);
+  if (!url.starts_with("file:") || url.find('?') != std::string::npos) {
+    return Status::InvalidArgument("--suite needs --db file:DIR (a scratch directory, without query parameters)");
+  }
+  const std::filesystem::path base(url.substr(5));
+  std::error_code ec;
+  std::filesystem::create_directories(base, ec);
+  if (ec) return Status::IOError(fmt::format("create {}: {}", base.string(), ec.message()));
+
+  const uint64_t read_events = flags.events_option->count() > 0 ? flags.events : (full ? 10'000'000 : 200'000);
+  const uint64_t write_events = flags.write_events > 0 ? flags.write_events : (full ? 1'000'000 : 100'000);
+  const double durable_cap = flags.max_seconds_option->count() > 0 ? flags.max_seconds : (full ? 20 : 5);
+
+  struct Step {
+    std::string dir;
+    BenchFlags f;
+  };
+  std::vector<Step> steps;
+  auto append = [&](uint32_t writers, uint32_t batch, std::string sync) {
+    BenchFlags f = flags;
+    f.workload = "append";
+    f.writers = writers;
+    f.batch = batch;
+    f.sync = sync;
+    f.events = write_events;
+    f.max_seconds = sync == "always" ? durable_cap : 0;
+    steps.push_back({fmt::format("append-{}x{}-{}", writers, batch, sync), f});
+  };
+  append(1, 1, "always");
+  append(64, 1, "always");
+  append(1, 100, "always");
+  append(1, 100, "none");
+  for (const char* w : {"fill", "read-all", "read-stream", "open"}) {
+    BenchFlags f = flags;
+    f.workload = w;
+    f.events = read_events;
+    steps.push_back({"reads", f});
+  }
+
+  std::vector<Row> rows;
+  std::string previous_dir;
+  for (const Step& s : steps) {
+    const std::filesystem::path dir = base / s.dir;
+    if (s.dir != previous_dir && std::filesystem::exists(dir)) {
+      return Status::AlreadyExists(fmt::format("{} exists: give an empty scratch directory", dir.string()));
+    }
+    auto args = WorkloadArgs(s.f, "file:" + dir.string());
+    std::fprintf(stderr, "cairn bench: %s\n", CommandText(args).c_str());
+    CAIRN_ASSIGN_OR_RETURN(Row row, RunChild(args));
+    rows.push_back(std::move(row));
+    const bool last_use = &s == &steps.back() || (&s + 1)->dir != s.dir;
+    if (last_use && !flags.keep) std::filesystem::remove_all(dir, ec);
+    previous_dir = s.dir;
+  }
+  return rows;
+}
+
+int RunBench(const BenchFlags& flags, const std::string& db) {
+  std::vector<Row> rows;
+  if (!flags.suite.empty()) {
+    auto suite = RunSuite(flags, db);
+    if (!suite.ok()) return ReportError(suite.status());
+    rows = std::move(suite).value();
+  } else {
+    Result<Row> row = Status::InvalidArgument(
+        fmt::format("--workload: '{}' is not append, fill, read-all, read-stream or open", flags.workload));
+    if (flags.workload == "append") {
+      row = RunAppend(flags, db);
+    } else if (flags.workload == "fill") {
+      auto store = OpenStore(db, Options{.sync = SyncMode::kNone});
+      row = store.ok() ? RunFill(flags, store->get()) : Result<Row>(store.status());
+      if (store.ok() && row.ok()) {
+        SetMemory(&row.value());
+        Status s = (*store)->Close();
+        if (!s.ok()) row = s;
+      }
+    } else if (flags.workload == "read-all") {
+      row = RunReadAll(flags, db);
+    } else if (flags.workload == "read-stream") {
+      row = RunReadStream(flags, db);
+    } else if (flags.workload == "open") {
+      row = RunOpen(flags, db);
+    }
+    if (!row.ok()) return ReportError(row.status());
+    row->command = CommandText(WorkloadArgs(flags, db));
+    rows.push_back(std::move(row).value());
+  }
+  if (flags.tsv) {
+    PrintTsv(rows, true);
+  } else {
+    PrintTable(rows);
+  }
+  return kExitOk;
+}
+
+}  // namespace
+
+Command AddBenchCommand(CLI::App& parent, std::string* db) {
+  CLI::App* app = parent.add_subcommand("bench", "Measure append and read throughput of the embedded store");
+  app->footer(
+      "Workloads (events: 200 B JSON data + 100 B JSON metadata, over --streams streams \"account-<k>\"):\n"
+      "  append       --writers threads call Store::Append, --batch events each, --sync mode\n"
+      "  fill         writes --events (100 per append, sync=none) plus --stream-events to account-hot\n"
+      "  read-all     reads $all (checksums verified), warm; fills the store first when it is empty\n"
+      "  read-stream  reads account-hot, warm; fills first when empty\n"
+      "  open         times opening the store (closed cleanly) and reports memory right after\n"
+      "--suite quick|full runs them all, each in a child process, in subdirectories of --db\n"
+      "(which must be a scratch directory) and prints one table. A benchmark, not a test:\n"
+      "see docs/performance.md. It writes to the store: never point it at real data.");
+  auto flags = std::make_shared<BenchFlags>();
+  AddDbOption(app, db);
+  app->add_option("--workload", flags->workload, "append, fill, read-all, read-stream or open. Default: append");
+  app->add_option("--suite", flags->suite, "quick or full: run every workload and print one table");
+  app->add_option("--writers", flags->writers, "Appending threads. Default: 1");
+  app->add_option("--batch", flags->batch, "Events per append. Default: 1");
+  flags->events_option = app->add_option("--events", flags->events,
+                                         "Events to append or fill (suite: of the read store). Default: 100000");
+  app->add_option("--write-events", flags->write_events, "Suite: events of each append workload");
+  app->add_option("--streams", flags->streams, "Streams the events spread over. Default: 100000");
+  app->add_option("--stream-events", flags->stream_events, "Events of account-hot (read-stream). Default: 10000");
+  app->add_option("--sync", flags->sync, "always, interval or none. Default: always");
+  flags->max_seconds_option =
+      app->add_option("--max-seconds", flags->max_seconds, "Stop appending after this long (0: never). Default: 0");
+  app->add_option("--min-seconds", flags->min_seconds, "Reads: repeat warm passes for at least this long. Default: 2");
+  app->add_option("--seed", flags->seed, "Seed of the generated events. Default: 1");
+  app->add_flag("--tsv", flags->tsv, "Print tab-separated values (for scripts)");
+  app->add_flag("--keep", flags->keep, "Suite: keep the stores it wrote");
+  return Command{app, [app, flags, db] {
+                   const CLI::App* root = app->get_parent();
+                   if (app->get_option("--db")->count() == 0 && root->get_option("--db")->count() == 0) {
+                     std::fprintf(stderr, "cairn: bench writes to the store: give --db (a scratch directory)\n");
+                     return kExitUsage;
+                   }
+                   return RunBench(*flags, *db);
+                 }};
+}
+
+}  // namespace cairn::cli
