@@ -1,6 +1,7 @@
 // `cairn append`: one event from the command line, or a stream of append requests as JSON lines
 // on stdin ("-"), pipelined through Store::AppendAsync so that the store's group commit batches
 // them. Results are printed in request order, each only once its append is acknowledged.
+#include <fmt/format.h>
 #include <sys/types.h>
 
 #include <cerrno>
@@ -15,8 +16,6 @@
 #include <thread>
 #include <utility>
 #include <vector>
-
-#include <fmt/format.h>
 
 #include "cairn/store.h"
 #include "cli/cli_common.h"
@@ -83,7 +82,8 @@ class AppendPipeline {
       uint64_t seq;
       {
         std::unique_lock lock(mu_);
-        space_cv_.wait(lock, [&] { return submitted_ - printed_ < kMaxInFlightRequests || !output_error_.ok(); });
+        space_cv_.wait(lock,
+                       [&] { return submitted_ - printed_ < kMaxInFlightRequests || !output_error_.ok(); });
         if (!output_error_.ok()) break;  // nobody will see more results; stop reading
         seq = submitted_++;
       }
@@ -96,10 +96,13 @@ class AppendPipeline {
       }
       // No lock is held here: a rejected append may call back at once, on this thread.
       std::string stream = request->stream;
-      store_->AppendAsync(request->stream, request->expected, request->events,
-                          [this, seq, stream = std::move(stream)](Result<AppendResult> result) mutable {
-                            Finish(seq, Outcome{std::move(stream), std::move(result), ""});
-                          });
+      store_->AppendAsync(
+          request->stream, request->expected, request->events,
+          [this, seq, line_number, stream = std::move(stream)](Result<AppendResult> result) mutable {
+            // Every error line says which input line it answers.
+            if (!result.ok()) result = result.status().WithContext(fmt::format("line {}", line_number));
+            Finish(seq, Outcome{std::move(stream), std::move(result), ""});
+          });
     }
     free(buffer);
     return status;
@@ -118,9 +121,8 @@ class AppendPipeline {
   void PrintLoop() {
     std::unique_lock lock(mu_);
     while (true) {
-      ready_cv_.wait(lock, [&] {
-        return done_.count(printed_) > 0 || (input_done_ && printed_ == submitted_);
-      });
+      ready_cv_.wait(lock,
+                     [&] { return done_.count(printed_) > 0 || (input_done_ && printed_ == submitted_); });
       if (done_.count(printed_) == 0) return;  // input ended and everything is printed
 
       // Take every outcome that is next in order, then write them without holding the lock.
@@ -185,7 +187,8 @@ struct AppendFlags {
 int UsageError(CLI::App* app, std::string_view message) {
   // The parent's help descends into the chosen subcommand and names the program ("cairn append").
   const CLI::App* root = app->get_parent() != nullptr ? app->get_parent() : app;
-  std::fprintf(stderr, "cairn: %.*s\n\n%s", static_cast<int>(message.size()), message.data(), root->help().c_str());
+  std::fprintf(stderr, "cairn: %.*s\n\n%s", static_cast<int>(message.size()), message.data(),
+               root->help().c_str());
   return kExitUsage;
 }
 
@@ -200,20 +203,23 @@ int RunStdinMode(const std::string& db) {
 
 int RunAppend(CLI::App* app, const AppendFlags& flags, const std::string& db) {
   if (flags.stream == "-") {
-    for (const CLI::Option* option : {flags.data_option, flags.expected_option, flags.type_option, flags.id_option,
-                                      flags.metadata_option}) {
+    for (const CLI::Option* option : {flags.data_option, flags.expected_option, flags.type_option,
+                                      flags.id_option, flags.metadata_option}) {
       if (option->count() > 0) {
-        return UsageError(app, fmt::format("{} does not apply with '-' (requests come from stdin)", option->get_name()));
+        return UsageError(
+            app, fmt::format("{} does not apply with '-' (requests come from stdin)", option->get_name()));
       }
     }
     return RunStdinMode(db);
   }
-  if (flags.data_option->count() == 0) return UsageError(app, "DATA_JSON is required (or STREAM '-' for stdin)");
+  if (flags.data_option->count() == 0)
+    return UsageError(app, "DATA_JSON is required (or STREAM '-' for stdin)");
 
   auto expected = ExpectedVersion::Parse(flags.expected);
   if (!expected) {
-    return UsageError(app, fmt::format("--expected: '{}' is not valid; want any, no-stream, exists or a version number",
-                                       flags.expected));
+    return UsageError(
+        app, fmt::format("--expected: '{}' is not valid; want any, no-stream, exists or a version number",
+                         flags.expected));
   }
   EventData event;
   event.type = flags.type;
@@ -258,19 +264,22 @@ Command AddAppendCommand(CLI::App& parent, std::string* db) {
       "gets {\"error\": CODE, \"message\": ...} (and \"actual_version\" for a conflict) and the rest go on.");
   auto flags = std::make_shared<AppendFlags>();
   AddDbOption(app, db);
-  app->add_option("STREAM", flags->stream, "The stream to append to, or '-' to read requests from stdin")->required();
+  app->add_option("STREAM", flags->stream, "The stream to append to, or '-' to read requests from stdin")
+      ->required();
   flags->data_option = app->add_option("DATA_JSON", flags->data_json, "The event's data: any JSON value");
   flags->expected_option =
       app->add_option("--expected", flags->expected,
                       "What the stream must look like: any, no-stream, exists, or N (its last version). "
                       "Default: any")
           ->type_name("E");
-  flags->type_option = app->add_option("--type", flags->type, "The event type. Default: event")->type_name("TYPE");
+  flags->type_option =
+      app->add_option("--type", flags->type, "The event type. Default: event")->type_name("TYPE");
   flags->id_option =
       app->add_option("--id", flags->id, "The event id (makes retries idempotent). Default: a new UUIDv7")
           ->type_name("UUID");
   flags->metadata_option =
-      app->add_option("--metadata", flags->metadata_json, "The event's metadata: any JSON value")->type_name("JSON");
+      app->add_option("--metadata", flags->metadata_json, "The event's metadata: any JSON value")
+          ->type_name("JSON");
   return Command{app, [app, flags, db] { return RunAppend(app, *flags, *db); }};
 }
 

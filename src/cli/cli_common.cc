@@ -8,14 +8,20 @@ namespace cairn::cli {
 
 int ExitCodeFor(const Status& status) {
   switch (status.code()) {
-    case StatusCode::kOk: return kExitOk;
-    case StatusCode::kConflict: return kExitConflict;
-    case StatusCode::kNotFound: return kExitNotFound;
-    case StatusCode::kCorruption: return kExitCorruption;
+    case StatusCode::kOk:
+      return kExitOk;
+    case StatusCode::kConflict:
+      return kExitConflict;
+    case StatusCode::kNotFound:
+      return kExitNotFound;
+    case StatusCode::kCorruption:
+      return kExitCorruption;
     // Input the store rejects (a bad stream name, an oversized event) is the caller's mistake,
     // like a bad flag: retrying cannot help.
-    case StatusCode::kInvalidArgument: return kExitUsage;
-    default: return kExitError;
+    case StatusCode::kInvalidArgument:
+      return kExitUsage;
+    default:
+      return kExitError;
   }
 }
 

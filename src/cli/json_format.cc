@@ -19,14 +19,22 @@ std::optional<json> TryParse(std::string_view text) {
 
 std::string_view TypeName(const json& value) {
   switch (value.type()) {
-    case json::value_t::null: return "null";
-    case json::value_t::boolean: return "a boolean";
-    case json::value_t::string: return "a string";
-    case json::value_t::array: return "an array";
-    case json::value_t::object: return "an object";
-    case json::value_t::binary: return "binary";
-    case json::value_t::discarded: return "nothing";
-    default: return "a number";
+    case json::value_t::null:
+      return "null";
+    case json::value_t::boolean:
+      return "a boolean";
+    case json::value_t::string:
+      return "a string";
+    case json::value_t::array:
+      return "an array";
+    case json::value_t::object:
+      return "an object";
+    case json::value_t::binary:
+      return "binary";
+    case json::value_t::discarded:
+      return "nothing";
+    default:
+      return "a number";
   }
 }
 
@@ -36,12 +44,14 @@ Status FieldError(std::string_view field, std::string_view problem) {
 
 Result<EventData> ParseEvent(const json& event, size_t index) {
   std::string prefix = fmt::format("events[{}]", index);
-  if (!event.is_object()) return FieldError(prefix, fmt::format("must be an object, not {}", TypeName(event)));
+  if (!event.is_object())
+    return FieldError(prefix, fmt::format("must be an object, not {}", TypeName(event)));
   EventData data;
   data.content_type = ContentType::kJson;
 
   if (auto it = event.find("id"); it != event.end() && !it->is_null()) {
-    if (!it->is_string()) return FieldError(prefix + ".id", fmt::format("must be a UUID string, not {}", TypeName(*it)));
+    if (!it->is_string())
+      return FieldError(prefix + ".id", fmt::format("must be a UUID string, not {}", TypeName(*it)));
     auto id = Uuid::Parse(it->get_ref<const std::string&>());
     if (!id) return FieldError(prefix + ".id", "not a UUID (want the 8-4-4-4-12 hex form)");
     data.id = *id;
@@ -49,7 +59,8 @@ Result<EventData> ParseEvent(const json& event, size_t index) {
 
   auto type = event.find("type");
   if (type == event.end()) return FieldError(prefix + ".type", "missing");
-  if (!type->is_string()) return FieldError(prefix + ".type", fmt::format("must be a string, not {}", TypeName(*type)));
+  if (!type->is_string())
+    return FieldError(prefix + ".type", fmt::format("must be a string, not {}", TypeName(*type)));
   data.type = type->get<std::string>();
 
   auto payload = event.find("data");
@@ -126,12 +137,14 @@ Result<ExpectedVersion> ParseExpectedVersion(const Json& value) {
 }
 
 Result<AppendRequest> ParseAppendRequest(const Json& request) {
-  if (!request.is_object()) return FieldError("request", fmt::format("must be an object, not {}", TypeName(request)));
+  if (!request.is_object())
+    return FieldError("request", fmt::format("must be an object, not {}", TypeName(request)));
   AppendRequest out;
 
   auto stream = request.find("stream");
   if (stream == request.end()) return FieldError("stream", "missing");
-  if (!stream->is_string()) return FieldError("stream", fmt::format("must be a string, not {}", TypeName(*stream)));
+  if (!stream->is_string())
+    return FieldError("stream", fmt::format("must be a string, not {}", TypeName(*stream)));
   out.stream = stream->get<std::string>();
 
   if (auto it = request.find("expected"); it != request.end()) {
@@ -142,7 +155,8 @@ Result<AppendRequest> ParseAppendRequest(const Json& request) {
 
   auto events = request.find("events");
   if (events == request.end()) return FieldError("events", "missing");
-  if (!events->is_array()) return FieldError("events", fmt::format("must be an array, not {}", TypeName(*events)));
+  if (!events->is_array())
+    return FieldError("events", fmt::format("must be an array, not {}", TypeName(*events)));
   out.events.reserve(events->size());
   for (size_t i = 0; i < events->size(); ++i) {
     auto event = ParseEvent((*events)[i], i);

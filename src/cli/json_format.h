@@ -25,11 +25,10 @@
 //   "actual_version" appears only for a wrong expected version.
 #pragma once
 
+#include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "cairn/event.h"
 #include "cairn/status.h"

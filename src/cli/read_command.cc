@@ -1,12 +1,12 @@
 // `cairn read`: prints the events of one stream, or of $all, as JSON lines (json_format.h).
+#include <fmt/format.h>
+
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <limits>
 #include <optional>
 #include <string>
-
-#include <fmt/format.h>
 
 #include "cairn/store.h"
 #include "cli/cli_common.h"
@@ -63,7 +63,8 @@ int RunRead(const ReadFlags& flags, const std::string& db) {
     write_failed = std::fwrite(line.data(), 1, line.size(), stdout) != line.size();
   }
   if (!write_failed) write_failed = std::fflush(stdout) != 0;
-  if (write_failed) return ReportError(Status::IOError(fmt::format("write stdout: {}", std::strerror(errno))));
+  if (write_failed)
+    return ReportError(Status::IOError(fmt::format("write stdout: {}", std::strerror(errno))));
   if (!cursor->status().ok()) return ReportError(cursor->status());
   Status closed = (*store)->Close();
   if (!closed.ok()) return ReportError(closed);

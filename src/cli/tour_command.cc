@@ -2,13 +2,13 @@
 // a fresh stream, read them back, rebuild the balance by replaying them, and show an optimistic
 // concurrency conflict. What `make run` starts until `cairn serve` exists. Every run uses a new
 // stream, so it can run again and again on the same data directory.
+#include <fmt/format.h>
+
 #include <cstdio>
+#include <nlohmann/json.hpp>
 #include <random>
 #include <string>
 #include <vector>
-
-#include <fmt/format.h>
-#include <nlohmann/json.hpp>
 
 #include "cairn/store.h"
 #include "cli/cli_common.h"
@@ -104,8 +104,9 @@ int RunTour(const std::string& db) {
     return ReportError(Status::Internal("an append with a stale expected version was accepted"));
   }
   if (!conflict.status().IsConflict()) return ReportError(conflict.status());
-  std::string actual = conflict.status().actual_version() ? std::to_string(*conflict.status().actual_version())
-                                                          : std::string("none");
+  std::string actual = conflict.status().actual_version()
+                           ? std::to_string(*conflict.status().actual_version())
+                           : std::string("none");
   std::printf("   rejected, nothing written: %s\n", conflict.status().ToString().c_str());
   std::printf("   the stream's actual version is %s: re-read, re-decide, retry\n\n", actual.c_str());
 
@@ -122,7 +123,8 @@ int RunTour(const std::string& db) {
 }  // namespace
 
 Command AddTourCommand(CLI::App& parent, std::string* db) {
-  CLI::App* app = parent.add_subcommand("tour", "The seed's bank account, end to end (what `make run` starts)");
+  CLI::App* app =
+      parent.add_subcommand("tour", "The seed's bank account, end to end (what `make run` starts)");
   app->footer(
       "A guided tour on the store: the seed's bank account appended to a new stream, read back,\n"
       "its balance rebuilt by replaying the events, and an optimistic-concurrency conflict.");

@@ -1,12 +1,11 @@
 // `cairn verify`: checks every record of a store's log (VerifyStore) and reports the first
 // corruption with its segment file and offset.
+#include <fmt/format.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cstdio>
 #include <string>
-
-#include <fmt/format.h>
 
 #include "cairn/store.h"
 #include "cli/cli_common.h"
@@ -62,8 +61,9 @@ Command AddVerifyCommand(CLI::App& parent, std::string* db) {
       "Takes the data directory's lock, so it cannot run beside a process that has the store open.");
   auto flags = std::make_shared<VerifyFlags>();
   AddDbOption(app, db);
-  app->add_flag("--json", flags->json,
-                "Print {\"ok\":true,\"bytes_checked\":N} or {\"ok\":false,\"error\":CODE,\"message\":...} on stdout");
+  app->add_flag(
+      "--json", flags->json,
+      "Print {\"ok\":true,\"bytes_checked\":N} or {\"ok\":false,\"error\":CODE,\"message\":...} on stdout");
   return Command{app, [flags, db] { return RunVerify(*flags, *db); }};
 }
 

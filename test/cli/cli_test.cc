@@ -1,18 +1,17 @@
 // Proves that the `cairn` command keeps its documented behaviour: output formats, exit codes,
 // in-order pipelined stdin appends, verify. Runs the built binary as a child process on a temp dir.
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
 #include <string>
 #include <vector>
-
-#include <fmt/format.h>
-#include <nlohmann/json.hpp>
 
 #include "cairn/types.h"
 #include "util/test_util.h"
@@ -59,8 +58,9 @@ class CliTest : public ::testing::Test {
 
 TEST_F(CliTest, AppendThenReadRoundTrips) {
   const std::string id = Uuid::V7().ToString();
-  CommandResult a = Cairn({"append", "account-1", "--type", "Deposited", "--id", id, "--expected", "no-stream",
-                           "--metadata", R"({"$user":"alice"})", R"({"amount": 1000, "note": "héllo"})"});
+  CommandResult a =
+      Cairn({"append", "account-1", "--type", "Deposited", "--id", id, "--expected", "no-stream",
+             "--metadata", R"({"$user":"alice"})", R"({"amount": 1000, "note": "héllo"})"});
   ASSERT_EQ(a.exit_code, 0) << a.err;
   std::vector<json> appended = Lines(a.out);
   ASSERT_EQ(appended.size(), 1u);
@@ -235,15 +235,20 @@ TEST_F(CliTest, StdinModeAnswersPipelinedRequestsInOrder) {
       ++k;
     }
   }
-  for (const json& event : ReadStream("$all")) EXPECT_EQ(rejected_ids.count(event["id"].get<std::string>()), 0u);
+  for (const json& event : ReadStream("$all"))
+    EXPECT_EQ(rejected_ids.count(event["id"].get<std::string>()), 0u);
 }
 
 TEST_F(CliTest, StdinModeReportsConflictsWithActualVersion) {
   std::string input =
-      R"({"stream":"c-1","expected":"no-stream","events":[{"type":"A","data":1},{"type":"B","data":"two"}]})" "\n"
-      R"({"stream":"c-1","expected":0,"events":[{"type":"C","data":null}]})" "\n"
-      R"({"stream":"c-2","expected":"exists","events":[{"type":"D","data":{}}]})" "\n"
-      R"({"stream":"c-1","events":[{"type":"E","data":[],"metadata":{"k":"v"}}]})" "\n";
+      R"({"stream":"c-1","expected":"no-stream","events":[{"type":"A","data":1},{"type":"B","data":"two"}]})"
+      "\n"
+      R"({"stream":"c-1","expected":0,"events":[{"type":"C","data":null}]})"
+      "\n"
+      R"({"stream":"c-2","expected":"exists","events":[{"type":"D","data":{}}]})"
+      "\n"
+      R"({"stream":"c-1","events":[{"type":"E","data":[],"metadata":{"k":"v"}}]})"
+      "\n";
   CommandResult r = Cairn({"append", "-"}, input);
   ASSERT_EQ(r.exit_code, 0) << r.err;
   std::vector<json> lines = Lines(r.out);
@@ -273,11 +278,11 @@ TEST_F(CliTest, UsageErrorsExit2) {
 
   EXPECT_EQ(RunCommand({CliPath()}).exit_code, 2);
   EXPECT_EQ(RunCommand({CliPath(), "frobnicate"}).exit_code, 2);
-  EXPECT_EQ(Cairn({"append", "s-1"}).exit_code, 2);                          // no DATA_JSON
-  EXPECT_EQ(Cairn({"append", "s-1", "{not json"}).exit_code, 2);            // bad DATA_JSON
+  EXPECT_EQ(Cairn({"append", "s-1"}).exit_code, 2);               // no DATA_JSON
+  EXPECT_EQ(Cairn({"append", "s-1", "{not json"}).exit_code, 2);  // bad DATA_JSON
   EXPECT_EQ(Cairn({"append", "s-1", "--expected", "maybe", "{}"}).exit_code, 2);
   EXPECT_EQ(Cairn({"append", "s-1", "--id", "nope", "{}"}).exit_code, 2);
-  EXPECT_EQ(Cairn({"append", "-", "--type", "T"}).exit_code, 2);            // flags do not apply to '-'
+  EXPECT_EQ(Cairn({"append", "-", "--type", "T"}).exit_code, 2);  // flags do not apply to '-'
   EXPECT_EQ(Cairn({"read"}).exit_code, 2);
   EXPECT_EQ(Cairn({"read", "s-1", "--max", "lots"}).exit_code, 2);
   // Nothing was written by any of them.

@@ -3,12 +3,12 @@
 // feeds `cairn append -` pipelined requests, SIGKILLs it at a random moment, then checks the store
 // through the library (Store::Open) against the acknowledgements and runs `cairn verify`.
 #include <fcntl.h>
+#include <fmt/format.h>
+#include <gtest/gtest.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-#include <gtest/gtest.h>
 
 #include <cerrno>
 #include <chrono>
@@ -17,14 +17,12 @@
 #include <fstream>
 #include <iterator>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <random>
 #include <set>
 #include <string>
 #include <vector>
-
-#include <fmt/format.h>
-#include <nlohmann/json.hpp>
 
 #include "cairn/store.h"
 #include "util/test_util.h"
@@ -159,8 +157,8 @@ class KillLoopTest : public ::testing::Test {
 TEST_F(KillLoopTest, AcknowledgedAppendsSurviveKill9) {
   uint64_t seed = std::random_device{}();
   if (const char* env = std::getenv("CAIRN_CRASH_SEED")) seed = std::strtoull(env, nullptr, 10);
-  std::printf("kill loop seed: %llu (rerun with CAIRN_CRASH_SEED=%llu)\n", static_cast<unsigned long long>(seed),
-              static_cast<unsigned long long>(seed));
+  std::printf("kill loop seed: %llu (rerun with CAIRN_CRASH_SEED=%llu)\n",
+              static_cast<unsigned long long>(seed), static_cast<unsigned long long>(seed));
   std::fflush(stdout);
   RecordProperty("seed", std::to_string(seed));
   std::mt19937_64 rng(seed);
@@ -189,7 +187,8 @@ TEST_F(KillLoopTest, AcknowledgedAppendsSurviveKill9) {
     {
       ChildProcess child({testing::CliPath(), "append", "--db", Db(), "-"}, stderr_path);
       const auto start = Clock::now();
-      auto deadline = from_start ? start + std::chrono::milliseconds(kill_delay_ms) : start + kFirstAckTimeout;
+      auto deadline =
+          from_start ? start + std::chrono::milliseconds(kill_delay_ms) : start + kFirstAckTimeout;
       bool first_ack_seen = false;
       std::string pending;  // bytes of requests not yet written to the child
       size_t pending_offset = 0;
@@ -209,13 +208,15 @@ TEST_F(KillLoopTest, AcknowledgedAppendsSurviveKill9) {
           json events = json::array();
           for (int j = 0; j < count; ++j) {
             request.ids.push_back(Uuid::V7().ToString());
-            events.push_back({{"id", request.ids.back()}, {"type", "Tick"}, {"data", {{"cycle", cycle}, {"j", j}}}});
+            events.push_back(
+                {{"id", request.ids.back()}, {"type", "Tick"}, {"data", {{"cycle", cycle}, {"j", j}}}});
           }
           json expected = "any";
           uint64_t& next = next_version[request.stream];
           if (request.stream < 2) expected = next == 0 ? json("no-stream") : json(next - 1);
           next += static_cast<uint64_t>(count);
-          pending = json{{"stream", StreamName(request.stream)}, {"expected", expected}, {"events", events}}.dump();
+          pending =
+              json{{"stream", StreamName(request.stream)}, {"expected", expected}, {"events", events}}.dump();
           pending += '\n';
           pending_offset = 0;
           sent.push_back(std::move(request));
@@ -223,7 +224,8 @@ TEST_F(KillLoopTest, AcknowledgedAppendsSurviveKill9) {
         struct pollfd fds[2] = {{child.out_fd(), POLLIN, 0}, {child.in_fd(), POLLOUT, 0}};
         int nfds = pending_offset < pending.size() ? 2 : 1;
         auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
-        if (poll(fds, nfds, static_cast<int>(std::max<int64_t>(0, std::min<int64_t>(left, 20)))) < 0) continue;
+        if (poll(fds, nfds, static_cast<int>(std::max<int64_t>(0, std::min<int64_t>(left, 20)))) < 0)
+          continue;
         if (nfds == 2 && (fds[1].revents & POLLOUT)) {
           ssize_t w = write(child.in_fd(), pending.data() + pending_offset, pending.size() - pending_offset);
           if (w > 0) pending_offset += static_cast<size_t>(w);
@@ -245,9 +247,10 @@ TEST_F(KillLoopTest, AcknowledgedAppendsSurviveKill9) {
         }
       }
       if (exited) child.Wait();
-      ASSERT_FALSE(exited || child.Exited())
-          << "cairn append exited on its own (wait status " << child.exit_status() << "): " << ReadFile(stderr_path);
-      ASSERT_TRUE(from_start || !acks.empty()) << "no acknowledgement within the timeout: " << ReadFile(stderr_path);
+      ASSERT_FALSE(exited || child.Exited()) << "cairn append exited on its own (wait status "
+                                             << child.exit_status() << "): " << ReadFile(stderr_path);
+      ASSERT_TRUE(from_start || !acks.empty())
+          << "no acknowledgement within the timeout: " << ReadFile(stderr_path);
       child.Kill();
       child.Wait();
       // Lines already in the pipe were printed, so acknowledged, before the kill. A partial last
@@ -287,7 +290,8 @@ TEST_F(KillLoopTest, AcknowledgedAppendsSurviveKill9) {
         if (sent[r].stream != s) continue;
         for (const std::string& id : sent[r].ids) {
           ASSERT_LT(v, events.size()) << StreamName(s) << ": request " << r << " stored in part";
-          ASSERT_EQ(events[v].id, id) << StreamName(s) << " version " << v << ": not request " << r << "'s event";
+          ASSERT_EQ(events[v].id, id)
+              << StreamName(s) << " version " << v << ": not request " << r << "'s event";
           ++v;
         }
         present[r] = true;
@@ -310,7 +314,8 @@ TEST_F(KillLoopTest, AcknowledgedAppendsSurviveKill9) {
     // One reader fed the requests in order, so the durable ones are a prefix of the send order:
     // an unacknowledged request is only there if every one sent before it is.
     for (size_t r = 1; r < sent.size(); ++r) {
-      ASSERT_FALSE(present[r] && !present[r - 1]) << "request " << r << " stored but earlier " << r - 1 << " not";
+      ASSERT_FALSE(present[r] && !present[r - 1])
+          << "request " << r << " stored but earlier " << r - 1 << " not";
     }
     // Exactly once across the whole store, and $all agrees with the streams.
     {
