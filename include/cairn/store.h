@@ -72,7 +72,7 @@ struct Options {
   // rare, small enough to copy and verify one at a time. Fixed when the store is created.
   uint64_t segment_size_bytes = 256 << 20;
   // How many of the most recent events the idempotency check remembers (see the header comment).
-  // About 40 bytes of memory each.
+  // About 60 bytes of memory each, once used.
   uint64_t idempotency_window_events = 1'000'000;
   // Create the data directory when it does not exist.
   bool create_if_missing = true;

@@ -22,7 +22,7 @@ class StreamCursor final : public CursorImpl {
     if (!status_.ok() || remaining_ == 0) return false;
     if (i_ == chunk_.size() && !Refill()) return false;
     RecordView rv;
-    status_ = store_.log().ReadAt(chunk_[i_++], &rv);
+    status_ = store_.log().ReadAt(chunk_[i_++], &rv, &seg_);
     if (!status_.ok()) return false;
     *out = rv.ToEvent();
     checkpoint_ = rv.position;
@@ -58,6 +58,7 @@ class StreamCursor final : public CursorImpl {
   uint64_t remaining_;
   std::vector<uint64_t> chunk_;
   size_t i_ = 0;
+  const Segment* seg_ = nullptr;
   Status status_;
   uint64_t checkpoint_ = 0;
 };
@@ -109,7 +110,7 @@ class AllCursor final : public CursorImpl {
         pos_ = number * cap_ + off;
         continue;
       }
-      const Segment* s = log_.SegmentAt(number);
+      const Segment* s = Seg(number);
       if (s == nullptr) return false;
       const uint64_t end = s->end.load(std::memory_order_acquire);
       if (off >= end) {
@@ -132,12 +133,12 @@ class AllCursor final : public CursorImpl {
   bool Backward(RecordView* rv) {
     for (;;) {
       uint64_t number = pos_ / cap_, off = pos_ % cap_;
-      const Segment* s = log_.SegmentAt(number);
+      const Segment* s = Seg(number);
       if (s == nullptr) {
         // Past the last segment: continue from the end of the last one.
         uint64_t count = log_.SegmentCount();
         if (count == 0) return false;
-        const Segment* last = log_.SegmentAt(count - 1);
+        const Segment* last = Seg(count - 1);
         pos_ = std::min(pos_, last->number * cap_ + last->end.load(std::memory_order_acquire));
         if (pos_ / cap_ != last->number) return false;
         continue;
@@ -149,7 +150,7 @@ class AllCursor final : public CursorImpl {
       }
       if (off <= kSegmentHeaderSize) {
         if (number == 0) return false;
-        const Segment* prev = log_.SegmentAt(number - 1);
+        const Segment* prev = Seg(number - 1);
         pos_ = prev->number * cap_ + prev->end.load(std::memory_order_acquire);
         continue;
       }
@@ -168,8 +169,19 @@ class AllCursor final : public CursorImpl {
     }
   }
 
+  // Segments never go away while the store is open: look each up (under the log's lock) once.
+  const Segment* Seg(uint64_t number) {
+    if (number != seg_number_ || seg_ == nullptr) {
+      seg_ = log_.SegmentAt(number);
+      seg_number_ = number;
+    }
+    return seg_;
+  }
+
   const Log& log_;
   const uint64_t cap_;
+  const Segment* seg_ = nullptr;
+  uint64_t seg_number_ = 0;
   EventFilter filter_;
   bool forward_;
   uint64_t remaining_;

@@ -147,7 +147,7 @@ Status EmbeddedStore::ApplyRecovered(const RecordView& r) {
       }
     }
   }
-  ids_.Insert(r.id, {e, r.version, r.position});
+  ids_.Insert(r.id, r.position);
   time_index_.Add(r.recorded_at, r.position, 1);
   last_time_ = std::max(last_time_, r.recorded_at);
   return Status::Ok();
@@ -357,6 +357,22 @@ void EmbeddedStore::ProcessGroup(std::vector<std::unique_ptr<Request>>& group) {
   for (size_t i = 0; i < group.size(); ++i) group[i]->done(std::move(results[i]));
 }
 
+bool EmbeddedStore::WriterRecordAt(uint64_t position, RecordView* out) const {
+  // Records of the group being built are still in buf_; earlier ones are in the mapped log (also
+  // those written but not yet published, which only the writer may look at).
+  const uint64_t tail = log_->tail();
+  if (position >= tail) {
+    const uint64_t off = position - tail;
+    if (off >= buf_.size()) return false;
+    return DecodeRecord(reinterpret_cast<const std::byte*>(buf_.data()) + off, buf_.size() - off, position, out) ==
+           DecodeError::kOk;
+  }
+  const uint64_t cap = log_->capacity();
+  const Segment* s = log_->SegmentAt(position / cap);
+  if (s == nullptr) return false;
+  return DecodeRecord(s->base + position % cap, cap - position % cap, position, out) == DecodeError::kOk;
+}
+
 Status EmbeddedStore::EnsureRoom(size_t bytes) {
   const uint64_t cap = log_->capacity();
   const uint64_t at = log_->tail() + buf_.size();
@@ -383,7 +399,7 @@ uint64_t EmbeddedStore::Encode(StreamEntry* entry, uint64_t version, const Uuid&
                                std::string_view type, std::string_view data, std::string_view metadata) {
   const uint64_t position = log_->tail() + buf_.size();
   EncodeRecord(RecordFields{position, group_time_, version, id, flags, ct, entry->name, type, data, metadata}, &buf_);
-  ids_.Insert(id, {entry, version, position});
+  ids_.Insert(id, position);
   group_records_++;
   return position;
 }
@@ -452,22 +468,31 @@ Result<AppendResult> EmbeddedStore::ProcessAppend(Request& req, StreamEntry* ent
 
   // Idempotency first: a retry of an acknowledged append must succeed even though the stream
   // has since moved past its expected version.
-  const IdWindow::Entry* first = events[0].id.IsNil() ? nullptr : ids_.Find(events[0].id);
-  bool any_known = first != nullptr;
-  for (size_t i = 1; i < n && !any_known; ++i) any_known = !events[i].id.IsNil() && ids_.Find(events[i].id);
+  auto known = [&](size_t i, RecordView* rv) {
+    if (events[i].id.IsNil()) return false;
+    const uint64_t pos = ids_.Find(events[i].id);
+    return pos != 0 && WriterRecordAt(pos, rv);
+  };
+  RecordView first;
+  const bool first_known = known(0, &first);
+  bool any_known = first_known;
+  for (size_t i = 1; i < n && !any_known; ++i) {
+    RecordView rv;
+    any_known = known(i, &rv);
+  }
   if (any_known) {
-    bool same = first != nullptr && first->stream == entry;
+    bool same = first_known && first.stream == req.stream && !first.tombstone();
     for (size_t i = 1; i < n && same; ++i) {
-      const IdWindow::Entry* e = events[i].id.IsNil() ? nullptr : ids_.Find(events[i].id);
-      same = e != nullptr && e->stream == entry && e->version == first->version + i;
+      RecordView rv;
+      same = known(i, &rv) && rv.stream == req.stream && rv.version == first.version + i;
     }
-    if (same) return AppendResult{first->version, first->version + n, Position(first->position)};
+    if (same) return AppendResult{first.version, first.version + n, Position(first.position)};
     for (size_t i = 0; i < n; ++i) {
-      const IdWindow::Entry* e = events[i].id.IsNil() ? nullptr : ids_.Find(events[i].id);
-      if (e != nullptr) {
+      RecordView rv;
+      if (known(i, &rv)) {
         return Status::AlreadyExists(
             fmt::format("append to {}: event id {} is already stored in stream {} at version {}, by another append",
-                        req.stream, events[i].id.ToString(), e->stream->name, e->version),
+                        req.stream, events[i].id.ToString(), rv.stream, rv.version),
             ErrorDetail::kDuplicateEventId);
       }
     }

@@ -71,6 +71,7 @@ class EmbeddedStore final : public Store {
   Result<AppendResult> Process(Request& req);
   Result<AppendResult> ProcessAppend(Request& req, StreamEntry* entry);
   Status EnsureRoom(size_t bytes);
+  bool WriterRecordAt(uint64_t position, RecordView* out) const;
   uint64_t Encode(StreamEntry* entry, uint64_t version, const Uuid& id, uint8_t flags, ContentType ct,
                   std::string_view type, std::string_view data, std::string_view metadata);
   uint64_t EncodeMetadata(StreamEntry* target, const StreamMetadata& md, uint8_t flags);

@@ -13,7 +13,6 @@
 #include <cstdint>
 #include <optional>
 #include <string>
-#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -57,39 +56,85 @@ struct UuidHash {
   }
 };
 
-// The ids of the most recent `capacity` events, in a ring; lookups by id. Writer thread only.
+// The ids of the most recent `capacity` events and their positions: an open-addressing table
+// (linear probing, backward-shift deletion) plus a ring of the ids in insertion order, to evict
+// the oldest. About 60 bytes per remembered event; grows with use, up to capacity. Writer thread
+// only. The stream and version of a found id are read from its record.
 class IdWindow {
  public:
-  struct Entry {
-    StreamEntry* stream;
-    uint64_t version;
-    uint64_t position;
-  };
   explicit IdWindow(uint64_t capacity) : capacity_(capacity) {}
 
-  void Insert(const Uuid& id, const Entry& e) {
+  void Insert(const Uuid& id, uint64_t position) {
     if (capacity_ == 0) return;
     if (ring_.size() < capacity_) {
-      ring_.push_back({id, e.position});
+      ring_.push_back({id, position});
     } else {
-      auto& old = ring_[next_];
-      auto it = map_.find(old.first);
-      if (it != map_.end() && it->second.position == old.second) map_.erase(it);
-      old = {id, e.position};
+      Erase(ring_[next_]);
+      ring_[next_] = {id, position};
       next_ = (next_ + 1) % capacity_;
     }
-    map_[id] = e;
+    if ((size_ + 1) * 2 > table_.size()) Grow();
+    size_t i = Home(id);
+    while (table_[i].position != 0 && table_[i].id != id) i = (i + 1) & mask_;
+    if (table_[i].position == 0) size_++;
+    table_[i] = {id, position};
   }
-  const Entry* Find(const Uuid& id) const {
-    auto it = map_.find(id);
-    return it == map_.end() ? nullptr : &it->second;
+
+  // The position of the event with this id, or 0 when it is not remembered.
+  uint64_t Find(const Uuid& id) const {
+    if (table_.empty()) return 0;
+    for (size_t i = Home(id);; i = (i + 1) & mask_) {
+      if (table_[i].position == 0) return 0;
+      if (table_[i].id == id) return table_[i].position;
+    }
   }
 
  private:
+  struct Slot {
+    Uuid id;
+    uint64_t position = 0;  // 0: empty (no record is at position 0)
+  };
+
+  size_t Home(const Uuid& id) const { return UuidHash{}(id) & mask_; }
+
+  // Forgets `old` unless its id was stored again since (then the table holds the newer position).
+  void Erase(const Slot& old) {
+    size_t i = Home(old.id);
+    while (table_[i].position != 0 && table_[i].id != old.id) i = (i + 1) & mask_;
+    if (table_[i].position != old.position) return;
+    // Backward shift: move later entries of the probe run into the hole when their home allows.
+    for (size_t j = (i + 1) & mask_; table_[j].position != 0; j = (j + 1) & mask_) {
+      const size_t home = Home(table_[j].id);
+      const bool movable = i <= j ? (home <= i || home > j) : (home <= i && home > j);
+      if (movable) {
+        table_[i] = table_[j];
+        i = j;
+      }
+    }
+    table_[i] = Slot{};
+    size_--;
+  }
+
+  void Grow() {
+    std::vector<Slot> old = std::move(table_);
+    table_.assign(old.empty() ? 1024 : old.size() * 2, Slot{});
+    mask_ = table_.size() - 1;
+    size_ = 0;
+    for (const Slot& s : old) {
+      if (s.position == 0) continue;
+      size_t i = Home(s.id);
+      while (table_[i].position != 0) i = (i + 1) & mask_;
+      table_[i] = s;
+      size_++;
+    }
+  }
+
   uint64_t capacity_;
-  std::vector<std::pair<Uuid, uint64_t>> ring_;
+  std::vector<Slot> ring_;
   size_t next_ = 0;
-  std::unordered_map<Uuid, Entry, UuidHash> map_;
+  std::vector<Slot> table_;
+  size_t mask_ = 0;
+  size_t size_ = 0;
 };
 
 // Sparse marks: a (time, position) pair at least every kEvery records or whenever time moved on

@@ -87,10 +87,11 @@ uint64_t Log::SegmentCount() const {
 
 std::string Log::SegmentPath(uint64_t number) const { return dir_ + "/" + SegmentFileName(number); }
 
-Status Log::ReadAt(uint64_t position, RecordView* out) const {
+Status Log::ReadAt(uint64_t position, RecordView* out, const Segment** cache) const {
   const uint64_t number = position / capacity_;
   const uint64_t offset = position % capacity_;
-  const Segment* s = SegmentAt(number);
+  const Segment* s = cache != nullptr && *cache != nullptr && (*cache)->number == number ? *cache : SegmentAt(number);
+  if (cache != nullptr) *cache = s;
   if (s == nullptr || offset < kSegmentHeaderSize || offset >= s->end.load(std::memory_order_acquire)) {
     return Status::InvalidArgument(fmt::format("position {} is not the position of an event", position));
   }

@@ -74,7 +74,8 @@ class Log {
   std::string SegmentPath(uint64_t number) const;
 
   // Decodes the record at `position` (below head()). Corruption names the file and offset.
-  Status ReadAt(uint64_t position, RecordView* out) const;
+  // `cache` (may be null) remembers the last segment looked up, to skip the lock next time.
+  Status ReadAt(uint64_t position, RecordView* out, const Segment** cache = nullptr) const;
 
   // Writer side (one thread).
   // The position where the next record goes.
