@@ -63,8 +63,11 @@ int RunRead(const ReadFlags& flags, const std::string& db) {
     write_failed = std::fwrite(line.data(), 1, line.size(), stdout) != line.size();
   }
   if (!write_failed) write_failed = std::fflush(stdout) != 0;
-  if (write_failed)
+  if (write_failed) {
+    // The reader went away (`cairn read ... | head`): that is how such pipelines end, not news.
+    if (errno == EPIPE) return kExitError;
     return ReportError(Status::IOError(fmt::format("write stdout: {}", std::strerror(errno))));
+  }
   if (!cursor->status().ok()) return ReportError(cursor->status());
   Status closed = (*store)->Close();
   if (!closed.ok()) return ReportError(closed);
