@@ -12,7 +12,7 @@
 // Reads step a prepared statement and look at every column (zero-copy, as cairn's cursors), but
 // SQLite has no checksums to verify: cairn's read figures include CRC32C over every record.
 #include <sqlite3.h>
-#include <sys/stat.h>
+#include <sys/resource.h>
 
 #include <algorithm>
 #include <chrono>
@@ -63,6 +63,7 @@ struct Row {
   uint64_t events = 0;
   double seconds = 0, events_per_second = 0, mb_per_second = 0;
   double p50_us = -1, p99_us = -1;
+  double cpu_seconds = -1;  // user + system time of the process over the timed part
   double rss_mib = 0, anon_mib = 0, hwm_mib = 0;
   std::string note, command;
 };
@@ -70,6 +71,13 @@ struct Row {
 [[noreturn]] void Die(const std::string& message) {
   std::fprintf(stderr, "cairn_sqlite_bench: %s\n", message.c_str());
   std::exit(1);
+}
+
+double CpuSeconds() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  auto s = [](const timeval& t) { return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_usec) / 1e6; };
+  return s(u.ru_utime) + s(u.ru_stime);
 }
 
 void SetMemory(Row* row) {
@@ -225,6 +233,7 @@ Row RunAppend(const Flags& f) {
   latencies.reserve(appends);
   uint64_t events = 0, bytes = 0;
   const auto budget = std::chrono::duration<double>(f.max_seconds);
+  const double cpu_start = CpuSeconds();
   const auto start = Clock::now();
   for (uint64_t j = 0; j < appends; ++j) {
     const auto t0 = Clock::now();
@@ -241,6 +250,7 @@ Row RunAppend(const Flags& f) {
   }
   Row row;
   row.seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  row.cpu_seconds = CpuSeconds() - cpu_start;
   row.name = fmt::format("append-1x{}-durable", f.batch);
   row.events = events;
   row.events_per_second = static_cast<double>(events) / row.seconds;
@@ -324,6 +334,7 @@ Row RunRead(const Flags& f, bool all) {
   uint64_t events = 0, bytes = 0, passes = 0;
   Drain(db, stmt, &events, &bytes);  // warm-up
   events = bytes = 0;
+  const double cpu_start = CpuSeconds();
   const auto start = Clock::now();
   double seconds = 0;
   do {
@@ -336,6 +347,7 @@ Row RunRead(const Flags& f, bool all) {
   row.name = all ? "read-all" : "read-stream";
   row.events = events;
   row.seconds = seconds;
+  row.cpu_seconds = CpuSeconds() - cpu_start;
   row.events_per_second = static_cast<double>(events) / seconds;
   row.mb_per_second = static_cast<double>(bytes) / seconds / 1e6;
   row.note = fmt::format("{} events per pass, {} warm passes after one warm-up; no checksums", events / passes, passes);
@@ -351,11 +363,11 @@ std::string Num(double v, int decimals = 0) { return v < 0 ? "-" : fmt::format("
 
 std::vector<std::string> Cells(const Row& r) {
   return {r.name, fmt::format("{}", r.events), Num(r.seconds, 3), Num(r.events_per_second), Num(r.mb_per_second, 1),
-          Num(r.p50_us, 1), Num(r.p99_us, 1), Num(r.rss_mib, 1), Num(r.anon_mib, 1), Num(r.hwm_mib, 1)};
+          Num(r.p50_us, 1), Num(r.p99_us, 1), Num(r.cpu_seconds, 3), Num(r.rss_mib, 1), Num(r.anon_mib, 1), Num(r.hwm_mib, 1)};
 }
 
 const std::vector<std::string> kHeader = {"name", "events", "seconds", "events/s", "MB/s", "p50_us", "p99_us",
-                                          "rss_MiB", "anon_MiB", "hwm_MiB"};
+                                          "cpu_s", "rss_MiB", "anon_MiB", "hwm_MiB"};
 
 void Print(const std::vector<Row>& rows, bool tsv) {
   std::string out;

@@ -11,6 +11,7 @@
 // figures (VmRSS, RssAnon, VmHWM from /proc/self/status) are that workload's alone, and so that
 // "open" really opens a store another process closed cleanly.
 #include <fcntl.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -75,6 +76,7 @@ struct Row {
   double mb_per_second = 0;  // payload (stream name, type, data, metadata) in 10^6 bytes
   double p50_us = -1;        // append latency; -1 where it does not apply
   double p99_us = -1;
+  double cpu_seconds = -1;  // user + system time of the whole process over the timed part
   double rss_mib = 0;
   double anon_mib = 0;
   double hwm_mib = 0;
@@ -99,6 +101,14 @@ Memory ReadMemory() {
     value("VmHWM:", &m.hwm_mib);
   }
   return m;
+}
+
+// User plus system CPU time of the whole process (every thread), in seconds.
+double CpuSeconds() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  auto s = [](const timeval& t) { return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_usec) / 1e6; };
+  return s(u.ru_utime) + s(u.ru_stime);
 }
 
 void SetMemory(Row* row) {
@@ -230,10 +240,12 @@ Result<Row> RunAppend(const BenchFlags& f, const std::string& db) {
       }
     });
   }
+  const double cpu_start = CpuSeconds();
   start = Clock::now();
   go.store(true, std::memory_order_release);
   for (auto& th : threads) th.join();
   const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  const double cpu_seconds = CpuSeconds() - cpu_start;
   for (const Status& s : errors) CAIRN_RETURN_IF_ERROR(s);
 
   Row row;
@@ -246,6 +258,7 @@ Result<Row> RunAppend(const BenchFlags& f, const std::string& db) {
     row.mb_per_second += static_cast<double>(done_bytes[t]);
   }
   row.seconds = seconds;
+  row.cpu_seconds = cpu_seconds;
   row.events_per_second = static_cast<double>(row.events) / seconds;
   row.mb_per_second = row.mb_per_second / seconds / 1e6;
   row.p50_us = Percentile(all, 0.50);
@@ -266,6 +279,7 @@ Result<Row> RunFill(const BenchFlags& f, Store* store) {
   std::vector<EventData> hot;
   for (uint64_t i = 0; i < std::min<uint64_t>(f.stream_events, 1024); ++i) hot.push_back(MakeEvent(rng, i, f.streams));
   uint64_t hot_done = 0, events = 0, bytes = 0;
+  const double cpu_start = CpuSeconds();
   const auto start = Clock::now();
   for (uint64_t j = 0; j < appends; ++j) {
     CAIRN_RETURN_IF_ERROR(store->Append(w.StreamOf(j), ExpectedVersion::Any(), w.EventsOf(j)).status());
@@ -285,6 +299,7 @@ Result<Row> RunFill(const BenchFlags& f, Store* store) {
   row.name = "fill";
   row.events = events;
   row.seconds = seconds;
+  row.cpu_seconds = CpuSeconds() - cpu_start;
   row.events_per_second = static_cast<double>(events) / seconds;
   row.mb_per_second = static_cast<double>(bytes) / seconds / 1e6;
   row.note = fmt::format("setup: {} events over {} streams + {} in {}, 100 per append, sync=none", f.events,
@@ -323,6 +338,7 @@ Result<Row> TimedReads(const BenchFlags& f, ReadFn read) {
   CAIRN_RETURN_IF_ERROR(read(&events, &bytes));
   events = bytes = 0;
   uint64_t passes = 0;
+  const double cpu_start = CpuSeconds();
   const auto start = Clock::now();
   double seconds = 0;
   do {
@@ -333,6 +349,7 @@ Result<Row> TimedReads(const BenchFlags& f, ReadFn read) {
   Row row;
   row.events = events;
   row.seconds = seconds;
+  row.cpu_seconds = CpuSeconds() - cpu_start;
   row.events_per_second = static_cast<double>(events) / seconds;
   row.mb_per_second = static_cast<double>(bytes) / seconds / 1e6;
   row.note = fmt::format("{} events per pass, {} warm passes after one warm-up", events / passes, passes);
@@ -407,11 +424,13 @@ Result<Row> RunOpen(const BenchFlags& f, const std::string& db) {
   }
   Options options;
   options.create_if_missing = false;
+  const double cpu_start = CpuSeconds();
   const auto start = Clock::now();
   CAIRN_ASSIGN_OR_RETURN(auto store, OpenStore(db, options));
   const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
   Row row;
   row.name = "open";
+  row.cpu_seconds = CpuSeconds() - cpu_start;
   SetMemory(&row);
   row.seconds = seconds;
   uint64_t events = 0, bytes = 0;
@@ -435,11 +454,11 @@ std::string Num(double v, int decimals = 0) {
 
 std::vector<std::string> Cells(const Row& r) {
   return {r.name, fmt::format("{}", r.events), Num(r.seconds, 3), Num(r.events_per_second), Num(r.mb_per_second, 1),
-          Num(r.p50_us, 1), Num(r.p99_us, 1), Num(r.rss_mib, 1), Num(r.anon_mib, 1), Num(r.hwm_mib, 1)};
+          Num(r.p50_us, 1), Num(r.p99_us, 1), Num(r.cpu_seconds, 3), Num(r.rss_mib, 1), Num(r.anon_mib, 1), Num(r.hwm_mib, 1)};
 }
 
 const std::vector<std::string> kHeader = {"name", "events", "seconds", "events/s", "MB/s", "p50_us", "p99_us",
-                                          "rss_MiB", "anon_MiB", "hwm_MiB"};
+                                          "cpu_s", "rss_MiB", "anon_MiB", "hwm_MiB"};
 
 void PrintTsv(const std::vector<Row>& rows, bool header) {
   std::string out;
@@ -574,11 +593,12 @@ Result<Row> RunChild(const std::vector<std::string>& args) {
   r.mb_per_second = num(cells[4]);
   r.p50_us = num(cells[5]);
   r.p99_us = num(cells[6]);
-  r.rss_mib = num(cells[7]);
-  r.anon_mib = num(cells[8]);
-  r.hwm_mib = num(cells[9]);
-  r.note = cells[10];
-  r.command = cells[11];
+  r.cpu_seconds = num(cells[7]);
+  r.rss_mib = num(cells[8]);
+  r.anon_mib = num(cells[9]);
+  r.hwm_mib = num(cells[10]);
+  r.note = cells[11];
+  r.command = cells[12];
   return r;
 }
 
