@@ -130,40 +130,42 @@ class AllCursor final : public CursorImpl {
     }
   }
 
+  // Backward keeps (segment, offset) rather than a position: the end of a segment filled to its
+  // capacity has the same position as the start of the next one.
   bool Backward(RecordView* rv) {
+    if (!backward_started_) {
+      backward_started_ = true;
+      bnumber_ = pos_ / cap_;
+      boffset_ = pos_ % cap_;
+    }
     for (;;) {
-      uint64_t number = pos_ / cap_, off = pos_ % cap_;
-      const Segment* s = Seg(number);
+      const Segment* s = Seg(bnumber_);
       if (s == nullptr) {
         // Past the last segment: continue from the end of the last one.
-        uint64_t count = log_.SegmentCount();
-        if (count == 0) return false;
-        const Segment* last = Seg(count - 1);
-        pos_ = std::min(pos_, last->number * cap_ + last->end.load(std::memory_order_acquire));
-        if (pos_ / cap_ != last->number) return false;
+        const uint64_t count = log_.SegmentCount();
+        if (count == 0 || bnumber_ < count) return false;
+        bnumber_ = count - 1;
+        boffset_ = cap_;
         continue;
       }
-      const uint64_t end = s->end.load(std::memory_order_acquire);
-      if (off > end) {
-        off = end;
-        pos_ = number * cap_ + off;
-      }
-      if (off <= kSegmentHeaderSize) {
-        if (number == 0) return false;
-        const Segment* prev = Seg(number - 1);
-        pos_ = prev->number * cap_ + prev->end.load(std::memory_order_acquire);
+      boffset_ = std::min(boffset_, s->end.load(std::memory_order_acquire));
+      if (boffset_ <= kSegmentHeaderSize) {
+        if (bnumber_ == 0) return false;
+        bnumber_--;
+        boffset_ = cap_;
         continue;
       }
-      const uint32_t len = util::DecodeU32(s->base + off - kRecordTrailerSize);
-      if (len < kMinRecordSize || len % kRecordAlignment != 0 || len > off - kSegmentHeaderSize) {
-        return Fail(s, off, DecodeError::kBadLength);
+      const uint32_t len = util::DecodeU32(s->base + boffset_ - kRecordTrailerSize);
+      if (len < kMinRecordSize || len % kRecordAlignment != 0 || len > boffset_ - kSegmentHeaderSize) {
+        return Fail(s, boffset_, DecodeError::kBadLength);
       }
-      const uint64_t start = off - len;
-      DecodeError e = DecodeRecord(s->base + start, len, number * cap_ + start, rv);
+      const uint64_t start = boffset_ - len;
+      DecodeError e = DecodeRecord(s->base + start, len, bnumber_ * cap_ + start, rv);
       if (e == DecodeError::kOk && rv->length != len) e = DecodeError::kBadLength;
       if (e != DecodeError::kOk) return Fail(s, start, e);
       user_position_ = false;
-      pos_ = number * cap_ + start;
+      boffset_ = start;
+      pos_ = bnumber_ * cap_ + start;
       checkpoint_ = pos_;
       return true;
     }
@@ -187,6 +189,8 @@ class AllCursor final : public CursorImpl {
   uint64_t remaining_;
   uint64_t limit_;
   uint64_t pos_ = 0;
+  bool backward_started_ = false;
+  uint64_t bnumber_ = 0, boffset_ = 0;
   bool user_position_ = false;
   uint64_t checkpoint_ = 0;
   Status status_;

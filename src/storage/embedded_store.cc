@@ -11,6 +11,7 @@
 #include "storage/engine.h"
 #include "storage/validate.h"
 #include "util/check.h"
+#include "util/coding.h"
 
 namespace cairn::storage {
 
@@ -164,6 +165,12 @@ void EmbeddedStore::Enqueue(std::unique_ptr<Request> req) {
     return;
   }
   space_cv_.wait(lock, [&] { return queued_bytes_ < kMaxQueuedBytes || queue_.empty() || stopping_; });
+  if (stopping_) {
+    // Closed while this caller waited for room: the writer may be gone already.
+    lock.unlock();
+    req->done(Status::FailedPrecondition("the store is closed"));
+    return;
+  }
   queued_bytes_ += req->bytes;
   queue_.push_back(std::move(req));
   queue_cv_.notify_one();
@@ -357,29 +364,51 @@ void EmbeddedStore::ProcessGroup(std::vector<std::unique_ptr<Request>>& group) {
   for (size_t i = 0; i < group.size(); ++i) group[i]->done(std::move(results[i]));
 }
 
-bool EmbeddedStore::WriterRecordAt(uint64_t position, RecordView* out) const {
+const std::byte* EmbeddedStore::WriterBytesAt(uint64_t position, size_t* avail) const {
   // Records of the group being built are still in buf_; earlier ones are in the mapped log (also
   // those written but not yet published, which only the writer may look at).
   const uint64_t tail = log_->tail();
   if (position >= tail) {
     const uint64_t off = position - tail;
-    if (off >= buf_.size()) return false;
-    return DecodeRecord(reinterpret_cast<const std::byte*>(buf_.data()) + off, buf_.size() - off, position, out) ==
-           DecodeError::kOk;
+    if (off >= buf_.size()) return nullptr;
+    *avail = buf_.size() - off;
+    return reinterpret_cast<const std::byte*>(buf_.data()) + off;
   }
   const uint64_t cap = log_->capacity();
   const Segment* s = log_->SegmentAt(position / cap);
-  if (s == nullptr) return false;
-  return DecodeRecord(s->base + position % cap, cap - position % cap, position, out) == DecodeError::kOk;
+  if (s == nullptr) return nullptr;
+  *avail = cap - position % cap;
+  return s->base + position % cap;
+}
+
+bool EmbeddedStore::WriterRecordAt(uint64_t position, RecordView* out) const {
+  size_t avail = 0;
+  const std::byte* p = WriterBytesAt(position, &avail);
+  return p != nullptr && DecodeRecord(p, avail, position, out) == DecodeError::kOk;
+}
+
+bool EmbeddedStore::StartsAnAppend(const RecordView& r) const {
+  // Appends never straddle segments, and their records are contiguous: r starts one when the
+  // record before it in the log ends one, or is the metadata that re-opened r's stream.
+  const uint64_t cap = log_->capacity();
+  if (r.position % cap <= kSegmentHeaderSize) return true;
+  size_t avail = 0;
+  const std::byte* trailer = WriterBytesAt(r.position - kRecordTrailerSize, &avail);
+  if (trailer == nullptr || avail < kRecordTrailerSize) return false;
+  RecordView prev;
+  if (!WriterRecordAt(r.position - util::DecodeU32(trailer), &prev)) return false;
+  return prev.commit() || (prev.stream.starts_with("$$") && prev.stream.substr(2) == r.stream &&
+                           prev.type == kMetadataType);
 }
 
 Status EmbeddedStore::EnsureRoom(size_t bytes) {
   const uint64_t cap = log_->capacity();
-  const uint64_t at = log_->tail() + buf_.size();
-  if (at % cap + bytes <= cap) return Status::Ok();
+  // The offset in the active segment; it can equal cap when the last append filled it exactly.
+  const uint64_t off = log_->tail() + buf_.size() - log_->active()->number * cap;
+  if (off + bytes <= cap) return Status::Ok();
   if (bytes > cap - kSegmentHeaderSize) {
-    return Status::InvalidArgument(
-        fmt::format("append of {} bytes exceeds the limit of {} bytes", bytes, cap - kSegmentHeaderSize));
+    return Status::InvalidArgument(fmt::format("append of {} bytes exceeds the limit of {} bytes (segment_size {})",
+                                               bytes, cap - kSegmentHeaderSize, cap));
   }
   // Roll: write and sync what this segment got so far, then open the next. Syncing before the
   // next segment exists is what lets recovery treat every older segment as sealed and whole.
@@ -486,6 +515,10 @@ Result<AppendResult> EmbeddedStore::ProcessAppend(Request& req, StreamEntry* ent
       RecordView rv;
       same = known(i, &rv) && rv.stream == req.stream && rv.version == first.version + i;
     }
+    // Exactly one earlier append: it starts at the first event and ends at the last.
+    RecordView last = first;
+    if (same && n > 1) same = known(n - 1, &last);
+    same = same && last.commit() && StartsAnAppend(first);
     if (same) return AppendResult{first.version, first.version + n, Position(first.position)};
     for (size_t i = 0; i < n; ++i) {
       RecordView rv;

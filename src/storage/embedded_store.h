@@ -71,7 +71,9 @@ class EmbeddedStore final : public Store {
   Result<AppendResult> Process(Request& req);
   Result<AppendResult> ProcessAppend(Request& req, StreamEntry* entry);
   Status EnsureRoom(size_t bytes);
+  const std::byte* WriterBytesAt(uint64_t position, size_t* avail) const;
   bool WriterRecordAt(uint64_t position, RecordView* out) const;
+  bool StartsAnAppend(const RecordView& r) const;
   uint64_t Encode(StreamEntry* entry, uint64_t version, const Uuid& id, uint8_t flags, ContentType ct,
                   std::string_view type, std::string_view data, std::string_view metadata);
   uint64_t EncodeMetadata(StreamEntry* target, const StreamMetadata& md, uint8_t flags);

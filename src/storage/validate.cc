@@ -77,7 +77,10 @@ Result<uint64_t> ValidateAppend(std::string_view stream, ExpectedVersion expecte
   // A soft-deleted stream's re-opening adds one metadata record; leave room for it.
   const uint64_t limit = std::min<uint64_t>(kMaxAppendBytes, segment_capacity - kSegmentHeaderSize - 4096);
   if (bytes > limit) {
-    return Status::InvalidArgument(fmt::format("append of {} bytes exceeds the limit of {} bytes", bytes, limit));
+    return Status::InvalidArgument(
+        limit < kMaxAppendBytes
+            ? fmt::format("append of {} bytes exceeds the limit of {} bytes (segment_size {})", bytes, limit, segment_capacity)
+            : fmt::format("append of {} bytes exceeds the limit of {} bytes", bytes, limit));
   }
   return bytes;
 }
