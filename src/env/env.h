@@ -86,6 +86,11 @@ class Env {
   static Env* Posix();
 };
 
+// Tells the OS that this process will not read the mapped pages [p, p+n) soon: they leave the
+// process's resident set (a file's pages stay in the page cache). Reading them again is correct,
+// only slower. Used after recovery has scanned a segment.
+void DropMappedPages(const std::byte* p, size_t n);
+
 // Files and directories in memory. Locks are per MemEnv object. Clock: the real one unless set.
 std::unique_ptr<Env> NewMemEnv();
 

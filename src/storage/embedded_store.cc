@@ -94,7 +94,9 @@ Result<std::unique_ptr<Store>> EmbeddedStore::Open(env::Env* env, std::unique_pt
   lo.capacity_for_new = options.segment_size_bytes;
   lo.create = true;
   RecoveryReport report;
+  store->recovering_ = true;
   auto log = Log::Open(env, dir, lo, [&](const RecordView& r) { return store->ApplyRecovered(r); }, &report);
+  store->recovering_ = false;
   if (!log.ok()) return log.status();
   store->log_ = std::move(log).value();
   store->last_sync_mono_ = env->MonotonicNanos();
@@ -113,6 +115,12 @@ StreamEntry* EmbeddedStore::FindEntry(std::string_view name) const {
 }
 
 StreamEntry* EmbeddedStore::GetOrCreateEntry(std::string_view name) {
+  if (recovering_) {
+    // Open: no reader or writer thread exists yet, so no lock is needed.
+    auto it = streams_.find(name);
+    if (it != streams_.end()) return it->second.get();
+    return streams_.emplace(std::string(name), std::make_unique<StreamEntry>(std::string(name))).first->second.get();
+  }
   {
     std::shared_lock lock(index_mu_);
     if (StreamEntry* e = FindEntry(name)) return e;
@@ -148,7 +156,11 @@ Status EmbeddedStore::ApplyRecovered(const RecordView& r) {
       }
     }
   }
-  ids_.Insert(r.id, r.position);
+  if (r.generated_id()) {
+    ids_.Skip();
+  } else {
+    ids_.Insert(r.id, r.position);
+  }
   time_index_.Add(r.recorded_at, r.position, 1);
   last_time_ = std::max(last_time_, r.recorded_at);
   return Status::Ok();
@@ -428,7 +440,11 @@ uint64_t EmbeddedStore::Encode(StreamEntry* entry, uint64_t version, const Uuid&
                                std::string_view type, std::string_view data, std::string_view metadata) {
   const uint64_t position = log_->tail() + buf_.size();
   EncodeRecord(RecordFields{position, group_time_, version, id, flags, ct, entry->name, type, data, metadata}, &buf_);
-  ids_.Insert(id, position);
+  if (flags & kFlagGeneratedId) {
+    ids_.Skip();
+  } else {
+    ids_.Insert(id, position);
+  }
   group_records_++;
   return position;
 }
@@ -436,7 +452,7 @@ uint64_t EmbeddedStore::Encode(StreamEntry* entry, uint64_t version, const Uuid&
 uint64_t EmbeddedStore::EncodeMetadata(StreamEntry* target, const StreamMetadata& md, uint8_t flags) {
   StreamEntry* meta = GetOrCreateEntry(MetastreamName(target->name));
   std::string json = md.ToJson();
-  uint64_t pos = Encode(meta, meta->w_next, Uuid::V7(), flags, ContentType::kJson, kMetadataType, json, {});
+  uint64_t pos = Encode(meta, meta->w_next, Uuid::V7(), flags | kFlagGeneratedId, ContentType::kJson, kMetadataType, json, {});
   meta->w_next++;
   target->w_metadata = md;
   pending_.push_back({meta, pos, PendingOp::Kind::kEvent, nullptr, {}});
@@ -481,7 +497,7 @@ Result<AppendResult> EmbeddedStore::Process(Request& req) {
     case Request::Kind::kTombstone: {
       CAIRN_RETURN_IF_ERROR(CheckExpected(req.stream, req.expected, actual));
       CAIRN_RETURN_IF_ERROR(EnsureRoom(RecordSize(req.stream.size(), kTombstoneType.size(), 0, 0)));
-      uint64_t pos = Encode(entry, kTombstoneVersion, Uuid::V7(), kFlagCommit | kFlagTombstone, ContentType::kJson,
+      uint64_t pos = Encode(entry, kTombstoneVersion, Uuid::V7(), kFlagCommit | kFlagTombstone | kFlagGeneratedId, ContentType::kJson,
                             kTombstoneType, {}, {});
       entry->w_tombstoned = true;
       pending_.push_back({entry, pos, PendingOp::Kind::kTombstone, nullptr, {}});
@@ -556,7 +572,7 @@ Result<AppendResult> EmbeddedStore::ProcessAppend(Request& req, StreamEntry* ent
   uint64_t first_position = 0;
   for (size_t i = 0; i < n; ++i) {
     const EventData& e = events[i];
-    const uint8_t flags = i + 1 == n ? kFlagCommit : 0;
+    const uint8_t flags = (i + 1 == n ? kFlagCommit : 0) | (e.id.IsNil() ? kFlagGeneratedId : 0);
     const Uuid id = e.id.IsNil() ? Uuid::V7() : e.id;
     uint64_t pos = Encode(entry, first_version + i, id, flags, e.content_type, e.type, e.data, e.metadata);
     if (i == 0) first_position = pos;

@@ -120,6 +120,7 @@ class EmbeddedStore final : public Store {
   bool unsynced_ = false;
   int64_t last_sync_mono_ = 0;
   std::atomic<bool> stopped_{false};
+  bool recovering_ = false;  // during Open: entries are created without locks
   Status stopped_status_;
 
   // Head waiters.

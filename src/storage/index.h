@@ -80,6 +80,19 @@ class IdWindow {
     table_[i] = {id, position};
   }
 
+  // Counts an event whose id needs no remembering (the store generated it): it takes its place
+  // in the window, so that the window stays "the last N events", without a table entry.
+  void Skip() {
+    if (capacity_ == 0) return;
+    if (ring_.size() < capacity_) {
+      ring_.push_back(Slot{});
+    } else {
+      Erase(ring_[next_]);
+      ring_[next_] = Slot{};
+      next_ = (next_ + 1) % capacity_;
+    }
+  }
+
   // The position of the event with this id, or 0 when it is not remembered.
   uint64_t Find(const Uuid& id) const {
     if (table_.empty()) return 0;
@@ -99,6 +112,7 @@ class IdWindow {
 
   // Forgets `old` unless its id was stored again since (then the table holds the newer position).
   void Erase(const Slot& old) {
+    if (old.position == 0) return;
     size_t i = Home(old.id);
     while (table_[i].position != 0 && table_[i].id != old.id) i = (i + 1) & mask_;
     if (table_[i].position != old.position) return;

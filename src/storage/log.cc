@@ -234,6 +234,8 @@ Status Log::Recover(const LogOpenOptions& options, const RecordFn& on_record, Re
     const uint64_t check_end = std::min<uint64_t>(capacity_, stop_off + 4096);
     const bool clean_end = stop == DecodeError::kZero && pending.empty() && AllZero(b + stop_off, check_end - stop_off);
 
+    // The scan touched every page of the segment; readers will fault in what they need.
+    env::DropMappedPages(b, stop_off);
     if (!last) {
       // Sealed: synced before the next segment was created, so it must end cleanly.
       if (!clean_end) {

@@ -54,6 +54,9 @@ enum RecordFlags : uint8_t {
   kFlagCommit = 1u << 0,
   // The record is a tombstone: its stream is deleted for good. Its version is kTombstoneVersion.
   kFlagTombstone = 1u << 1,
+  // The store generated the event id (the caller gave none): it cannot be retried, so the
+  // idempotency window need not remember it.
+  kFlagGeneratedId = 1u << 2,
 };
 
 inline constexpr uint64_t kTombstoneVersion = 0x7fffffffffffffffULL;  // EventStoreDB's marker too

@@ -28,6 +28,7 @@ struct RecordView {
 
   bool commit() const { return flags & kFlagCommit; }
   bool tombstone() const { return flags & kFlagTombstone; }
+  bool generated_id() const { return flags & kFlagGeneratedId; }
   RecordedEventView ToEvent() const {
     return RecordedEventView{stream, version, Position(position), id, type, data, metadata, content_type,
                              Timestamp{recorded_at}};
