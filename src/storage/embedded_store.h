@@ -65,6 +65,7 @@ class EmbeddedStore final : public Store {
 
   // Queue and writer.
   void Enqueue(std::unique_ptr<Request> req);
+  void CompleteAlone(Request& req, Result<AppendResult> result);
   Result<AppendResult> Submit(std::unique_ptr<Request> req);
   void WriterLoop();
   void ProcessGroup(std::vector<std::unique_ptr<Request>>& group);
@@ -122,6 +123,10 @@ class EmbeddedStore final : public Store {
   std::atomic<bool> stopped_{false};
   bool recovering_ = false;  // during Open: entries are created without locks
   Status stopped_status_;
+
+  // Callers of the blocking calls wait here for their slot to be filled.
+  std::mutex done_mu_;
+  std::condition_variable done_cv_;
 
   // Head waiters.
   std::mutex head_mu_;
