@@ -90,6 +90,8 @@ struct Uuid {
   static std::optional<Uuid> Parse(std::string_view text);
   // A UUIDv7 (RFC 9562): 48-bit Unix milliseconds, then random bits. Thread-safe.
   static Uuid V7();
+  // The same for a given time (milliseconds since the epoch), for callers that have read the clock.
+  static Uuid V7(int64_t unix_millis);
   auto operator<=>(const Uuid&) const = default;
 };
 

@@ -481,7 +481,7 @@ uint64_t EmbeddedStore::Encode(StreamEntry* entry, uint64_t version, const Uuid&
 uint64_t EmbeddedStore::EncodeMetadata(StreamEntry* target, const StreamMetadata& md, uint8_t flags) {
   StreamEntry* meta = GetOrCreateEntry(MetastreamName(target->name));
   std::string json = md.ToJson();
-  uint64_t pos = Encode(meta, meta->w_next, Uuid::V7(), flags | kFlagGeneratedId, ContentType::kJson, kMetadataType, json, {});
+  uint64_t pos = Encode(meta, meta->w_next, Uuid::V7(group_time_ / 1'000'000), flags | kFlagGeneratedId, ContentType::kJson, kMetadataType, json, {});
   meta->w_next++;
   target->w_metadata = md;
   pending_.push_back({meta, pos, PendingOp::Kind::kEvent, nullptr, {}});
@@ -526,7 +526,7 @@ Result<AppendResult> EmbeddedStore::Process(Request& req) {
     case Request::Kind::kTombstone: {
       CAIRN_RETURN_IF_ERROR(CheckExpected(req.stream, req.expected, actual));
       CAIRN_RETURN_IF_ERROR(EnsureRoom(RecordSize(req.stream.size(), kTombstoneType.size(), 0, 0)));
-      uint64_t pos = Encode(entry, kTombstoneVersion, Uuid::V7(), kFlagCommit | kFlagTombstone | kFlagGeneratedId, ContentType::kJson,
+      uint64_t pos = Encode(entry, kTombstoneVersion, Uuid::V7(group_time_ / 1'000'000), kFlagCommit | kFlagTombstone | kFlagGeneratedId, ContentType::kJson,
                             kTombstoneType, {}, {});
       entry->w_tombstoned = true;
       pending_.push_back({entry, pos, PendingOp::Kind::kTombstone, nullptr, {}});
@@ -602,7 +602,7 @@ Result<AppendResult> EmbeddedStore::ProcessAppend(Request& req, StreamEntry* ent
   for (size_t i = 0; i < n; ++i) {
     const EventData& e = events[i];
     const uint8_t flags = (i + 1 == n ? kFlagCommit : 0) | (e.id.IsNil() ? kFlagGeneratedId : 0);
-    const Uuid id = e.id.IsNil() ? Uuid::V7() : e.id;
+    const Uuid id = e.id.IsNil() ? Uuid::V7(group_time_ / 1'000'000) : e.id;
     uint64_t pos = Encode(entry, first_version + i, id, flags, e.content_type, e.type, e.data, e.metadata);
     if (i == 0) first_position = pos;
     pending_.push_back({entry, pos, PendingOp::Kind::kEvent, nullptr, {}});

@@ -3,6 +3,7 @@
 #include <charconv>
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <ctime>
 #include <mutex>
 #include <random>
@@ -115,9 +116,10 @@ std::optional<ExpectedVersion> ExpectedVersion::Parse(std::string_view text) {
 }
 
 bool Uuid::IsNil() const {
-  for (uint8_t b : bytes)
-    if (b != 0) return false;
-  return true;
+  uint64_t a, b;
+  std::memcpy(&a, bytes.data(), 8);
+  std::memcpy(&b, bytes.data() + 8, 8);
+  return (a | b) == 0;
 }
 
 std::string Uuid::ToString() const {
@@ -157,12 +159,15 @@ std::optional<Uuid> Uuid::Parse(std::string_view text) {
 }
 
 Uuid Uuid::V7() {
+  return V7(std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+                .count());
+}
+
+Uuid Uuid::V7(int64_t unix_millis) {
   // Random bits from a per-thread generator seeded from the OS; the 48-bit millisecond prefix
   // keeps ids of one process roughly time-ordered, which keeps index inserts local.
   thread_local std::mt19937_64 rng{std::random_device{}()};
-  uint64_t ms = static_cast<uint64_t>(
-      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
-          .count());
+  const uint64_t ms = static_cast<uint64_t>(unix_millis);
   uint64_t r1 = rng(), r2 = rng();
   Uuid u;
   for (int i = 0; i < 6; ++i) u.bytes[i] = static_cast<uint8_t>(ms >> (40 - 8 * i));
