@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <unordered_set>
 
+#include "storage/checkpoint.h"
 #include "storage/cursors.h"
 #include "storage/engine.h"
 #include "storage/validate.h"
@@ -94,6 +95,12 @@ Result<std::unique_ptr<Store>> EmbeddedStore::Open(env::Env* env, std::unique_pt
   lo.capacity_for_new = options.segment_size_bytes;
   lo.create = true;
   RecoveryReport report;
+  // Start from the index checkpoint of the last clean close when there is a usable one.
+  std::string checkpoint;
+  if (ReadCheckpointFile(env, dir, &checkpoint).ok() && !store->LoadCheckpoint(checkpoint, &lo)) {
+    store->ResetIndexes();
+  }
+  lo.on_resume_rejected = [s = store.get()] { s->ResetIndexes(); };
   store->recovering_ = true;
   auto log = Log::Open(env, dir, lo, [&](const RecordView& r) { return store->ApplyRecovered(r); }, &report);
   store->recovering_ = false;
@@ -164,6 +171,124 @@ Status EmbeddedStore::ApplyRecovered(const RecordView& r) {
   time_index_.Add(r.recorded_at, r.position, 1);
   last_time_ = std::max(last_time_, r.recorded_at);
   return Status::Ok();
+}
+
+void EmbeddedStore::ResetIndexes() {
+  streams_.clear();
+  ids_ = IdWindow(options_.idempotency_window_events);
+  time_index_ = TimeIndex();
+  last_time_ = 0;
+}
+
+Status EmbeddedStore::SaveCheckpoint() {
+  ByteWriter w;
+  const uint64_t head = log_->head();
+  w.U64(head);
+  w.U64(log_->capacity());
+  w.U32(log_->CrcOfRecordEndingAt(head));
+  w.U64(static_cast<uint64_t>(last_time_));
+  const std::vector<uint64_t> ends = log_->SegmentEndsBefore(head);
+  w.U64(ends.size());
+  for (uint64_t e : ends) w.U64(e);
+  std::shared_lock lock(index_mu_);
+  uint64_t count = 0;
+  for (const auto& [name, e] : streams_) count += !e->positions.empty() || e->tombstone_position || e->meta;
+  w.U64(count);
+  for (const auto& [name, e] : streams_) {
+    if (e->positions.empty() && !e->tombstone_position && !e->meta) continue;
+    w.U16(static_cast<uint16_t>(name.size()));
+    w.Bytes(name);
+    w.U64(e->tombstone_position.value_or(0));
+    w.U8(e->meta != nullptr);
+    if (e->meta != nullptr) {
+      const std::string json = e->metadata.ToJson();
+      w.U32(static_cast<uint32_t>(json.size()));
+      w.Bytes(json);
+    }
+    w.U64(e->positions.size());
+    w.Put(e->positions.data(), e->positions.size() * sizeof(uint64_t));
+  }
+  w.U64(ids_.capacity());
+  uint64_t ring = 0;
+  ids_.ForEachOldestFirst([&](const Uuid&, uint64_t) { ring++; });
+  w.U64(ring);
+  ids_.ForEachOldestFirst([&](const Uuid& id, uint64_t position) {
+    w.Put(id.bytes.data(), 16);
+    w.U64(position);
+  });
+  w.U64(time_index_.since());
+  w.U64(time_index_.marks().size());
+  for (const auto& [t, p] : time_index_.marks()) {
+    w.U64(static_cast<uint64_t>(t));
+    w.U64(p);
+  }
+  return WriteCheckpointFile(env_, dir_, w.str());
+}
+
+bool EmbeddedStore::LoadCheckpoint(const std::string& body, LogOpenOptions* lo) {
+  ByteReader r(body);
+  const uint64_t head = r.U64();
+  const uint64_t capacity = r.U64();
+  const uint32_t crc = r.U32();
+  const int64_t last_time = static_cast<int64_t>(r.U64());
+  const uint64_t nends = r.U64();
+  if (r.failed() || head < kSegmentHeaderSize || nends > r.remaining() / 8) return false;
+  std::vector<uint64_t> ends(nends);
+  for (auto& e : ends) e = r.U64();
+  const uint64_t nstreams = r.U64();
+  std::vector<std::pair<StreamEntry*, std::string>> with_meta;
+  for (uint64_t i = 0; i < nstreams && !r.failed(); ++i) {
+    const std::string name(r.Bytes(r.U16()));
+    auto [it, inserted] = streams_.emplace(name, std::make_unique<StreamEntry>(name));
+    if (!inserted) return false;
+    StreamEntry* e = it->second.get();
+    if (uint64_t t = r.U64(); t != 0) {
+      e->tombstone_position = t;
+      e->w_tombstoned = true;
+    }
+    if (r.U8() != 0) {
+      auto md = StreamMetadata::Parse(r.Bytes(r.U32()));
+      if (!md.ok()) return false;
+      e->metadata = e->w_metadata = *md;
+      with_meta.emplace_back(e, "$$" + name);
+    }
+    const uint64_t n = r.U64();
+    if (n > r.remaining() / 8) return false;
+    e->positions.resize(n);
+    r.Get(e->positions.data(), n * sizeof(uint64_t));
+    for (uint64_t k = 0; k < n; ++k) {
+      if (e->positions[k] >= head || (k > 0 && e->positions[k] <= e->positions[k - 1])) return false;
+    }
+    e->w_next = n;
+  }
+  for (auto& [e, meta] : with_meta) {
+    e->meta = FindEntry(meta);
+    if (e->meta == nullptr) return false;
+  }
+  if (r.U64() != ids_.capacity()) return false;
+  const uint64_t ring = r.U64();
+  if (ring > ids_.capacity() || ring > r.remaining() / 24) return false;
+  for (uint64_t i = 0; i < ring; ++i) {
+    Uuid id;
+    r.Get(id.bytes.data(), 16);
+    ids_.Restore(id, r.U64());
+  }
+  const uint64_t since = r.U64();
+  const uint64_t nmarks = r.U64();
+  if (nmarks > r.remaining() / 16) return false;
+  std::vector<std::pair<int64_t, uint64_t>> marks(nmarks);
+  for (auto& [t, p] : marks) {
+    t = static_cast<int64_t>(r.U64());
+    p = r.U64();
+  }
+  if (r.failed() || r.remaining() != 0) return false;
+  time_index_.Restore(std::move(marks), since);
+  last_time_ = last_time;
+  lo->resume_position = head;
+  lo->resume_capacity = capacity;
+  lo->resume_check_crc = crc;
+  lo->segment_ends = std::move(ends);
+  return true;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -720,6 +845,10 @@ Status EmbeddedStore::Close() {
     std::lock_guard lock(queue_mu_);
     closed_ = true;
   }
+  // A clean close leaves an index checkpoint, so that the next open need not scan the whole log.
+  // Failing to write it costs only time at the next open.
+  Status checkpoint = stopped_ || log_ == nullptr ? Status::Ok() : SaveCheckpoint();
+  (void)checkpoint;
   {
     std::lock_guard lock(head_mu_);
   }

@@ -62,6 +62,10 @@ class EmbeddedStore final : public Store {
   StreamEntry* FindEntry(std::string_view name) const;  // caller holds index_mu_
   StreamEntry* GetOrCreateEntry(std::string_view name);  // writer / recovery
   Status ApplyRecovered(const RecordView& r);
+  // Index checkpoint (storage/checkpoint.h).
+  void ResetIndexes();
+  bool LoadCheckpoint(const std::string& body, LogOpenOptions* lo);
+  Status SaveCheckpoint();
 
   // Queue and writer.
   void Enqueue(std::unique_ptr<Request> req);

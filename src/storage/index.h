@@ -93,6 +93,26 @@ class IdWindow {
     }
   }
 
+  uint64_t capacity() const { return capacity_; }
+
+  // For the index checkpoint: the ring, oldest first, and its restoration.
+  template <typename F>
+  void ForEachOldestFirst(F&& f) const {
+    const bool full = ring_.size() == capacity_;
+    for (size_t k = 0; k < ring_.size(); ++k) {
+      const Slot& s = ring_[full ? (next_ + k) % capacity_ : k];
+      f(s.id, s.position);
+    }
+  }
+  // Appends one ring entry as ForEachOldestFirst gave it (position 0: a skipped event).
+  void Restore(const Uuid& id, uint64_t position) {
+    if (position == 0) {
+      Skip();
+    } else {
+      Insert(id, position);
+    }
+  }
+
   // The position of the event with this id, or 0 when it is not remembered.
   uint64_t Find(const Uuid& id) const {
     if (table_.empty()) return 0;
@@ -165,6 +185,14 @@ class TimeIndex {
       since_ = 0;
     }
   }
+  // For the index checkpoint.
+  const std::vector<std::pair<int64_t, uint64_t>>& marks() const { return marks_; }
+  uint64_t since() const { return since_; }
+  void Restore(std::vector<std::pair<int64_t, uint64_t>> marks, uint64_t since) {
+    marks_ = std::move(marks);
+    since_ = since;
+  }
+
   // The position of the last mark with time <= t, or 0 (the start) when none.
   uint64_t StartFor(int64_t t) const {
     size_t lo = 0, hi = marks_.size();

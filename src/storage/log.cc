@@ -69,6 +69,17 @@ bool AllZero(const std::byte* p, size_t n) {
   return true;
 }
 
+// The checksum field of the whole, valid record ending at `end` in a mapped segment.
+bool CrcOfRecordEndingAtOffset(const std::byte* base, uint64_t base_pos, uint64_t end, uint32_t* crc) {
+  if (end <= kSegmentHeaderSize + kRecordTrailerSize) return false;
+  const uint32_t len = util::DecodeU32(base + end - kRecordTrailerSize);
+  if (len < kMinRecordSize || len % kRecordAlignment != 0 || len > end - kSegmentHeaderSize) return false;
+  RecordView rv;
+  if (DecodeRecord(base + end - len, len, base_pos + end - len, &rv) != DecodeError::kOk) return false;
+  *crc = util::DecodeU32(base + end - len);
+  return true;
+}
+
 }  // namespace
 
 std::string SegmentFileName(uint64_t number) { return fmt::format("{:016d}.seg", number); }
@@ -162,13 +173,63 @@ Result<std::unique_ptr<Log>> Log::Open(env::Env* env, const std::string& dir, co
   return log;
 }
 
+uint32_t Log::CrcOfRecordEndingAt(uint64_t position) const {
+  if (position <= kSegmentHeaderSize) return 0;
+  uint64_t number = (position - 1) / capacity_;
+  uint64_t end = position - number * capacity_;
+  if (end <= kSegmentHeaderSize) {
+    if (number == 0) return 0;
+    number--;
+    const Segment* prev = SegmentAt(number);
+    if (prev == nullptr) return 0;
+    end = prev->end.load(std::memory_order_acquire);
+  }
+  const Segment* s = SegmentAt(number);
+  uint32_t crc = 0;
+  if (s == nullptr || !CrcOfRecordEndingAtOffset(s->base, number * capacity_, end, &crc)) return 0;
+  return crc;
+}
+
+std::vector<uint64_t> Log::SegmentEndsBefore(uint64_t position) const {
+  std::vector<uint64_t> ends;
+  const uint64_t number = position <= kSegmentHeaderSize ? 0 : (position - 1) / capacity_;
+  for (uint64_t i = 0; i < number; ++i) ends.push_back(SegmentAt(i)->end.load(std::memory_order_acquire));
+  return ends;
+}
+
 Status Log::Recover(const LogOpenOptions& options, const RecordFn& on_record, RecoveryReport* report) {
+  if (options.resume_position != 0 && !options.verify_only) {
+    Status s = RecoverFrom(options, /*resume=*/true, on_record, report);
+    const bool rejected = s.code() == StatusCode::kUnavailable && s.message() == "resume rejected";
+    if (!rejected) {
+      report->resumed = s.ok();
+      return s;
+    }
+    // Nothing was handed to on_record yet: start over from the first record.
+    segments_.clear();
+    *report = RecoveryReport{};
+    report->note = "index checkpoint does not match the log: indexes rebuilt from the log; ";
+    if (options.on_resume_rejected) options.on_resume_rejected();
+  }
+  return RecoverFrom(options, /*resume=*/false, on_record, report);
+}
+
+Status Log::RecoverFrom(const LogOpenOptions& options, bool resume, const RecordFn& on_record,
+                        RecoveryReport* report) {
+  const Status kRejected = Status::Unavailable("resume rejected");
+  // Resuming: segment k is where the checkpoint's head lies (offset o in it).
+  const uint64_t k = resume ? (options.resume_position - 1) / capacity_ : 0;
+  const uint64_t o = resume ? options.resume_position - k * capacity_ : kSegmentHeaderSize;
+  if (resume && (o < kSegmentHeaderSize || options.segment_ends.size() != k || options.resume_capacity != capacity_)) {
+    return kRejected;
+  }
   CAIRN_ASSIGN_OR_RETURN(auto names, env_->ListDir(dir_));
   uint64_t count = 0;
   for (const auto& name : names) {
     uint64_t n;
     if (ParseSegmentFileName(name, &n)) count = std::max(count, n + 1);
   }
+  if (resume && count <= k) return kRejected;
   const env::OpenMode mode = options.verify_only ? env::OpenMode::kRead : env::OpenMode::kReadWrite;
   const uint64_t total = count * capacity_;
   std::vector<RecordView> pending;  // records of an append whose commit record is not yet seen
@@ -208,8 +269,32 @@ Status Log::Recover(const LogOpenOptions& options, const RecordFn& on_record, Re
 
     const uint64_t base_pos = i * capacity_;
     const std::byte* b = seg->base;
+    if (resume && i < k) {
+      // Covered by the checkpoint: not scanned (cairn verify scans everything).
+      const uint64_t end = options.segment_ends[i];
+      if (end < kSegmentHeaderSize || end > capacity_) return kRejected;
+      seg->end.store(end, std::memory_order_release);
+      segments_.push_back(std::move(seg));
+      continue;
+    }
     uint64_t off = kSegmentHeaderSize;
     uint64_t commit_end = kSegmentHeaderSize;
+    if (resume && i == k) {
+      // The record ending where the checkpoint ends must be the one it saw.
+      uint32_t crc = 0;
+      bool found = false;
+      if (o > kSegmentHeaderSize) {
+        found = CrcOfRecordEndingAtOffset(b, base_pos, o, &crc);
+      } else if (k > 0) {
+        const Segment* prev = segments_.back().get();
+        found = CrcOfRecordEndingAtOffset(prev->base, (k - 1) * capacity_, prev->end.load(), &crc);
+      }
+      if ((found ? crc : 0) != options.resume_check_crc || (!found && o != kSegmentHeaderSize)) return kRejected;
+      // This segment is still scanned from its start, so that damage anywhere in the newest
+      // segment fails the open as without a checkpoint; only records from the checkpoint's head
+      // on are handed to on_record.
+    }
+    const uint64_t apply_from = resume && i == k ? options.resume_position : 0;
     DecodeError stop = DecodeError::kZero;
     pending.clear();
     while (capacity_ - off >= kMinRecordSize) {
@@ -220,6 +305,7 @@ Status Log::Recover(const LogOpenOptions& options, const RecordFn& on_record, Re
       off += rv.length;
       if (rv.commit()) {
         for (const auto& r : pending) {
+          if (r.position < apply_from) continue;
           Status s = on_record(r);
           if (!s.ok()) return s.WithContext(fmt::format("segment {} offset {}", seg->path, r.position - base_pos));
           report->records++;
@@ -234,6 +320,9 @@ Status Log::Recover(const LogOpenOptions& options, const RecordFn& on_record, Re
     const uint64_t check_end = std::min<uint64_t>(capacity_, stop_off + 4096);
     const bool clean_end = stop == DecodeError::kZero && pending.empty() && AllZero(b + stop_off, check_end - stop_off);
 
+    // The log ends before the checkpoint's head: it lost what the checkpoint indexed. Nothing
+    // was handed to on_record yet (records are handed over in order), so start over.
+    if (resume && i == k && commit_end < o) return kRejected;
     // The scan touched every page of the segment; readers will fault in what they need.
     env::DropMappedPages(b, stop_off);
     if (!last) {

@@ -47,12 +47,22 @@ struct LogOpenOptions {
   bool create = true;
   bool verify_only = false;  // check, never modify (cairn verify)
   std::function<void(uint64_t done, uint64_t total)> progress;
+  // Resuming from an index checkpoint (storage/checkpoint.h): records before resume_position are
+  // not scanned; segments before the one it ends in take their ends from segment_ends. When the
+  // record ending at resume_position does not have the checksum resume_check_crc, the resume is
+  // rejected: on_resume_rejected runs and the whole log is scanned.
+  uint64_t resume_position = 0;  // 0: scan everything
+  uint64_t resume_capacity = 0;  // the segment capacity the checkpoint was written with
+  std::vector<uint64_t> segment_ends;
+  uint32_t resume_check_crc = 0;
+  std::function<void()> on_resume_rejected;
 };
 
 struct RecoveryReport {
   uint64_t truncated_bytes = 0;  // bytes of torn tail cut away
   uint64_t removed_segments = 0;
   uint64_t records = 0;
+  bool resumed = false;  // an index checkpoint was used
   std::string note;  // human-readable, empty when the log was clean
 };
 
@@ -77,6 +87,11 @@ class Log {
   // `cache` (may be null) remembers the last segment looked up, to skip the lock next time.
   Status ReadAt(uint64_t position, RecordView* out, const Segment** cache = nullptr) const;
 
+  // The checksum field of the record that ends at `position` (0 when none does), and the end
+  // offsets of the segments before the one `position` ends in: what an index checkpoint records.
+  uint32_t CrcOfRecordEndingAt(uint64_t position) const;
+  std::vector<uint64_t> SegmentEndsBefore(uint64_t position) const;
+
   // Writer side (one thread).
   // The position where the next record goes.
   uint64_t tail() const { return tail_; }
@@ -94,6 +109,7 @@ class Log {
   Log(env::Env* env, std::string dir, uint64_t capacity) : env_(env), dir_(std::move(dir)), capacity_(capacity) {}
   Result<std::unique_ptr<Segment>> CreateSegment(uint64_t number);
   Status Recover(const LogOpenOptions& options, const RecordFn& on_record, RecoveryReport* report);
+  Status RecoverFrom(const LogOpenOptions& options, bool resume, const RecordFn& on_record, RecoveryReport* report);
 
   env::Env* env_;
   std::string dir_;  // DIR/log
