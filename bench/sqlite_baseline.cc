@@ -1,7 +1,8 @@
 // cairn_sqlite_bench: the SQLite baseline of `cairn bench` (src/cli/bench_command.cc). The same
 // events (200 B JSON data, 100 B JSON metadata, streams "account-<k>") in a table shaped like the
 // seed's `events` table, WAL, synchronous=FULL, one transaction per append, and the same output
-// format (a table, or --tsv). A benchmark, not a test; docs/performance.md has the figures.
+// format (a table, or --tsv): both come from src/cli/bench_report.h. A benchmark, not a test;
+// docs/performance.md has the figures.
 //
 // An append is what an event store on SQLite does: BEGIN IMMEDIATE, read the stream's last
 // version (the optimistic-concurrency check; the UNIQUE index makes it a point lookup), insert
@@ -12,14 +13,12 @@
 // Reads step a prepared statement and look at every column (zero-copy, as cairn's cursors), but
 // SQLite has no checksums to verify: cairn's read figures include CRC32C over every record.
 #include <sqlite3.h>
-#include <sys/resource.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
-#include <fstream>
 #include <random>
 #include <string>
 #include <vector>
@@ -27,18 +26,19 @@
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
+#include "cli/bench_report.h"
+
 namespace {
 
 using Clock = std::chrono::steady_clock;
 
-constexpr size_t kDataBytes = 200;
-constexpr size_t kMetadataBytes = 100;
-constexpr size_t kPoolEvents = 8192;
-constexpr const char* kHotStream = "account-hot";
-
-struct Event {
-  std::string type, data, metadata;
-};
+using cairn::bench::CpuSeconds;
+using cairn::bench::kHotStream;
+using cairn::bench::Percentile;
+using cairn::bench::Row;
+using cairn::bench::SetMemory;
+using Event = cairn::bench::EventText;
+using Workload = cairn::bench::Workload<Event>;
 
 struct Flags {
   std::string dir;
@@ -58,86 +58,13 @@ struct Flags {
   CLI::Option* max_seconds_option = nullptr;
 };
 
-struct Row {
-  std::string name;
-  uint64_t events = 0;
-  double seconds = 0, events_per_second = 0, mb_per_second = 0;
-  double p50_us = -1, p99_us = -1;
-  double cpu_seconds = -1;  // user + system time of the process over the timed part
-  double rss_mib = 0, anon_mib = 0, hwm_mib = 0;
-  std::string note, command;
-};
-
 [[noreturn]] void Die(const std::string& message) {
   std::fprintf(stderr, "cairn_sqlite_bench: %s\n", message.c_str());
   std::exit(1);
 }
 
-double CpuSeconds() {
-  rusage u{};
-  getrusage(RUSAGE_SELF, &u);
-  auto s = [](const timeval& t) { return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_usec) / 1e6; };
-  return s(u.ru_utime) + s(u.ru_stime);
-}
-
-void SetMemory(Row* row) {
-  std::ifstream in("/proc/self/status");
-  std::string line;
-  while (std::getline(in, line)) {
-    auto value = [&](std::string_view key, double* out) {
-      if (line.rfind(key, 0) == 0) *out = std::strtod(line.c_str() + key.size(), nullptr) / 1024.0;
-    };
-    value("VmRSS:", &row->rss_mib);
-    value("RssAnon:", &row->anon_mib);
-    value("VmHWM:", &row->hwm_mib);
-  }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Events: the same generator as src/cli/bench_command.cc.
-
-std::string HexId(std::mt19937_64& rng) {
-  const uint64_t a = rng(), b = rng();
-  return fmt::format("{:08x}-{:04x}-7{:03x}-{:04x}-{:012x}", a >> 32, (a >> 16) & 0xffff, a & 0xfff,
-                     0x8000 | (b >> 48 & 0x3fff), b & 0xffffffffffffULL);
-}
-
-std::string PadJson(std::string prefix, std::string_view key, size_t size) {
-  const size_t fixed = prefix.size() + key.size() + 6;
-  return fmt::format("{},\"{}\":\"{}\"}}", prefix, key, std::string(size > fixed ? size - fixed : 0, 'x'));
-}
-
-Event MakeEvent(std::mt19937_64& rng, uint64_t i, uint64_t streams) {
-  Event e;
-  const bool deposit = rng() % 3 != 0;
-  e.type = deposit ? "Deposited" : "Withdrawn";
-  e.data = PadJson(fmt::format("{{\"account\":\"account-{}\",\"amount\":{},\"currency\":\"EUR\",\"reference\":\"bench-{:010}\"",
-                               rng() % streams, rng() % 100'000, i),
-                   "note", kDataBytes);
-  e.metadata = PadJson(fmt::format("{{\"$correlationId\":\"{}\"", HexId(rng)), "$user", kMetadataBytes);
-  return e;
-}
-
-struct Workload {
-  std::vector<Event> pool;
-  std::vector<std::string> stream_names;
-  std::vector<uint32_t> append_streams;
-  uint32_t batch = 1;
-
-  const Event* EventsOf(uint64_t append) const { return &pool[(append % (pool.size() / batch)) * batch]; }
-  const std::string& StreamOf(uint64_t append) const { return stream_names[append_streams[append]]; }
-};
-
 Workload MakeWorkload(uint64_t appends, uint32_t batch, uint64_t streams, uint64_t seed) {
-  Workload w;
-  w.batch = batch;
-  std::mt19937_64 rng(seed);
-  const size_t pool = std::max<size_t>(batch, kPoolEvents / batch * batch);
-  for (size_t i = 0; i < pool; ++i) w.pool.push_back(MakeEvent(rng, i, streams));
-  for (uint64_t k = 0; k < streams; ++k) w.stream_names.push_back(fmt::format("account-{}", k));
-  w.append_streams.resize(appends);
-  for (auto& s : w.append_streams) s = static_cast<uint32_t>(rng() % streams);
-  return w;
+  return cairn::bench::MakeWorkload<Event>(appends, batch, streams, seed, [](Event e) { return e; });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -212,13 +139,6 @@ class Db {
   sqlite3_stmt* insert_ = nullptr;
 };
 
-double Percentile(std::vector<uint64_t>& v, double p) {
-  if (v.empty()) return -1;
-  const size_t k = std::min(v.size() - 1, static_cast<size_t>(p * static_cast<double>(v.size())));
-  std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(k), v.end());
-  return static_cast<double>(v[k]) / 1000.0;
-}
-
 std::string DbPath(const Flags& f) {
   std::filesystem::create_directories(f.dir);
   return f.dir + "/events.db";
@@ -239,14 +159,11 @@ Row RunAppend(const Flags& f) {
     const auto t0 = Clock::now();
     if (f.max_seconds > 0 && t0 - start > budget) break;
     db.Exec("BEGIN IMMEDIATE");
-    db.Insert(rng, w.StreamOf(j), w.EventsOf(j), f.batch);
+    db.Insert(rng, w.StreamOf(j), w.EventsOf(j).data(), f.batch);
     db.Exec("COMMIT");
     latencies.push_back(static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - t0).count()));
     events += f.batch;
-    for (uint32_t i = 0; i < f.batch; ++i) {
-      const Event& e = w.EventsOf(j)[i];
-      bytes += w.StreamOf(j).size() + e.type.size() + e.data.size() + e.metadata.size();
-    }
+    bytes += w.PayloadBytes(j);
   }
   Row row;
   row.seconds = std::chrono::duration<double>(Clock::now() - start).count();
@@ -270,14 +187,16 @@ void Fill(const Flags& f) {
   const Workload w = MakeWorkload(appends, kBatch, f.streams, f.seed);
   std::mt19937_64 rng(f.seed + 1);
   std::vector<Event> hot;
-  for (uint64_t i = 0; i < std::min<uint64_t>(f.stream_events, 1024); ++i) hot.push_back(MakeEvent(rng, i, f.streams));
+  for (uint64_t i = 0; i < std::min<uint64_t>(f.stream_events, cairn::bench::kHotPoolEvents); ++i) {
+    hot.push_back(cairn::bench::MakeEventText(rng, i, f.streams));
+  }
   Db db(DbPath(f), /*durable=*/false);
-  const std::string hot_name = kHotStream;
+  const std::string hot_name(kHotStream);
   uint64_t hot_done = 0;
   db.Exec("BEGIN");
   for (uint64_t j = 0; j < appends; ++j) {
-    db.Insert(rng, w.StreamOf(j), w.EventsOf(j), kBatch);
-    while (hot_done < f.stream_events && (hot_done * appends <= j * f.stream_events || j + 1 == appends)) {
+    db.Insert(rng, w.StreamOf(j), w.EventsOf(j).data(), kBatch);
+    while (cairn::bench::HotEventDue(hot_done, f.stream_events, j, appends)) {
       db.Insert(rng, hot_name, &hot[hot_done % hot.size()], 1);
       hot_done++;
     }
@@ -330,7 +249,7 @@ Row RunRead(const Flags& f, bool all) {
   constexpr const char* kColumns = "SELECT position, stream, version, event_id, type, data, metadata, recorded_at FROM events";
   sqlite3_stmt* stmt = db.Prepare(all ? fmt::format("{} ORDER BY position", kColumns).c_str()
                                       : fmt::format("{} WHERE stream = ?1 ORDER BY version", kColumns).c_str());
-  sqlite3_bind_text(stmt, 1, kHotStream, -1, SQLITE_STATIC);
+  sqlite3_bind_text(stmt, 1, kHotStream.data(), static_cast<int>(kHotStream.size()), SQLITE_STATIC);
   uint64_t events = 0, bytes = 0, passes = 0;
   Drain(db, stmt, &events, &bytes);  // warm-up
   events = bytes = 0;
@@ -356,52 +275,12 @@ Row RunRead(const Flags& f, bool all) {
   return row;
 }
 
-// ---------------------------------------------------------------------------------------------
-// Output (the format of `cairn bench`)
-
-std::string Num(double v, int decimals = 0) { return v < 0 ? "-" : fmt::format("{:.{}f}", v, decimals); }
-
-std::vector<std::string> Cells(const Row& r) {
-  return {r.name, fmt::format("{}", r.events), Num(r.seconds, 3), Num(r.events_per_second), Num(r.mb_per_second, 1),
-          Num(r.p50_us, 1), Num(r.p99_us, 1), Num(r.cpu_seconds, 3), Num(r.rss_mib, 1), Num(r.anon_mib, 1), Num(r.hwm_mib, 1)};
-}
-
-const std::vector<std::string> kHeader = {"name", "events", "seconds", "events/s", "MB/s", "p50_us", "p99_us",
-                                          "cpu_s", "rss_MiB", "anon_MiB", "hwm_MiB"};
-
 void Print(const std::vector<Row>& rows, bool tsv) {
-  std::string out;
   if (tsv) {
-    for (const auto& h : kHeader) out += h + "\t";
-    out += "note\tcommand\n";
-    for (const Row& r : rows) {
-      for (const auto& c : Cells(r)) out += c + "\t";
-      out += r.note + "\t" + r.command + "\n";
-    }
+    cairn::bench::PrintTsv(rows, true);
   } else {
-    std::vector<size_t> width;
-    for (const auto& h : kHeader) width.push_back(h.size());
-    for (const Row& r : rows) {
-      auto cells = Cells(r);
-      for (size_t i = 0; i < cells.size(); ++i) width[i] = std::max(width[i], cells[i].size());
-    }
-    auto line = [&](const std::vector<std::string>& cells) {
-      std::string s;
-      for (size_t i = 0; i < cells.size(); ++i) {
-        s += i == 0 ? fmt::format("{:<{}}", cells[i], width[i]) : fmt::format("  {:>{}}", cells[i], width[i]);
-      }
-      return s + "\n";
-    };
-    out = line(kHeader);
-    for (const Row& r : rows) out += line(Cells(r));
-    out += "\n";
-    for (const Row& r : rows) {
-      out += fmt::format("{}: {}\n", r.name, r.command);
-      if (!r.note.empty()) out += fmt::format("  ({})\n", r.note);
-    }
+    cairn::bench::PrintTable(rows);
   }
-  std::fwrite(out.data(), 1, out.size(), stdout);
-  std::fflush(stdout);
 }
 
 std::string CommandOf(const Flags& f) {

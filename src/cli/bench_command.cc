@@ -2,16 +2,16 @@
 // workload per run (append, fill, read-all, read-stream, open) or a whole suite. A benchmark, not
 // a test: nothing here asserts a time. docs/performance.md has the figures and how to read them.
 //
-// The event shape is fixed (keep it in step with bench/sqlite_baseline.cc, which measures SQLite
-// on the same events): type "Deposited" or "Withdrawn", 200 bytes of JSON data, 100 bytes of JSON
-// metadata, streams "account-<k>" for k uniform in [0, --streams). Events are generated before
-// the clock starts; ids are left nil so that the store makes UUIDv7s, as most callers let it.
+// The event shape is fixed (cli/bench_report.h generates it, for bench/sqlite_baseline.cc too,
+// which measures SQLite on the same events): type "Deposited" or "Withdrawn", 200 bytes of JSON
+// data, 100 bytes of JSON metadata, streams "account-<k>" for k uniform in [0, --streams). Events
+// are generated before the clock starts; ids are left nil so that the store makes UUIDv7s, as
+// most callers let it.
 //
 // The suite runs each workload in a child process (this same binary), so that each row's memory
 // figures (VmRSS, RssAnon, VmHWM from /proc/self/status) are that workload's alone, and so that
 // "open" really opens a store another process closed cleanly.
 #include <fcntl.h>
-#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -22,7 +22,6 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <memory>
 #include <random>
 #include <string>
@@ -32,6 +31,7 @@
 #include <fmt/format.h>
 
 #include "cairn/store.h"
+#include "cli/bench_report.h"
 #include "cli/cli_common.h"
 #include "cli/commands.h"
 
@@ -40,13 +40,12 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-constexpr size_t kDataBytes = 200;
-constexpr size_t kMetadataBytes = 100;
-// Distinct events generated before timing; appends cycle through them.
-constexpr size_t kPoolEvents = 8192;
-// The stream that read-stream reads: written by `fill` interleaved with everything else, so
-// that its events lie scattered over the log as a real stream's do.
-constexpr std::string_view kHotStream = "account-hot";
+using bench::CpuSeconds;
+using bench::kHotStream;
+using bench::Percentile;
+using bench::Row;
+using bench::SetMemory;
+using Workload = bench::Workload<EventData>;
 
 struct BenchFlags {
   std::string workload = "append";
@@ -67,117 +66,24 @@ struct BenchFlags {
   CLI::Option* max_seconds_option = nullptr;
 };
 
-// One line of the result table.
-struct Row {
-  std::string name;
-  uint64_t events = 0;
-  double seconds = 0;
-  double events_per_second = 0;
-  double mb_per_second = 0;  // payload (stream name, type, data, metadata) in 10^6 bytes
-  double p50_us = -1;        // append latency; -1 where it does not apply
-  double p99_us = -1;
-  double cpu_seconds = -1;  // user + system time of the whole process over the timed part
-  double rss_mib = 0;
-  double anon_mib = 0;
-  double hwm_mib = 0;
-  std::string note;
-  std::string command;
-};
-
-struct Memory {
-  double rss_mib = 0, anon_mib = 0, hwm_mib = 0;
-};
-
-Memory ReadMemory() {
-  Memory m;
-  std::ifstream in("/proc/self/status");
-  std::string line;
-  while (std::getline(in, line)) {
-    auto value = [&](std::string_view key, double* out) {
-      if (line.rfind(key, 0) == 0) *out = std::strtod(line.c_str() + key.size(), nullptr) / 1024.0;
-    };
-    value("VmRSS:", &m.rss_mib);
-    value("RssAnon:", &m.anon_mib);
-    value("VmHWM:", &m.hwm_mib);
-  }
-  return m;
-}
-
-// User plus system CPU time of the whole process (every thread), in seconds.
-double CpuSeconds() {
-  rusage u{};
-  getrusage(RUSAGE_SELF, &u);
-  auto s = [](const timeval& t) { return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_usec) / 1e6; };
-  return s(u.ru_utime) + s(u.ru_stime);
-}
-
-void SetMemory(Row* row) {
-  Memory m = ReadMemory();
-  row->rss_mib = m.rss_mib;
-  row->anon_mib = m.anon_mib;
-  row->hwm_mib = m.hwm_mib;
-}
-
 // ---------------------------------------------------------------------------------------------
 // Events
 
-std::string HexId(std::mt19937_64& rng) {
-  const uint64_t a = rng(), b = rng();
-  return fmt::format("{:08x}-{:04x}-7{:03x}-{:04x}-{:012x}", a >> 32, (a >> 16) & 0xffff, a & 0xfff,
-                     0x8000 | (b >> 48 & 0x3fff), b & 0xffffffffffffULL);
-}
-
-// A JSON object of exactly `size` bytes: `prefix` (an object without its closing brace) and a
-// padding string field.
-std::string PadJson(std::string prefix, std::string_view key, size_t size) {
-  const size_t fixed = prefix.size() + key.size() + 6;  // ,"key":"" and }
-  return fmt::format("{},\"{}\":\"{}\"}}", prefix, key, std::string(size > fixed ? size - fixed : 0, 'x'));
-}
-
-EventData MakeEvent(std::mt19937_64& rng, uint64_t i, uint64_t streams) {
+EventData ToEventData(bench::EventText t) {
   EventData e;
-  const bool deposit = rng() % 3 != 0;
-  e.type = deposit ? "Deposited" : "Withdrawn";
-  e.data = PadJson(fmt::format("{{\"account\":\"account-{}\",\"amount\":{},\"currency\":\"EUR\",\"reference\":\"bench-{:010}\"",
-                               rng() % streams, rng() % 100'000, i),
-                   "note", kDataBytes);
-  e.metadata = PadJson(fmt::format("{{\"$correlationId\":\"{}\"", HexId(rng)), "$user", kMetadataBytes);
+  e.type = std::move(t.type);
+  e.data = std::move(t.data);
+  e.metadata = std::move(t.metadata);
   e.content_type = ContentType::kJson;
   return e;
 }
 
-// The pre-generated input of an append workload: a pool of events that appends take `batch` at a
-// time, and the stream of every append.
-struct Workload {
-  std::vector<EventData> pool;
-  std::vector<std::string> stream_names;
-  std::vector<uint32_t> append_streams;
-  uint32_t batch = 1;
-
-  std::span<const EventData> EventsOf(uint64_t append) const {
-    const uint64_t slots = pool.size() / batch;
-    return std::span<const EventData>(pool).subspan((append % slots) * batch, batch);
-  }
-  const std::string& StreamOf(uint64_t append) const { return stream_names[append_streams[append]]; }
-  uint64_t PayloadBytes(uint64_t append) const {
-    uint64_t n = 0;
-    for (const EventData& e : EventsOf(append)) n += StreamOf(append).size() + e.type.size() + e.data.size() + e.metadata.size();
-    return n;
-  }
-};
+EventData MakeEvent(std::mt19937_64& rng, uint64_t i, uint64_t streams) {
+  return ToEventData(bench::MakeEventText(rng, i, streams));
+}
 
 Workload MakeWorkload(uint64_t appends, uint32_t batch, uint64_t streams, uint64_t seed) {
-  Workload w;
-  w.batch = batch;
-  std::mt19937_64 rng(seed);
-  const size_t pool = std::max<size_t>(batch, kPoolEvents / batch * batch);
-  w.pool.reserve(pool);
-  for (size_t i = 0; i < pool; ++i) w.pool.push_back(MakeEvent(rng, i, streams));
-  w.stream_names.reserve(streams);
-  for (uint64_t k = 0; k < streams; ++k) w.stream_names.push_back(fmt::format("account-{}", k));
-  w.append_streams.resize(appends);
-  for (auto& s : w.append_streams) s = static_cast<uint32_t>(rng() % streams);
-  return w;
+  return bench::MakeWorkload<EventData>(appends, batch, streams, seed, ToEventData);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -188,13 +94,6 @@ Result<SyncMode> ParseSync(std::string_view s) {
   if (s == "interval") return SyncMode::kInterval;
   if (s == "none") return SyncMode::kNone;
   return Status::InvalidArgument(fmt::format("--sync: '{}' is not always, interval or none", s));
-}
-
-double Percentile(std::vector<uint64_t>& v, double p) {
-  if (v.empty()) return -1;
-  const size_t k = std::min(v.size() - 1, static_cast<size_t>(p * static_cast<double>(v.size())));
-  std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(k), v.end());
-  return static_cast<double>(v[k]) / 1000.0;
 }
 
 Result<Row> RunAppend(const BenchFlags& f, const std::string& db) {
@@ -277,7 +176,7 @@ Result<Row> RunFill(const BenchFlags& f, Store* store) {
   const Workload w = MakeWorkload(appends, kBatch, f.streams, f.seed);
   std::mt19937_64 rng(f.seed + 1);
   std::vector<EventData> hot;
-  for (uint64_t i = 0; i < std::min<uint64_t>(f.stream_events, 1024); ++i) hot.push_back(MakeEvent(rng, i, f.streams));
+  for (uint64_t i = 0; i < std::min<uint64_t>(f.stream_events, bench::kHotPoolEvents); ++i) hot.push_back(MakeEvent(rng, i, f.streams));
   uint64_t hot_done = 0, events = 0, bytes = 0;
   const double cpu_start = CpuSeconds();
   const auto start = Clock::now();
@@ -285,8 +184,7 @@ Result<Row> RunFill(const BenchFlags& f, Store* store) {
     CAIRN_RETURN_IF_ERROR(store->Append(w.StreamOf(j), ExpectedVersion::Any(), w.EventsOf(j)).status());
     events += kBatch;
     bytes += w.PayloadBytes(j);
-    // Spread the hot stream's events evenly over the appends (the rest after the last one).
-    while (hot_done < f.stream_events && (hot_done * appends <= j * f.stream_events || j + 1 == appends)) {
+    while (bench::HotEventDue(hot_done, f.stream_events, j, appends)) {
       const EventData& e = hot[hot_done % hot.size()];
       CAIRN_RETURN_IF_ERROR(store->Append(kHotStream, ExpectedVersion::Any(), std::span<const EventData>(&e, 1)).status());
       hot_done++;
@@ -447,57 +345,8 @@ Result<Row> RunOpen(const BenchFlags& f, const std::string& db) {
 // ---------------------------------------------------------------------------------------------
 // Output
 
-std::string Num(double v, int decimals = 0) {
-  if (v < 0) return "-";
-  return fmt::format("{:.{}f}", v, decimals);
-}
-
-std::vector<std::string> Cells(const Row& r) {
-  return {r.name, fmt::format("{}", r.events), Num(r.seconds, 3), Num(r.events_per_second), Num(r.mb_per_second, 1),
-          Num(r.p50_us, 1), Num(r.p99_us, 1), Num(r.cpu_seconds, 3), Num(r.rss_mib, 1), Num(r.anon_mib, 1), Num(r.hwm_mib, 1)};
-}
-
-const std::vector<std::string> kHeader = {"name", "events", "seconds", "events/s", "MB/s", "p50_us", "p99_us",
-                                          "cpu_s", "rss_MiB", "anon_MiB", "hwm_MiB"};
-
-void PrintTsv(const std::vector<Row>& rows, bool header) {
-  std::string out;
-  if (header) {
-    for (const auto& h : kHeader) out += h + "\t";
-    out += "note\tcommand\n";
-  }
-  for (const Row& r : rows) {
-    for (const auto& c : Cells(r)) out += c + "\t";
-    out += r.note + "\t" + r.command + "\n";
-  }
-  std::fwrite(out.data(), 1, out.size(), stdout);
-  std::fflush(stdout);
-}
-
-void PrintTable(const std::vector<Row>& rows) {
-  std::vector<size_t> width;
-  for (const auto& h : kHeader) width.push_back(h.size());
-  for (const Row& r : rows) {
-    auto cells = Cells(r);
-    for (size_t i = 0; i < cells.size(); ++i) width[i] = std::max(width[i], cells[i].size());
-  }
-  auto line = [&](const std::vector<std::string>& cells) {
-    std::string s;
-    for (size_t i = 0; i < cells.size(); ++i) {
-      s += i == 0 ? fmt::format("{:<{}}", cells[i], width[i]) : fmt::format("  {:>{}}", cells[i], width[i]);
-    }
-    return s + "\n";
-  };
-  std::string out = line(kHeader);
-  for (const Row& r : rows) out += line(Cells(r));
-  out += "\n";
-  for (const Row& r : rows) {
-    out += fmt::format("{}: {}\n", r.name, r.command);
-    if (!r.note.empty()) out += fmt::format("  ({})\n", r.note);
-  }
-  std::fwrite(out.data(), 1, out.size(), stdout);
-  std::fflush(stdout);
-}
+using bench::PrintTable;
+using bench::PrintTsv;
 
 // The command line that reproduces one workload run.
 std::vector<std::string> WorkloadArgs(const BenchFlags& f, const std::string& db) {
@@ -567,7 +416,7 @@ Result<Row> RunChild(const std::vector<std::string>& args) {
   if (!WIFEXITED(wstatus) || WEXITSTATUS(wstatus) != 0) {
     return Status::Internal(fmt::format("{} failed (exit status {})", CommandText(args), wstatus));
   }
-  // The last line is the row: the fields of Cells(), then note and command.
+  // The last line is the row: the fields of bench::Cells(), then note and command.
   std::vector<std::string> lines;
   for (size_t at = 0; at < out.size();) {
     size_t nl = out.find('\n', at);
@@ -576,29 +425,10 @@ Result<Row> RunChild(const std::vector<std::string>& args) {
     at = nl + 1;
   }
   if (lines.size() < 2) return Status::Internal(fmt::format("{} printed no result", CommandText(args)));
-  std::vector<std::string> cells;
-  for (size_t at = 0;;) {
-    size_t tab = lines.back().find('\t', at);
-    cells.push_back(lines.back().substr(at, tab == std::string::npos ? std::string::npos : tab - at));
-    if (tab == std::string::npos) break;
-    at = tab + 1;
-  }
-  if (cells.size() != kHeader.size() + 2) return Status::Internal(fmt::format("{}: bad result line", CommandText(args)));
-  auto num = [](const std::string& s) { return s == "-" ? -1.0 : std::strtod(s.c_str(), nullptr); };
   Row r;
-  r.name = cells[0];
-  r.events = std::strtoull(cells[1].c_str(), nullptr, 10);
-  r.seconds = num(cells[2]);
-  r.events_per_second = num(cells[3]);
-  r.mb_per_second = num(cells[4]);
-  r.p50_us = num(cells[5]);
-  r.p99_us = num(cells[6]);
-  r.cpu_seconds = num(cells[7]);
-  r.rss_mib = num(cells[8]);
-  r.anon_mib = num(cells[9]);
-  r.hwm_mib = num(cells[10]);
-  r.note = cells[11];
-  r.command = cells[12];
+  if (!bench::ParseTsvRow(lines.back(), &r)) {
+    return Status::Internal(fmt::format("{}: bad result line", CommandText(args)));
+  }
   return r;
 }
 
