@@ -17,9 +17,10 @@ build: deps
 	@cmake --preset debug >/dev/null
 	@cmake --build --preset debug -j $(JOBS)
 
+# The main job needs only the `cairn` command: build just that.
 build-release: deps
 	@cmake --preset release >/dev/null
-	@cmake --build --preset release -j $(JOBS)
+	@cmake --build --preset release -j $(JOBS) --target cairn_cli
 
 test: build
 	@ctest --preset debug -j $(JOBS) --timeout 900
@@ -29,8 +30,10 @@ test: build
 run: build-release
 	@./build/release/cairn tour --db $(CAIRN_DB)
 
-bench: build-release
-	@./build/release/cairn bench --help
+bench: deps
+	@cmake --preset release >/dev/null
+	@cmake --build --preset release -j $(JOBS) --target cairn_cli cairn_sqlite_bench
+	@bench/run.sh --build build/release
 
 clean:
 	rm -rf build
