@@ -4,7 +4,6 @@
 
 #include <algorithm>
 #include <cstdio>
-#include <unordered_set>
 
 #include "storage/checkpoint.h"
 #include "storage/cursors.h"
@@ -617,9 +616,7 @@ uint64_t EmbeddedStore::EncodeMetadata(StreamEntry* target, const StreamMetadata
 Result<AppendResult> EmbeddedStore::Process(Request& req) {
   StreamEntry* entry = GetOrCreateEntry(req.stream);
   if (entry->w_tombstoned) return StreamDeleted(req.stream);
-  const bool soft_deleted = entry->WSoftDeleted();
-  const bool exists = entry->w_next > 0 && !soft_deleted;
-  const std::optional<uint64_t> actual = exists ? std::optional<uint64_t>(entry->w_next - 1) : std::nullopt;
+  const std::optional<uint64_t> actual = entry->WActualVersion();
 
   switch (req.kind) {
     case Request::Kind::kAppend:
@@ -639,7 +636,7 @@ Result<AppendResult> EmbeddedStore::Process(Request& req) {
 
     case Request::Kind::kDelete: {
       CAIRN_RETURN_IF_ERROR(CheckExpected(req.stream, req.expected, actual));
-      if (!exists) return StreamNotFound(req.stream);
+      if (!actual) return StreamNotFound(req.stream);
       StreamMetadata md = entry->w_metadata;
       md.truncate_before = kSoftDeletedTruncateBefore;
       const size_t size = RecordSize(req.stream.size() + 2, kMetadataType.size(), md.ToJson().size(), 0);
@@ -702,9 +699,7 @@ Result<AppendResult> EmbeddedStore::ProcessAppend(Request& req, StreamEntry* ent
   }
 
   const bool soft_deleted = entry->WSoftDeleted();
-  const bool exists = entry->w_next > 0 && !soft_deleted;
-  const std::optional<uint64_t> actual = exists ? std::optional<uint64_t>(entry->w_next - 1) : std::nullopt;
-  CAIRN_RETURN_IF_ERROR(CheckExpected(req.stream, req.expected, actual));
+  CAIRN_RETURN_IF_ERROR(CheckExpected(req.stream, req.expected, entry->WActualVersion()));
   if (entry->w_next + n - 1 > kMaxStreamVersion) {
     return Status::InvalidArgument(fmt::format("append to {}: versions would pass the limit {}", req.stream, kMaxStreamVersion));
   }

@@ -39,6 +39,11 @@ struct StreamEntry {
 
   bool SoftDeleted() const { return metadata.truncate_before == kSoftDeletedTruncateBefore; }
   bool WSoftDeleted() const { return w_metadata.truncate_before == kSoftDeletedTruncateBefore; }
+  // What expected versions are checked against (writer side): the last version, or nullopt when
+  // the stream has no events or is soft-deleted.
+  std::optional<uint64_t> WActualVersion() const {
+    return w_next > 0 && !WSoftDeleted() ? std::optional<uint64_t>(w_next - 1) : std::nullopt;
+  }
 };
 
 struct UuidHash {
