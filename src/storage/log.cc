@@ -169,6 +169,7 @@ Result<std::unique_ptr<Log>> Log::Open(env::Env* env, const std::string& dir, co
   }
 
   std::unique_ptr<Log> log(new Log(env, log_dir, capacity));
+  log->segments_at_open_ = numbers.size();
   CAIRN_RETURN_IF_ERROR(log->Recover(options, on_record, report));
   return log;
 }
@@ -223,12 +224,7 @@ Status Log::RecoverFrom(const LogOpenOptions& options, bool resume, const Record
   if (resume && (o < kSegmentHeaderSize || options.segment_ends.size() != k || options.resume_capacity != capacity_)) {
     return kRejected;
   }
-  CAIRN_ASSIGN_OR_RETURN(auto names, env_->ListDir(dir_));
-  uint64_t count = 0;
-  for (const auto& name : names) {
-    uint64_t n;
-    if (ParseSegmentFileName(name, &n)) count = std::max(count, n + 1);
-  }
+  const uint64_t count = segments_at_open_;  // counted, and checked for gaps, by Open
   if (resume && count <= k) return kRejected;
   const env::OpenMode mode = options.verify_only ? env::OpenMode::kRead : env::OpenMode::kReadWrite;
   const uint64_t total = count * capacity_;

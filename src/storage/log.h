@@ -117,6 +117,7 @@ class Log {
   mutable std::shared_mutex segments_mu_;
   std::vector<std::unique_ptr<Segment>> segments_;
   Segment* active_ = nullptr;
+  uint64_t segments_at_open_ = 0;  // segment files found by Open, numbered 0..n-1
   uint64_t tail_ = 0;
   std::atomic<uint64_t> head_{0};
 };

@@ -41,18 +41,7 @@ class ChildProcess {
     if (pipe2(in_pipe, O_CLOEXEC) != 0 || pipe2(out_pipe, O_CLOEXEC) != 0) std::abort();
     int err_fd = open(stderr_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (err_fd < 0) std::abort();
-    pid_ = fork();
-    if (pid_ < 0) std::abort();
-    if (pid_ == 0) {
-      dup2(in_pipe[0], 0);
-      dup2(out_pipe[1], 1);
-      dup2(err_fd, 2);
-      std::vector<char*> args;
-      for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-      args.push_back(nullptr);
-      execv(args[0], args.data());
-      _exit(127);
-    }
+    pid_ = testing::SpawnProcess(argv, in_pipe[0], out_pipe[1], err_fd);
     close(in_pipe[0]);
     close(out_pipe[1]);
     close(err_fd);

@@ -26,6 +26,10 @@ struct CommandResult {
   std::string err;
 };
 
+// Starts argv (argv[0] is a path) with the given descriptors as its stdin, stdout and stderr;
+// returns its pid. The descriptors should be close-on-exec (they are dup'ed for the child).
+int SpawnProcess(const std::vector<std::string>& argv, int in_fd, int out_fd, int err_fd);
+
 // Runs argv (argv[0] is a path) with `input` on stdin; waits for it and captures its output.
 CommandResult RunCommand(const std::vector<std::string>& argv, const std::string& input = "");
 
