@@ -103,6 +103,7 @@ void EventBus::Dispatch(Batch& batch) {
     p.type = e.type;
     p.data = e.data;
     p.metadata = e.metadata;
+    p.content_type = e.content_type;
     p.typed = batch.typed[i].event;
     p.typed_type = batch.typed[i].type;
     for (const Subscription& s : subscriptions_) {

@@ -221,3 +221,80 @@ TEST(CommandContextTest, CausedByCarriesCorrelationAndUser) {
 
 }  // namespace
 }  // namespace cairn::es
+
+namespace cairn::es {
+namespace {
+
+struct Typed {
+  int32_t small = 0;
+  double ratio = 0;
+  bool flag = false;
+  std::string name;
+  uint64_t added_later = 7;  // a field appended by a later version of the code
+};
+CAIRN_EVENT(Typed, "Typed", 1, small, ratio, flag, name, added_later)
+struct WithVector {
+  std::vector<int> values;
+};
+CAIRN_EVENT(WithVector, "WithVector", 1, values)
+using BinaryVariant = std::variant<Typed, WithVector, test::Deposited>;
+
+static_assert(BinaryEventType<Typed>);
+static_assert(!BinaryEventType<WithVector>);  // a vector has no binary form: JSON only
+
+TEST(BinaryCodecTest, RoundTripAndFallbackToJson) {
+  EventCodec<BinaryVariant> codec;
+  auto e = EventCodec<BinaryVariant>::Encode(Typed{-5, 0.25, true, std::string("x\0y", 3), 9}, {}, Encoding::kBinary);
+  ASSERT_TRUE(e.ok());
+  EXPECT_EQ(e->content_type, ContentType::kBytes);
+  EXPECT_EQ(e->data.size(), 1u + 4 + 8 + 1 + 4 + 3 + 8);
+  EXPECT_TRUE(e->metadata.starts_with(R"({"$schemaVersion":1)"));
+  RecordedEventView v = Stored(e->type, e->data, e->metadata);
+  v.content_type = ContentType::kBytes;
+  auto back = codec.Decode(v);
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  const Typed& t = std::get<Typed>(*back);
+  EXPECT_EQ(t.small, -5);
+  EXPECT_EQ(t.ratio, 0.25);
+  EXPECT_TRUE(t.flag);
+  EXPECT_EQ(t.name, std::string("x\0y", 3));
+  EXPECT_EQ(t.added_later, 9u);
+  auto json_only = EventCodec<BinaryVariant>::Encode(WithVector{{1, 2}}, {}, Encoding::kBinary);
+  EXPECT_EQ(json_only->content_type, ContentType::kJson);
+}
+
+TEST(BinaryCodecTest, OldRecordWithoutTrailingFieldTakesTheDefault) {
+  EventCodec<BinaryVariant> codec;
+  auto e = EventCodec<BinaryVariant>::Encode(Typed{1, 2, false, "n", 99}, {}, Encoding::kBinary);
+  std::string old = e->data.substr(0, e->data.size() - 8);  // as written before added_later existed
+  RecordedEventView v = Stored("Typed", old, "");
+  v.content_type = ContentType::kBytes;
+  auto back = codec.Decode(v);
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_EQ(std::get<Typed>(*back).added_later, 7u);
+  EXPECT_EQ(std::get<Typed>(*back).name, "n");
+}
+
+TEST(BinaryCodecTest, DamagedBytesAreErrorsNamingTheField) {
+  EventCodec<BinaryVariant> codec;
+  auto e = EventCodec<BinaryVariant>::Encode(Typed{1, 2, true, "name", 3}, {}, Encoding::kBinary);
+  auto decode = [&](std::string data) {
+    RecordedEventView v = Stored("Typed", data, "");
+    v.content_type = ContentType::kBytes;
+    return codec.Decode(v).status();
+  };
+  Status cut = decode(e->data.substr(0, 1 + 4 + 8 + 1 + 4 + 2));  // inside the string
+  ASSERT_TRUE(cut.IsInvalidArgument());
+  EXPECT_NE(cut.message().find("'name'"), std::string::npos) << cut.ToString();
+  std::string bad_bool = e->data;
+  bad_bool[1 + 4 + 8] = 2;
+  EXPECT_NE(decode(bad_bool).message().find("'flag'"), std::string::npos);
+  EXPECT_TRUE(decode("x" + e->data.substr(1)).IsInvalidArgument());  // no tag
+  EXPECT_TRUE(decode(e->data + "zz").IsInvalidArgument());           // trailing bytes
+  RecordedEventView v = Stored("WithVector", "\xCE", "");
+  v.content_type = ContentType::kBytes;
+  EXPECT_EQ(codec.Decode(v).status().code(), StatusCode::kNotSupported);
+}
+
+}  // namespace
+}  // namespace cairn::es

@@ -469,3 +469,30 @@ TEST(ScenarioTest, ContextReachesTheEvents) {
 
 }  // namespace
 }  // namespace cairn::es
+
+namespace cairn::es {
+namespace {
+
+TEST_F(RepositoryTest, BinaryEncodingSavesLoadsAndMixesWithJson) {
+  Repository<test::Account> json_repo(*store_);
+  ASSERT_TRUE(json_repo.Execute("1", [](test::Account& a) { a.Open("A"); a.Deposit(5); }).ok());
+  RepositoryOptions o;
+  o.encoding = Encoding::kBinary;
+  o.snapshots = SnapshotPolicy::Every(3);
+  Repository<test::Account> repo(*store_, o);
+  ASSERT_TRUE(repo.Execute("1", [](test::Account& a) { a.Deposit(6); a.Withdraw(2); }).ok());
+  auto events = Read("account-1");
+  ASSERT_EQ(events.size(), 4u);
+  EXPECT_EQ(events[1].content_type, ContentType::kJson);
+  EXPECT_EQ(events[2].content_type, ContentType::kBytes);
+  EXPECT_EQ(json_repo.Load("1")->balance(), 9);  // reading follows the stored content type
+  EXPECT_EQ(repo.Load("1")->balance(), 9);
+  testing::Scenario<test::Account>(o)
+      .Given(test::AccountCreated{"a"}, test::Deposited{10})
+      .When([](test::Account& a) { a.Withdraw(4); })
+      .Then(test::Withdrew{4})
+      .AndState([](const test::Account& a) { EXPECT_EQ(a.balance(), 6); });
+}
+
+}  // namespace
+}  // namespace cairn::es

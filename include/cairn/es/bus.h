@@ -50,6 +50,7 @@ struct PublishedEvent {
   std::string_view type;
   std::string_view data;
   std::string_view metadata;
+  ContentType content_type = ContentType::kJson;
   // The typed event, when the publisher had it (always, from a Repository).
   const void* typed = nullptr;
   std::type_index typed_type = typeid(void);
@@ -78,7 +79,18 @@ class EventBus {
       if (p.typed != nullptr && p.typed_type == typeid(E)) {
         e = static_cast<const E*>(p.typed);
       } else {
-        from_json(Json::parse(p.data), decoded);
+        if (p.content_type == ContentType::kBytes) {
+          if constexpr (BinaryEventType<E>) {
+            internal::BinaryReader r{p.data.data() + 1, p.data.data() + p.data.size()};
+            if (p.data.empty()) r.p = r.end;
+            CairnReadBinary(r, decoded);
+            if (r.error != nullptr) return Status::InvalidArgument(std::string("binary field '") + r.error + "' is cut short");
+          } else {
+            return Status::NotSupported("stored as bytes, but this event type has no binary form");
+          }
+        } else {
+          from_json(Json::parse(p.data), decoded);
+        }
         e = &decoded;
       }
       if constexpr (std::is_same_v<decltype(h(*e, p)), void>) {

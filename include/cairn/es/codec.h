@@ -57,6 +57,12 @@ Status DecodeError(StatusCode code, std::string_view type, std::string_view stre
                    std::string_view what);
 }  // namespace internal
 
+// How new events are stored. Reading follows each stored event's content type, whatever this says.
+enum class Encoding : uint8_t {
+  kJson,    // JSON data (content type JSON): readable by every tool and client; upcasters apply
+  kBinary,  // the binary form (event.h) for types that have one, JSON for the others
+};
+
 template <EventVariant V>
 class EventCodec {
  public:
@@ -66,19 +72,28 @@ class EventCodec {
 
   // One event to append, with the toolkit's metadata (schema version, context). The id is a fresh
   // UUIDv7, so that a retried append of the same EventData is idempotent.
-  static Result<EventData> Encode(const V& event, const CommandContext& context) {
+  static Result<EventData> Encode(const V& event, const CommandContext& context, Encoding encoding = Encoding::kJson) {
     return std::visit(
         [&](const auto& e) -> Result<EventData> {
           using E = std::decay_t<decltype(e)>;
-          Json data;
-          to_json(data, e);
           auto metadata = EncodeMetadata(context, SchemaVersion<E>());
           if (!metadata.ok()) return metadata.status();
           EventData out;
           out.id = Uuid::V7();
           out.type = std::string(TypeName<E>());
-          out.data = data.dump();
           out.metadata = std::move(*metadata);
+          if constexpr (BinaryEventType<E>) {
+            if (encoding == Encoding::kBinary) {
+              out.data.push_back(internal::kBinaryTag);
+              internal::BinaryWriter w{&out.data};
+              CairnWriteBinary(w, e);
+              out.content_type = ContentType::kBytes;
+              return out;
+            }
+          }
+          Json data;
+          to_json(data, e);
+          out.data = data.dump();
           out.content_type = ContentType::kJson;
           return out;
         },
@@ -121,6 +136,7 @@ class EventCodec {
       return internal::DecodeError(StatusCode::kInvalidArgument, stored.type, stored.stream, stored.version,
                                    version.status().message());
     }
+    if (stored.content_type == ContentType::kBytes) return DecodeBinary<I>(stored, *version);
     Json data = Json::parse(stored.data, nullptr, /*allow_exceptions=*/false);
     if (data.is_discarded()) {
       return internal::DecodeError(StatusCode::kInvalidArgument, stored.type, stored.stream, stored.version,
@@ -138,6 +154,37 @@ class EventCodec {
     } catch (const std::exception& e) {
       return internal::DecodeError(StatusCode::kInvalidArgument, stored.type, stored.stream, stored.version,
                                    e.what());
+    }
+  }
+
+  template <size_t I>
+  static Result<V> DecodeBinary(const RecordedEventView& stored, uint32_t version) {
+    using E = std::variant_alternative_t<I, V>;
+    if constexpr (BinaryEventType<E>) {
+      if (version > SchemaVersion<E>()) {
+        return internal::DecodeError(StatusCode::kNotSupported, stored.type, stored.stream, stored.version,
+                                     "binary event of a newer schema version than this code's");
+      }
+      if (stored.data.empty() || stored.data[0] != internal::kBinaryTag) {
+        return internal::DecodeError(StatusCode::kInvalidArgument, stored.type, stored.stream, stored.version,
+                                     "bytes that are not cairn's binary event form (no 0xCE tag)");
+      }
+      V out(std::in_place_index<I>);
+      internal::BinaryReader r{stored.data.data() + 1, stored.data.data() + stored.data.size()};
+      CairnReadBinary(r, std::get<I>(out));
+      if (r.error != nullptr) {
+        return internal::DecodeError(StatusCode::kInvalidArgument, stored.type, stored.stream, stored.version,
+                                     std::string("binary field '") + r.error + "' is cut short or invalid");
+      }
+      if (r.p != r.end) {
+        return internal::DecodeError(StatusCode::kInvalidArgument, stored.type, stored.stream, stored.version,
+                                     "binary event has bytes after its last field");
+      }
+      return out;
+    } else {
+      (void)version;
+      return internal::DecodeError(StatusCode::kNotSupported, stored.type, stored.stream, stored.version,
+                                   "stored as bytes, but this event type has no binary form");
     }
   }
 

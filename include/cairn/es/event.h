@@ -11,11 +11,22 @@
 // names the field. Structs with no fields are allowed: CAIRN_EVENT(Closed, "Closed", 1).
 // A struct that already has its own to_json / from_json uses CAIRN_EVENT_TYPE(T, "Name", version).
 //
+// Binary encoding (opt-in, RepositoryOptions::encoding): an event type whose fields are all numbers,
+// enums, bools or std::strings also gets a compact binary form, stored with content type bytes:
+// the byte 0xCE, then each field in declaration order (numbers and enums as their in-memory
+// little-endian bytes, bools as one byte 0 or 1, strings as a u32 length and the bytes). Reading it
+// needs no JSON parse (see docs/performance.md, "Toolkit"). A stored binary event that ends before a
+// field leaves it at the default, so fields may be added at the end; upcasters (schema.h) work on
+// JSON and do not apply to binary events. Reading always follows the stored content type, so
+// switching an aggregate's encoding never breaks old events.
+//
 // Also here: CommandContext (correlation id, causation id, user) and the metadata the toolkit
 // writes with every event. Everything in this header is a plain value, safe to share read-only.
 #pragma once
 
 #include <concepts>
+#include <cstring>
+#include <type_traits>
 #include <cstdint>
 #include <exception>
 #include <optional>
@@ -129,6 +140,69 @@ inline void RequireObject(const Json& j) {
   if (!j.is_object()) throw FieldError("", "event data is not a JSON object but " + std::string(j.type_name()));
 }
 
+
+// The binary form of CAIRN_EVENT types (see "Binary encoding" in the header comment).
+inline constexpr char kBinaryTag = static_cast<char>(0xCE);
+
+template <class T>
+concept BinaryField = std::is_arithmetic_v<T> || std::is_enum_v<T> || std::is_same_v<T, std::string>;
+
+struct BinaryWriter {
+  std::string* out;
+  template <class T>
+  void Field(const T& v) {
+    if constexpr (std::is_same_v<T, std::string>) {
+      const uint32_t n = static_cast<uint32_t>(v.size());
+      Raw(&n, sizeof n);
+      out->append(v);
+    } else if constexpr (std::is_same_v<T, bool>) {
+      out->push_back(v ? 1 : 0);
+    } else {
+      Raw(&v, sizeof v);  // little-endian hosts only (x86-64, arm64), as the log format
+    }
+  }
+  void Raw(const void* p, size_t n) { out->append(static_cast<const char*>(p), n); }
+};
+
+// Reads fields in order. A record that ends before a field leaves it (and all later ones) at the
+// default: fields added at the end load old events (weak schema). A field cut in the middle, or a
+// bool that is not 0 or 1, is an error.
+struct BinaryReader {
+  const char* p;
+  const char* end;
+  const char* error = nullptr;  // the field that failed
+  template <class T>
+  void Field(const char* name, T& v) {
+    if (error != nullptr || p == end) return;
+    if constexpr (std::is_same_v<T, std::string>) {
+      uint32_t n;
+      if (end - p < 4) { error = name; return; }
+      std::memcpy(&n, p, 4);
+      if (static_cast<size_t>(end - p - 4) < n) { error = name; return; }
+      v.assign(p + 4, n);
+      p += 4 + n;
+    } else if constexpr (std::is_same_v<T, bool>) {
+      if (static_cast<unsigned char>(*p) > 1) { error = name; return; }
+      v = *p++ == 1;
+    } else {
+      if (static_cast<size_t>(end - p) < sizeof v) { error = name; return; }
+      std::memcpy(&v, p, sizeof v);
+      p += sizeof v;
+    }
+  }
+};
+
+}  // namespace internal
+
+// An event type that also has the binary form: every field is a number, an enum, a bool or a
+// std::string (CAIRN_EVENT generates it then).
+template <class T>
+concept BinaryEventType = EventType<T> && requires(internal::BinaryWriter& w, internal::BinaryReader& r, const T& t, T& out) {
+  CairnWriteBinary(w, t);
+  CairnReadBinary(r, out);
+};
+
+namespace internal {
 }  // namespace internal
 }  // namespace cairn::es
 
@@ -144,6 +218,9 @@ inline void RequireObject(const Json& j) {
 #define CAIRN_ES_FOR_EACH_AGAIN_() CAIRN_ES_FOR_EACH_HELPER_
 #define CAIRN_ES_TO_(field) ::cairn::es::internal::WriteField(cairn_j_, #field, cairn_t_.field);
 #define CAIRN_ES_FROM_(field) ::cairn::es::internal::ReadField(cairn_j_, #field, cairn_t_.field, cairn_d_.field);
+#define CAIRN_ES_BIN_OK_(field) &&::cairn::es::internal::BinaryField<std::remove_cvref_t<decltype(cairn_t_.field)>>
+#define CAIRN_ES_BIN_TO_(field) cairn_w_.Field(cairn_t_.field);
+#define CAIRN_ES_BIN_FROM_(field) cairn_r_.Field(#field, cairn_t_.field);
 
 // Declares a type name and schema version for an event type (its JSON functions are the caller's).
 #define CAIRN_EVENT_TYPE(Type, name, version)                                           \
@@ -165,4 +242,20 @@ inline void RequireObject(const Json& j) {
     [[maybe_unused]] const Type cairn_d_{};                                                     \
     (void)cairn_t_;                                                                             \
     CAIRN_ES_FOR_EACH_(CAIRN_ES_FROM_, __VA_ARGS__)                                             \
+  }                                                                                             \
+  template <class CairnW_>                                                                      \
+  void CairnWriteBinary(CairnW_& cairn_w_, const Type& cairn_t_)                                \
+    requires(true CAIRN_ES_FOR_EACH_(CAIRN_ES_BIN_OK_, __VA_ARGS__))                            \
+  {                                                                                             \
+    (void)cairn_w_;                                                                             \
+    (void)cairn_t_;                                                                             \
+    CAIRN_ES_FOR_EACH_(CAIRN_ES_BIN_TO_, __VA_ARGS__)                                           \
+  }                                                                                             \
+  template <class CairnR_>                                                                      \
+  void CairnReadBinary(CairnR_& cairn_r_, Type& cairn_t_)                                       \
+    requires(true CAIRN_ES_FOR_EACH_(CAIRN_ES_BIN_OK_, __VA_ARGS__))                            \
+  {                                                                                             \
+    (void)cairn_r_;                                                                             \
+    (void)cairn_t_;                                                                             \
+    CAIRN_ES_FOR_EACH_(CAIRN_ES_BIN_FROM_, __VA_ARGS__)                                         \
   }

@@ -64,6 +64,9 @@ struct RepositoryOptions {
   // as a kNotSupported Status naming type, stream and version) instead of failing the load.
   bool skip_unknown_events = false;
   std::function<void(const Status&)> on_skipped_event;
+  // How new events are stored (codec.h): JSON by default, readable by every client and tool.
+  // kBinary decodes several times faster on replay (docs/performance.md, "Toolkit").
+  Encoding encoding = Encoding::kJson;
   // Stream name prefix; empty means "<kCategory>-".
   std::string stream_prefix;
 };
@@ -198,7 +201,7 @@ class RepositoryCore {
     std::vector<EventBus::Typed> typed;
     data.reserve(events.size());
     for (const Event& e : events) {
-      auto encoded = EventCodec<Event>::Encode(e, context);
+      auto encoded = EventCodec<Event>::Encode(e, context, options_.encoding);
       if (!encoded.ok()) return encoded.status().WithContext("save " + stream);
       data.push_back(std::move(*encoded));
       if (options_.bus != nullptr) {

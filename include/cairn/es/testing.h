@@ -216,7 +216,7 @@ class Scenario {
     std::vector<EventData> given;
     for (const Given_& g : given_) {
       if (g.event) {
-        auto encoded = EventCodec<Event>::Encode(*g.event, CommandContext{});
+        auto encoded = EventCodec<Event>::Encode(*g.event, CommandContext{}, options_.encoding);
         if (!encoded.ok()) {
           setup_ = encoded.status();
           return;
@@ -260,7 +260,12 @@ class Scenario {
     }
     while (cursor->Next()) {
       const RecordedEventView& e = cursor->event();
-      actual_.push_back(Json{{"type", e.type}, {"data", Json::parse(e.data, nullptr, false)}});
+      if (e.content_type == ContentType::kBytes) {  // binary encoding: show the decoded fields
+        auto decoded = EventCodec<Event>().Decode(e);
+        actual_.push_back(decoded.ok() ? ToJson(*decoded) : Json{{"type", e.type}, {"error", decoded.status().ToString()}});
+      } else {
+        actual_.push_back(Json{{"type", e.type}, {"data", Json::parse(e.data, nullptr, false)}});
+      }
     }
     if (!cursor->status().ok()) setup_ = cursor->status();
   }
