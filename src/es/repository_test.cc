@@ -496,3 +496,26 @@ TEST_F(RepositoryTest, BinaryEncodingSavesLoadsAndMixesWithJson) {
 
 }  // namespace
 }  // namespace cairn::es
+
+namespace cairn::es {
+namespace {
+
+// Regression: a derived class with only public members is a C++20 aggregate; `T{}` then needed
+// the base's constructor from outside, and AggregateRoot<T> was false (Repository<T> incomplete).
+class PublicAccount : public Aggregate<PublicAccount, test::Deposited> {
+ public:
+  static constexpr std::string_view kCategory = "pub";
+  void Deposit(int64_t amount) { Record(test::Deposited{amount}); }
+  void Apply(const test::Deposited& e) { balance += e.amount; }
+  int64_t balance = 0;
+};
+static_assert(AggregateRoot<PublicAccount>);
+
+TEST_F(RepositoryTest, AggregateWithOnlyPublicMembersWorks) {
+  Repository<PublicAccount> repo(*store_);
+  ASSERT_TRUE(repo.Execute("1", [](PublicAccount& a) { a.Deposit(3); }).ok());
+  EXPECT_EQ(repo.Load("1")->balance, 3);
+}
+
+}  // namespace
+}  // namespace cairn::es

@@ -62,9 +62,11 @@ class Aggregate {
   // Events recorded since the last load or save, oldest first.
   const std::vector<Event>& uncommitted_events() const { return uncommitted_; }
 
- protected:
+  // Public, not protected: a derived class with only public members is an aggregate in C++20,
+  // and `Derived{}` would then need this constructor from outside the class hierarchy.
   Aggregate() = default;
 
+ protected:
   // Applies the event to the state (Derived::Apply) and keeps it to be saved.
   template <class E>
     requires(std::same_as<std::decay_t<E>, Events> || ...)
