@@ -32,7 +32,7 @@ run: build-release
 
 bench: deps
 	@cmake --preset release >/dev/null
-	@cmake --build --preset release -j $(JOBS) --target cairn_cli cairn_sqlite_bench
+	@cmake --build --preset release -j $(JOBS) --target cairn_cli cairn_sqlite_bench cairn_es_bench
 	@bench/run.sh --build build/release
 
 clean:
