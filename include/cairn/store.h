@@ -74,6 +74,11 @@ struct Options {
   // How many of the most recent events the idempotency check remembers (see the header comment).
   // About 60 bytes of memory each, once used.
   uint64_t idempotency_window_events = 1'000'000;
+  // Memory for the recent part of the stream and time indexes. Past it, the engine moves that
+  // part to its on-disk index (DIR/index/, LMDB), so memory stays bounded however long the log
+  // grows; a smaller value means more frequent, smaller index writes. 0 writes after every group
+  // commit (tests). The idempotency window's memory comes on top of this.
+  uint64_t index_memory_bytes = 64 << 20;
   // Create the data directory when it does not exist.
   bool create_if_missing = true;
 };

@@ -82,6 +82,10 @@ class Env {
   // A monotonic clock in nanoseconds (timeouts, intervals).
   virtual int64_t MonotonicNanos() = 0;
 
+  // True when paths name files of the real file system, so that a library doing its own I/O
+  // (LMDB, for the index) may open them. An Env in memory returns false.
+  virtual bool IsNativeFileSystem() const { return false; }
+
   // The process-wide real environment.
   static Env* Posix();
 };
@@ -109,6 +113,7 @@ class EnvWrapper : public Env {
   Result<std::unique_ptr<FileLock>> LockFile(const std::string& p) override { return base_->LockFile(p); }
   int64_t NowNanos() override { return base_->NowNanos(); }
   int64_t MonotonicNanos() override { return base_->MonotonicNanos(); }
+  bool IsNativeFileSystem() const override { return base_->IsNativeFileSystem(); }
 
  private:
   Env* base_;

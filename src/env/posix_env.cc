@@ -45,6 +45,7 @@ class PosixFileLock final : public FileLock {
 
 class PosixEnv final : public Env {
  public:
+  bool IsNativeFileSystem() const override { return true; }
   Result<std::unique_ptr<File>> OpenFile(const std::string& path, OpenMode mode) override {
     int flags = O_RDWR;
     switch (mode) {

@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <mutex>
 
 #include "util/coding.h"
@@ -10,15 +11,16 @@ namespace cairn::storage {
 
 namespace {
 
-// Walks a stream's versions, copying their positions from the index a chunk at a time (so that a
-// long read holds the index lock only briefly and uses bounded memory), and decoding each event
-// from the mapped log.
+// Walks a stream's versions, copying their positions from the index (memtable or IndexStore) a
+// chunk at a time, so that a long read holds the index lock only briefly and uses bounded
+// memory, and decoding each event from the mapped log. The stream is looked up again for each
+// chunk: the memtable may have moved to the IndexStore in between.
 class StreamCursor final : public CursorImpl {
   static constexpr size_t kPrefetch = 4;
 
  public:
-  StreamCursor(const EmbeddedStore& store, StreamEntry* entry, uint64_t next, uint64_t end, bool forward, uint64_t max)
-      : store_(store), entry_(entry), next_(next), end_(end), forward_(forward), remaining_(max) {}
+  StreamCursor(const EmbeddedStore& store, std::string stream, uint64_t next, uint64_t end, bool forward, uint64_t max)
+      : store_(store), stream_(std::move(stream)), next_(next), end_(end), forward_(forward), remaining_(max) {}
 
   bool Next(RecordedEventView* out) override {
     if (!status_.ok() || remaining_ == 0) return false;
@@ -44,22 +46,33 @@ class StreamCursor final : public CursorImpl {
     static constexpr uint64_t kChunk = 1024;
     chunk_.clear();
     i_ = 0;
+    // Forward: [next_, next_+n). Backward: next_ is one past the version to read next and end_
+    // is the lowest visible, so [next_-n, next_) reversed.
+    const uint64_t n = std::min({kChunk, remaining_, forward_ ? (end_ > next_ ? end_ - next_ : 0) : (next_ > end_ ? next_ - end_ : 0)});
+    if (n == 0) return false;
+    const uint64_t from = forward_ ? next_ : next_ - n;
     std::shared_lock lock(store_.index_mu());
+    EmbeddedStore::StreamRef ref;
+    status_ = store_.FindStream(stream_, &ref);
+    if (status_.ok() && (!ref.found || ref.count < from + n)) {
+      status_ = Status::Internal(fmt::format("stream {} lost versions below {} while being read", stream_, from + n));
+    }
+    if (status_.ok()) status_ = store_.PositionsOf(ref, from, n, &chunk_);
+    if (!status_.ok()) {
+      chunk_.clear();
+      return false;
+    }
     if (forward_) {
-      uint64_t n = std::min({kChunk, remaining_, end_ > next_ ? end_ - next_ : 0});
-      for (uint64_t k = 0; k < n; ++k) chunk_.push_back(entry_->positions[next_ + k]);
       next_ += n;
     } else {
-      // Backward: next_ is one past the version to read next; end_ is the lowest visible.
-      uint64_t n = std::min({kChunk, remaining_, next_ > end_ ? next_ - end_ : 0});
-      for (uint64_t k = 0; k < n; ++k) chunk_.push_back(entry_->positions[next_ - 1 - k]);
+      std::reverse(chunk_.begin(), chunk_.end());
       next_ -= n;
     }
-    return !chunk_.empty();
+    return true;
   }
 
   const EmbeddedStore& store_;
-  StreamEntry* entry_;
+  std::string stream_;
   uint64_t next_, end_;
   bool forward_;
   uint64_t remaining_;
@@ -205,16 +218,16 @@ class AllCursor final : public CursorImpl {
 
 }  // namespace
 
-Result<EventCursor> MakeStreamCursor(const EmbeddedStore& store, StreamEntry* entry, uint64_t lo, uint64_t hi,
+Result<EventCursor> MakeStreamCursor(const EmbeddedStore& store, std::string stream, uint64_t lo, uint64_t hi,
                                      const ReadStreamOptions& options) {
   if (options.direction == ReadDirection::kForward) {
     uint64_t start = std::max(options.from.value_or(0), lo);
-    return EventCursor(std::make_unique<StreamCursor>(store, entry, start, std::max(start, hi), true, options.max_count));
+    return EventCursor(std::make_unique<StreamCursor>(store, std::move(stream), start, std::max(start, hi), true, options.max_count));
   }
   // Backward: from `from` (inclusive) down to lo.
   uint64_t top = hi;  // one past the highest version to return
   if (options.from) top = std::min(top, *options.from + 1);
-  return EventCursor(std::make_unique<StreamCursor>(store, entry, std::max(top, lo), lo, false, options.max_count));
+  return EventCursor(std::make_unique<StreamCursor>(store, std::move(stream), std::max(top, lo), lo, false, options.max_count));
 }
 
 Result<EventCursor> MakeAllCursor(const EmbeddedStore& store, const ReadAllOptions& options, uint64_t limit) {

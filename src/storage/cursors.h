@@ -6,8 +6,8 @@
 
 namespace cairn::storage {
 
-// Versions [lo, hi) of `entry` are visible; the caller holds the index lock (shared).
-Result<EventCursor> MakeStreamCursor(const EmbeddedStore& store, StreamEntry* entry, uint64_t lo, uint64_t hi,
+// Versions [lo, hi) of `stream` are visible (and published: their positions never change).
+Result<EventCursor> MakeStreamCursor(const EmbeddedStore& store, std::string stream, uint64_t lo, uint64_t hi,
                                      const ReadStreamOptions& options);
 
 // Events of the log below `limit`, per the options.

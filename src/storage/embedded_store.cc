@@ -5,7 +5,6 @@
 #include <algorithm>
 #include <cstdio>
 
-#include "storage/checkpoint.h"
 #include "storage/cursors.h"
 #include "storage/engine.h"
 #include "storage/validate.h"
@@ -90,21 +89,49 @@ Result<std::unique_ptr<Store>> EmbeddedStore::Open(env::Env* env, std::unique_pt
   store->dir_ = dir;
   CAIRN_ASSIGN_OR_RETURN(store->lock_, env->LockFile(dir + "/LOCK"));
 
+  // The persistent index tier: LMDB next to the log, or maps when the files are in memory.
+  if (env->IsNativeFileSystem()) {
+    CAIRN_RETURN_IF_ERROR(env->CreateDir(dir + "/index"));
+    CAIRN_ASSIGN_OR_RETURN(store->index_, OpenLmdbIndex(dir + "/index"));
+  } else {
+    store->index_ = NewMemIndex();
+  }
+  // Index checkpoint files of earlier versions are superseded by the IndexStore.
+  if (env->FileExists(dir + "/index.ckpt")) (void)env->RemoveFile(dir + "/index.ckpt");
+
   LogOpenOptions lo;
   lo.capacity_for_new = options.segment_size_bytes;
   lo.create = true;
   RecoveryReport report;
-  // Start from the index checkpoint of the last clean close when there is a usable one.
-  std::string checkpoint;
-  if (ReadCheckpointFile(env, dir, &checkpoint).ok() && !store->LoadCheckpoint(checkpoint, &lo)) {
-    store->ResetIndexes();
+  // Resume after what the IndexStore covers; Log::Open checks that the log still has it.
+  CAIRN_ASSIGN_OR_RETURN(IndexHead head, store->index_->Head());
+  if (head.position != 0) {
+    lo.resume_position = head.position;
+    lo.resume_capacity = head.capacity;
+    lo.resume_check_crc = head.crc;
+    lo.segment_ends = head.segment_ends;
+    store->time_index_.Reset(head.records);
+    store->last_time_ = head.last_time;
+    store->next_stream_id_ = head.next_stream_id;
+    store->rec_end_ = head.position;
+    store->rec_crc_ = head.crc;
+    store->rec_segment_ends_ = head.segment_ends;
   }
-  lo.on_resume_rejected = [s = store.get()] { s->ResetIndexes(); };
+  Status cleared;
+  lo.on_resume_rejected = [s = store.get(), &cleared] {
+    s->ResetIndexes();
+    cleared = s->index_->Clear();
+  };
+  lo.on_capacity = [s = store.get()](uint64_t capacity) { s->rec_capacity_ = capacity; };
   store->recovering_ = true;
   auto log = Log::Open(env, dir, lo, [&](const RecordView& r) { return store->ApplyRecovered(r); }, &report);
   store->recovering_ = false;
   if (!log.ok()) return log.status();
+  CAIRN_RETURN_IF_ERROR(cleared);
   store->log_ = std::move(log).value();
+  // What the scan added goes to the IndexStore now, so that the next open need not scan it again.
+  if (!store->streams_.empty() || !store->time_index_.marks().empty()) CAIRN_RETURN_IF_ERROR(store->FlushIndexAtHead());
+  CAIRN_RETURN_IF_ERROR(store->RebuildIdWindow());
   store->last_sync_mono_ = env->MonotonicNanos();
   store->writer_ = std::thread([s = store.get()] { s->WriterLoop(); });
   return std::unique_ptr<Store>(std::move(store));
@@ -120,174 +147,205 @@ StreamEntry* EmbeddedStore::FindEntry(std::string_view name) const {
   return it == streams_.end() ? nullptr : it->second.get();
 }
 
-StreamEntry* EmbeddedStore::GetOrCreateEntry(std::string_view name) {
-  if (recovering_) {
-    // Open: no reader or writer thread exists yet, so no lock is needed.
-    auto it = streams_.find(name);
-    if (it != streams_.end()) return it->second.get();
-    return streams_.emplace(std::string(name), std::make_unique<StreamEntry>(std::string(name))).first->second.get();
+Status EmbeddedStore::FindStream(std::string_view name, StreamRef* out) const {
+  *out = StreamRef();
+  if (const StreamEntry* e = FindEntry(name)) {
+    out->found = true;
+    out->id = e->id;
+    out->base = e->base;
+    out->count = e->count();
+    out->last_position = e->last_position;
+    out->tombstone_position = e->tombstone_position;
+    out->metadata = e->metadata;
+    out->has_meta = e->has_meta;
+    out->mem = e;
+    return Status::Ok();
   }
+  CAIRN_ASSIGN_OR_RETURN(std::optional<StreamRow> row, index_->GetStream(name));
+  if (!row) return Status::Ok();
+  out->found = true;
+  out->id = row->id;
+  out->base = out->count = row->count;
+  out->last_position = row->last_position;
+  if (row->tombstone != 0) out->tombstone_position = row->tombstone;
+  out->has_meta = row->has_meta;
+  if (row->has_meta) {
+    auto md = StreamMetadata::Parse(row->metadata_json);
+    if (!md.ok()) return Status::Corruption(fmt::format("index: the metadata of stream {} does not parse", name));
+    out->metadata = *md;
+  }
+  return Status::Ok();
+}
+
+Status EmbeddedStore::PositionsOf(const StreamRef& s, uint64_t from, uint64_t n, std::vector<uint64_t>* out) const {
+  const uint64_t end = from + n;
+  if (from < s.base) CAIRN_RETURN_IF_ERROR(index_->GetPositions(s.id, from, std::min(end, s.base) - from, out));
+  for (uint64_t v = std::max(from, s.base); v < end; ++v) out->push_back(s.mem->positions[v - s.base]);
+  return Status::Ok();
+}
+
+Result<StreamEntry*> EmbeddedStore::GetOrCreateEntry(std::string_view name) {
   {
-    std::shared_lock lock(index_mu_);
+    std::shared_lock lock(index_mu_, std::defer_lock);
+    if (!recovering_) lock.lock();  // at open no other thread exists yet
     if (StreamEntry* e = FindEntry(name)) return e;
   }
   // Only the writer (or recovery, before the writer starts) creates entries, so no one else can
-  // insert the same name between the two locks.
-  std::unique_lock lock(index_mu_);
-  auto [it, inserted] = streams_.emplace(std::string(name), std::make_unique<StreamEntry>(std::string(name)));
+  // insert the same name between the two locks. A stream the IndexStore knows starts from what
+  // it knows (all published: entries are dropped only between groups).
+  CAIRN_ASSIGN_OR_RETURN(std::optional<StreamRow> row, index_->GetStream(name));
+  std::unique_ptr<StreamEntry> e;
+  if (row) {
+    StreamMetadata md;
+    if (row->has_meta) {
+      auto parsed = StreamMetadata::Parse(row->metadata_json);
+      if (!parsed.ok()) return Status::Corruption(fmt::format("index: the metadata of stream {} does not parse", name));
+      md = *parsed;
+    }
+    e = std::make_unique<StreamEntry>(std::string(name), *row, std::move(md));
+  } else {
+    e = std::make_unique<StreamEntry>(std::string(name));
+  }
+  memtable_bytes_ += sizeof(StreamEntry) + 2 * name.size() + 64;
+  std::unique_lock lock(index_mu_, std::defer_lock);
+  if (!recovering_) lock.lock();
+  auto [it, inserted] = streams_.emplace(std::string(name), std::move(e));
   return it->second.get();
 }
 
 Status EmbeddedStore::ApplyRecovered(const RecordView& r) {
-  StreamEntry* e = GetOrCreateEntry(r.stream);
+  // Segment ends, for the IndexStore's head: every segment holds at least one record.
+  const uint64_t segment = r.position / rec_capacity_;
+  while (rec_segment_ends_.size() < segment) {
+    const uint64_t s = rec_segment_ends_.size();
+    if (rec_end_ <= s * rec_capacity_ || rec_end_ > (s + 1) * rec_capacity_) {
+      return Status::Corruption(fmt::format("segment {} holds no record before position {}", s, r.position));
+    }
+    rec_segment_ends_.push_back(rec_end_ - s * rec_capacity_);
+  }
+  CAIRN_ASSIGN_OR_RETURN(StreamEntry* e, GetOrCreateEntry(r.stream));
   if (r.tombstone()) {
     e->tombstone_position = r.position;
     e->w_tombstoned = true;
   } else {
-    if (r.version != e->positions.size()) {
+    if (r.version != e->count()) {
       return Status::Corruption(fmt::format("stream {}: version {} follows version {}", r.stream, r.version,
-                                            e->positions.empty() ? std::string("none") : std::to_string(e->positions.size() - 1)));
+                                            e->count() == 0 ? std::string("none") : std::to_string(e->count() - 1)));
     }
     e->positions.push_back(r.position);
+    e->last_position = r.position;
+    memtable_bytes_ += sizeof(uint64_t);
     e->w_next = r.version + 1;
     if (r.stream.starts_with("$$") && r.type == kMetadataType) {
       // Metadata that does not parse (written through a system append) is ignored, as in
       // EventStoreDB: the stream keeps its previous metadata.
       auto md = StreamMetadata::Parse(r.data);
       if (md.ok()) {
-        StreamEntry* target = GetOrCreateEntry(r.stream.substr(2));
+        CAIRN_ASSIGN_OR_RETURN(StreamEntry* target, GetOrCreateEntry(r.stream.substr(2)));
         target->metadata = *md;
         target->w_metadata = *md;
-        target->meta = e;
+        target->has_meta = true;
+        target->dirty = true;
       }
     }
   }
-  if (r.generated_id()) {
-    ids_.Skip();
-  } else {
-    ids_.Insert(r.id, r.position);
-  }
+  e->dirty = true;
   time_index_.Add(r.recorded_at, r.position, 1);
   last_time_ = std::max(last_time_, r.recorded_at);
+  rec_end_ = r.position + r.length;
+  rec_crc_ = r.crc;
+  // A long scan (a rebuild) writes the memtable out as it goes, at the end of an append.
+  if (r.commit() && memtable_bytes_ > options_.index_memory_bytes) {
+    IndexHead head;
+    head.position = rec_end_;
+    head.capacity = rec_capacity_;
+    head.crc = rec_crc_;
+    head.segment_ends = rec_segment_ends_;
+    CAIRN_RETURN_IF_ERROR(FlushIndex(std::move(head)));
+  }
   return Status::Ok();
 }
 
 void EmbeddedStore::ResetIndexes() {
   streams_.clear();
+  memtable_bytes_ = 0;
+  next_stream_id_ = 1;
   ids_ = IdWindow(options_.idempotency_window_events);
   time_index_ = TimeIndex();
   last_time_ = 0;
+  rec_end_ = 0;
+  rec_crc_ = 0;
+  rec_segment_ends_.clear();
 }
 
-Status EmbeddedStore::SaveCheckpoint() {
-  ByteWriter w;
+Status EmbeddedStore::FlushIndex(IndexHead head) {
+  IndexBatch batch;
+  for (auto& [name, e] : streams_) {
+    if (!e->dirty) continue;
+    if (e->id == 0) e->id = next_stream_id_++;
+    batch.streams.push_back({name, e->Row(), e->base, e->positions});
+  }
+  batch.marks = time_index_.marks();
+  head.records = time_index_.total();
+  head.last_time = last_time_;
+  head.next_stream_id = next_stream_id_;
+  batch.head = std::move(head);
+  CAIRN_RETURN_IF_ERROR(index_->Write(batch));
+  // Readers that looked at the memtable saw the same versions; from now on they find them in
+  // the IndexStore.
+  std::unique_lock lock(index_mu_, std::defer_lock);
+  if (!recovering_) lock.lock();
+  streams_.clear();
+  time_index_.ClearMarks();
+  memtable_bytes_ = 0;
+  return Status::Ok();
+}
+
+Status EmbeddedStore::FlushIndexAtHead() {
+  IndexHead head;
+  head.position = log_->head();
+  head.capacity = log_->capacity();
+  head.crc = log_->CrcOfRecordEndingAt(head.position);
+  head.segment_ends = log_->SegmentEndsBefore(head.position);
+  return FlushIndex(std::move(head));
+}
+
+Status EmbeddedStore::RebuildIdWindow() {
+  const uint64_t window = ids_.capacity();
+  if (window == 0) return Status::Ok();
+  // Scan from a mark at or before the first of the last `window` records; the window's ring
+  // forgets the few extra older ones as the later ones come in.
+  const uint64_t total = time_index_.total();
+  const uint64_t target = total > window ? total - window : 0;
+  uint64_t position = 0;
+  if (auto m = time_index_.LastWithRecordsAtMost(target)) {
+    position = m->position;
+  } else {
+    CAIRN_ASSIGN_OR_RETURN(std::optional<TimeMark> stored, index_->LastMarkWithRecordsAtMost(target));
+    if (stored) position = stored->position;
+  }
+  const uint64_t cap = log_->capacity();
   const uint64_t head = log_->head();
-  w.U64(head);
-  w.U64(log_->capacity());
-  w.U32(log_->CrcOfRecordEndingAt(head));
-  w.U64(static_cast<uint64_t>(last_time_));
-  const std::vector<uint64_t> ends = log_->SegmentEndsBefore(head);
-  w.U64(ends.size());
-  for (uint64_t e : ends) w.U64(e);
-  std::shared_lock lock(index_mu_);
-  uint64_t count = 0;
-  for (const auto& [name, e] : streams_) count += !e->positions.empty() || e->tombstone_position || e->meta;
-  w.U64(count);
-  for (const auto& [name, e] : streams_) {
-    if (e->positions.empty() && !e->tombstone_position && !e->meta) continue;
-    w.U16(static_cast<uint16_t>(name.size()));
-    w.Bytes(name);
-    w.U64(e->tombstone_position.value_or(0));
-    w.U8(e->meta != nullptr);
-    if (e->meta != nullptr) {
-      const std::string json = e->metadata.ToJson();
-      w.U32(static_cast<uint32_t>(json.size()));
-      w.Bytes(json);
+  // A damaged record among them fails the open (naming it), as a full scan would.
+  while (true) {
+    if (position % cap < kSegmentHeaderSize) position += kSegmentHeaderSize - position % cap;
+    if (position >= head) break;
+    const Segment* seg = log_->SegmentAt(position / cap);
+    if (seg == nullptr) return Status::Corruption(fmt::format("no segment holds position {}", position));
+    if (position % cap >= seg->end.load(std::memory_order_acquire)) {
+      position = (position / cap + 1) * cap;  // on to the next segment
+      continue;
     }
-    w.U64(e->positions.size());
-    w.Put(e->positions.data(), e->positions.size() * sizeof(uint64_t));
-  }
-  w.U64(ids_.capacity());
-  uint64_t ring = 0;
-  ids_.ForEachOldestFirst([&](const Uuid&, uint64_t) { ring++; });
-  w.U64(ring);
-  ids_.ForEachOldestFirst([&](const Uuid& id, uint64_t position) {
-    w.Put(id.bytes.data(), 16);
-    w.U64(position);
-  });
-  w.U64(time_index_.since());
-  w.U64(time_index_.marks().size());
-  for (const auto& [t, p] : time_index_.marks()) {
-    w.U64(static_cast<uint64_t>(t));
-    w.U64(p);
-  }
-  return WriteCheckpointFile(env_, dir_, w.str());
-}
-
-bool EmbeddedStore::LoadCheckpoint(const std::string& body, LogOpenOptions* lo) {
-  ByteReader r(body);
-  const uint64_t head = r.U64();
-  const uint64_t capacity = r.U64();
-  const uint32_t crc = r.U32();
-  const int64_t last_time = static_cast<int64_t>(r.U64());
-  const uint64_t nends = r.U64();
-  if (r.failed() || head < kSegmentHeaderSize || nends > r.remaining() / 8) return false;
-  std::vector<uint64_t> ends(nends);
-  for (auto& e : ends) e = r.U64();
-  const uint64_t nstreams = r.U64();
-  std::vector<std::pair<StreamEntry*, std::string>> with_meta;
-  for (uint64_t i = 0; i < nstreams && !r.failed(); ++i) {
-    const std::string name(r.Bytes(r.U16()));
-    auto [it, inserted] = streams_.emplace(name, std::make_unique<StreamEntry>(name));
-    if (!inserted) return false;
-    StreamEntry* e = it->second.get();
-    if (uint64_t t = r.U64(); t != 0) {
-      e->tombstone_position = t;
-      e->w_tombstoned = true;
+    RecordView r;
+    CAIRN_RETURN_IF_ERROR(log_->ReadAt(position, &r, nullptr));
+    if (r.generated_id()) {
+      ids_.Skip();
+    } else {
+      ids_.Insert(r.id, r.position);
     }
-    if (r.U8() != 0) {
-      auto md = StreamMetadata::Parse(r.Bytes(r.U32()));
-      if (!md.ok()) return false;
-      e->metadata = e->w_metadata = *md;
-      with_meta.emplace_back(e, "$$" + name);
-    }
-    const uint64_t n = r.U64();
-    if (n > r.remaining() / 8) return false;
-    e->positions.resize(n);
-    r.Get(e->positions.data(), n * sizeof(uint64_t));
-    for (uint64_t k = 0; k < n; ++k) {
-      if (e->positions[k] >= head || (k > 0 && e->positions[k] <= e->positions[k - 1])) return false;
-    }
-    e->w_next = n;
+    position += r.length;
   }
-  for (auto& [e, meta] : with_meta) {
-    e->meta = FindEntry(meta);
-    if (e->meta == nullptr) return false;
-  }
-  if (r.U64() != ids_.capacity()) return false;
-  const uint64_t ring = r.U64();
-  if (ring > ids_.capacity() || ring > r.remaining() / 24) return false;
-  for (uint64_t i = 0; i < ring; ++i) {
-    Uuid id;
-    r.Get(id.bytes.data(), 16);
-    ids_.Restore(id, r.U64());
-  }
-  const uint64_t since = r.U64();
-  const uint64_t nmarks = r.U64();
-  if (nmarks > r.remaining() / 16) return false;
-  std::vector<std::pair<int64_t, uint64_t>> marks(nmarks);
-  for (auto& [t, p] : marks) {
-    t = static_cast<int64_t>(r.U64());
-    p = r.U64();
-  }
-  if (r.failed() || r.remaining() != 0) return false;
-  time_index_.Restore(std::move(marks), since);
-  last_time_ = last_time;
-  lo->resume_position = head;
-  lo->resume_capacity = capacity;
-  lo->resume_check_crc = crc;
-  lo->segment_ends = std::move(ends);
-  return true;
+  return Status::Ok();
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -497,14 +555,20 @@ void EmbeddedStore::ProcessGroup(std::vector<std::unique_ptr<Request>>& group) {
       std::unique_lock lock(index_mu_);
       for (auto& op : pending_) {
         switch (op.kind) {
-          case PendingOp::Kind::kEvent: op.entry->positions.push_back(op.position); break;
+          case PendingOp::Kind::kEvent:
+            op.entry->positions.push_back(op.position);
+            op.entry->last_position = op.position;
+            break;
           case PendingOp::Kind::kTombstone: op.entry->tombstone_position = op.position; break;
           case PendingOp::Kind::kMetadata:
             op.target->metadata = op.metadata;
-            op.target->meta = op.entry;
+            op.target->has_meta = true;
+            op.target->dirty = true;
             break;
         }
+        op.entry->dirty = true;
       }
+      memtable_bytes_ += pending_.size() * sizeof(uint64_t);
       time_index_.Add(group_time_, group_first_position_, group_records_);
       log_->Publish();
     }
@@ -512,6 +576,16 @@ void EmbeddedStore::ProcessGroup(std::vector<std::unique_ptr<Request>>& group) {
       std::lock_guard lock(head_mu_);
     }
     head_cv_.notify_all();
+  }
+  // Past its memory budget the memtable goes to the IndexStore: between groups, when everything
+  // in it is published. A failure to write the index stops the writer like a failed log write.
+  if (!stopped_ && memtable_bytes_ > options_.index_memory_bytes) {
+    Status s = FlushIndexAtHead();
+    if (!s.ok()) {
+      s = FailStop(s);
+      for (auto& r : results)
+        if (r.ok()) r = s;
+    }
   }
   bool any_sync = false;
   {
@@ -602,8 +676,8 @@ uint64_t EmbeddedStore::Encode(StreamEntry* entry, uint64_t version, const Uuid&
   return position;
 }
 
-uint64_t EmbeddedStore::EncodeMetadata(StreamEntry* target, const StreamMetadata& md, uint8_t flags) {
-  StreamEntry* meta = GetOrCreateEntry(MetastreamName(target->name));
+Result<uint64_t> EmbeddedStore::EncodeMetadata(StreamEntry* target, const StreamMetadata& md, uint8_t flags) {
+  CAIRN_ASSIGN_OR_RETURN(StreamEntry* meta, GetOrCreateEntry(MetastreamName(target->name)));
   std::string json = md.ToJson();
   uint64_t pos = Encode(meta, meta->w_next, Uuid::V7(group_time_ / 1'000'000), flags | kFlagGeneratedId, ContentType::kJson, kMetadataType, json, {});
   meta->w_next++;
@@ -614,7 +688,7 @@ uint64_t EmbeddedStore::EncodeMetadata(StreamEntry* target, const StreamMetadata
 }
 
 Result<AppendResult> EmbeddedStore::Process(Request& req) {
-  StreamEntry* entry = GetOrCreateEntry(req.stream);
+  CAIRN_ASSIGN_OR_RETURN(StreamEntry* entry, GetOrCreateEntry(req.stream));
   if (entry->w_tombstoned) return StreamDeleted(req.stream);
   const std::optional<uint64_t> actual = entry->WActualVersion();
 
@@ -623,14 +697,14 @@ Result<AppendResult> EmbeddedStore::Process(Request& req) {
       return ProcessAppend(req, entry);
 
     case Request::Kind::kMetadata: {
-      StreamEntry* meta = GetOrCreateEntry(MetastreamName(req.stream));
+      CAIRN_ASSIGN_OR_RETURN(StreamEntry* meta, GetOrCreateEntry(MetastreamName(req.stream)));
       std::optional<uint64_t> meta_actual;
       if (meta->w_next > 0) meta_actual = meta->w_next - 1;
       CAIRN_RETURN_IF_ERROR(CheckExpected(MetastreamName(req.stream), req.expected, meta_actual));
       const size_t size = RecordSize(req.stream.size() + 2, kMetadataType.size(), req.metadata.ToJson().size(), 0);
       CAIRN_RETURN_IF_ERROR(EnsureRoom(size));
       const uint64_t version = meta->w_next;
-      uint64_t pos = EncodeMetadata(entry, req.metadata, kFlagCommit);
+      CAIRN_ASSIGN_OR_RETURN(uint64_t pos, EncodeMetadata(entry, req.metadata, kFlagCommit));
       return AppendResult{version, version + 1, Position(pos)};
     }
 
@@ -641,7 +715,7 @@ Result<AppendResult> EmbeddedStore::Process(Request& req) {
       md.truncate_before = kSoftDeletedTruncateBefore;
       const size_t size = RecordSize(req.stream.size() + 2, kMetadataType.size(), md.ToJson().size(), 0);
       CAIRN_RETURN_IF_ERROR(EnsureRoom(size));
-      uint64_t pos = EncodeMetadata(entry, md, kFlagCommit);
+      CAIRN_ASSIGN_OR_RETURN(uint64_t pos, EncodeMetadata(entry, md, kFlagCommit));
       return AppendResult{entry->w_next, entry->w_next, Position(pos)};
     }
 
@@ -715,7 +789,7 @@ Result<AppendResult> EmbeddedStore::ProcessAppend(Request& req, StreamEntry* ent
     size += RecordSize(req.stream.size() + 2, kMetadataType.size(), reopened.ToJson().size(), 0);
   }
   CAIRN_RETURN_IF_ERROR(EnsureRoom(size));
-  if (soft_deleted) (void)EncodeMetadata(entry, reopened, 0);
+  if (soft_deleted) CAIRN_RETURN_IF_ERROR(EncodeMetadata(entry, reopened, 0).status());
 
   const uint64_t first_version = entry->w_next;
   uint64_t first_position = 0;
@@ -744,29 +818,46 @@ Result<EventCursor> EmbeddedStore::ReadStream(std::string_view stream, const Rea
     CAIRN_ASSIGN_OR_RETURN(limit, PositionAfter(options.as_of->nanos));
   }
   std::shared_lock lock(index_mu_);
-  StreamEntry* e = FindEntry(stream);
-  if (e == nullptr) return StreamNotFound(stream);
-  if (e->tombstone_position) return StreamDeleted(stream);
-  if (e->positions.empty() || e->SoftDeleted()) return StreamNotFound(stream);
+  StreamRef e;
+  CAIRN_RETURN_IF_ERROR(FindStream(stream, &e));
+  if (!e.found) return StreamNotFound(stream);
+  if (e.tombstone_position) return StreamDeleted(stream);
+  if (e.count == 0 || e.SoftDeleted()) return StreamNotFound(stream);
 
-  const uint64_t size = e->positions.size();
+  // Versions are looked up one at a time below: a binary search needs few of them.
+  auto position_of = [&](uint64_t version) -> Result<uint64_t> {
+    std::vector<uint64_t> one;
+    CAIRN_RETURN_IF_ERROR(PositionsOf(e, version, 1, &one));
+    return one.front();
+  };
+  const uint64_t size = e.count;
   uint64_t lo = 0;
-  if (e->metadata.truncate_before) lo = std::max(lo, *e->metadata.truncate_before);
-  if (e->metadata.max_count) lo = std::max(lo, size > *e->metadata.max_count ? size - *e->metadata.max_count : 0);
-  if (e->metadata.max_age_seconds && lo < size) {
-    const int64_t cutoff = env_->NowNanos() - static_cast<int64_t>(*e->metadata.max_age_seconds) * 1'000'000'000;
+  if (e.metadata.truncate_before) lo = std::max(lo, *e.metadata.truncate_before);
+  if (e.metadata.max_count) lo = std::max(lo, size > *e.metadata.max_count ? size - *e.metadata.max_count : 0);
+  if (e.metadata.max_age_seconds && lo < size) {
+    const int64_t cutoff = env_->NowNanos() - static_cast<int64_t>(*e.metadata.max_age_seconds) * 1'000'000'000;
     uint64_t a = lo, b = size;  // first version recorded at or after the cutoff
     while (a < b) {
       uint64_t mid = (a + b) / 2;
+      CAIRN_ASSIGN_OR_RETURN(uint64_t p, position_of(mid));
       RecordView rv;
-      CAIRN_RETURN_IF_ERROR(log_->ReadAt(e->positions[mid], &rv));
+      CAIRN_RETURN_IF_ERROR(log_->ReadAt(p, &rv));
       if (rv.recorded_at < cutoff) a = mid + 1; else b = mid;
     }
     lo = a;
   }
-  // hi: one past the last visible version.
-  uint64_t hi = static_cast<uint64_t>(std::lower_bound(e->positions.begin(), e->positions.end(), limit) - e->positions.begin());
-  return MakeStreamCursor(*this, e, lo, hi, options);
+  // hi: one past the last visible version (the first one at or past `limit`).
+  uint64_t hi = size;
+  if (e.last_position >= limit) {
+    uint64_t a = 0, b = size;
+    while (a < b) {
+      uint64_t mid = (a + b) / 2;
+      CAIRN_ASSIGN_OR_RETURN(uint64_t p, position_of(mid));
+      if (p < limit) a = mid + 1; else b = mid;
+    }
+    hi = a;
+  }
+  return MakeStreamCursor(*this, std::string(stream), lo, hi, options);
 }
 
 Result<EventCursor> EmbeddedStore::ReadAll(const ReadAllOptions& options) {
@@ -779,10 +870,15 @@ Result<EventCursor> EmbeddedStore::ReadAll(const ReadAllOptions& options) {
 }
 
 Result<uint64_t> EmbeddedStore::PositionAfter(int64_t t) const {
-  uint64_t start;
+  uint64_t start = 0;
   {
     std::shared_lock lock(index_mu_);
-    start = time_index_.StartFor(t);
+    if (auto recent = time_index_.StartFor(t)) {
+      start = *recent;
+    } else {
+      CAIRN_ASSIGN_OR_RETURN(std::optional<TimeMark> stored, index_->LastMarkAtOrBefore(t));
+      if (stored) start = stored->position;
+    }
   }
   ReadAllOptions o;
   o.from = Position(start);
@@ -804,17 +900,22 @@ Result<StreamInfo> EmbeddedStore::GetStreamInfo(std::string_view stream) {
   CAIRN_RETURN_IF_ERROR(ValidateStreamName(stream, /*allow_system=*/true));
   StreamInfo info;
   std::shared_lock lock(index_mu_);
-  StreamEntry* e = FindEntry(stream);
-  if (e == nullptr) return info;
-  info.tombstoned = e->tombstone_position.has_value();
-  info.deleted = e->SoftDeleted() && !info.tombstoned;
-  info.exists = !e->positions.empty() && !info.deleted && !info.tombstoned;
-  if (!e->positions.empty()) {
-    info.last_version = e->positions.size() - 1;
-    info.last_position = Position(e->positions.back());
+  StreamRef e;
+  CAIRN_RETURN_IF_ERROR(FindStream(stream, &e));
+  if (!e.found) return info;
+  info.tombstoned = e.tombstone_position.has_value();
+  info.deleted = e.SoftDeleted() && !info.tombstoned;
+  info.exists = e.count > 0 && !info.deleted && !info.tombstoned;
+  if (e.count > 0) {
+    info.last_version = e.count - 1;
+    info.last_position = Position(e.last_position);
   }
-  if (e->meta != nullptr && !e->meta->positions.empty()) info.metadata_version = e->meta->positions.size() - 1;
-  info.metadata = e->metadata;
+  if (e.has_meta) {
+    StreamRef meta;
+    CAIRN_RETURN_IF_ERROR(FindStream(MetastreamName(stream), &meta));
+    if (meta.count > 0) info.metadata_version = meta.count - 1;
+  }
+  info.metadata = e.metadata;
   return info;
 }
 
@@ -840,10 +941,9 @@ Status EmbeddedStore::Close() {
     std::lock_guard lock(queue_mu_);
     closed_ = true;
   }
-  // A clean close leaves an index checkpoint, so that the next open need not scan the whole log.
+  // A clean close writes the memtable to the IndexStore, so that the next open scans nothing.
   // Failing to write it costs only time at the next open.
-  Status checkpoint = stopped_ || log_ == nullptr ? Status::Ok() : SaveCheckpoint();
-  (void)checkpoint;
+  if (!stopped_ && log_ != nullptr) (void)FlushIndexAtHead();
   {
     std::lock_guard lock(head_mu_);
   }

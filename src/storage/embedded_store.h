@@ -16,6 +16,7 @@
 #include "cairn/store.h"
 #include "env/env.h"
 #include "storage/index.h"
+#include "storage/index_store.h"
 #include "storage/log.h"
 
 namespace cairn::storage {
@@ -53,19 +54,42 @@ class EmbeddedStore final : public Store {
   std::shared_mutex& index_mu() const { return index_mu_; }
   env::Env* env() const { return env_; }
 
+  // What a reader knows of a stream, from the memtable or else the IndexStore. Copied under the
+  // index lock; `mem` is valid only while the lock is held.
+  struct StreamRef {
+    bool found = false;
+    uint64_t id = 0;
+    uint64_t base = 0;   // versions below it are in the IndexStore, the others in mem->positions
+    uint64_t count = 0;  // published versions
+    uint64_t last_position = 0;
+    std::optional<uint64_t> tombstone_position;
+    StreamMetadata metadata;
+    bool has_meta = false;
+    const StreamEntry* mem = nullptr;
+    bool SoftDeleted() const { return metadata.truncate_before == kSoftDeletedTruncateBefore; }
+  };
+  // Both: the caller holds index_mu() shared (or is the writer).
+  Status FindStream(std::string_view name, StreamRef* out) const;
+  // Appends the positions of versions [from, from+n) (all below s.count), ascending.
+  Status PositionsOf(const StreamRef& s, uint64_t from, uint64_t n, std::vector<uint64_t>* out) const;
+
   struct Request;
 
  private:
   EmbeddedStore(env::Env* env, std::unique_ptr<env::Env> owned_env, const Options& options);
 
   // Index (readers and writer).
-  StreamEntry* FindEntry(std::string_view name) const;  // caller holds index_mu_
-  StreamEntry* GetOrCreateEntry(std::string_view name);  // writer / recovery
+  StreamEntry* FindEntry(std::string_view name) const;  // memtable only; caller holds index_mu_
+  Result<StreamEntry*> GetOrCreateEntry(std::string_view name);  // writer / recovery
   Status ApplyRecovered(const RecordView& r);
-  // Index checkpoint (storage/checkpoint.h).
   void ResetIndexes();
-  bool LoadCheckpoint(const std::string& body, LogOpenOptions* lo);
-  Status SaveCheckpoint();
+  // Writes the memtable to the IndexStore as covering the log up to head.position, then drops
+  // it (writer thread or recovery). FlushIndexAtHead: up to the published head.
+  Status FlushIndex(IndexHead head);
+  Status FlushIndexAtHead();
+  void AddMemtableBytes(uint64_t n) { memtable_bytes_ += n; }
+  // The idempotency window from the log's last W records (after the log is open).
+  Status RebuildIdWindow();
 
   // Queue and writer.
   void Enqueue(std::unique_ptr<Request> req);
@@ -81,7 +105,7 @@ class EmbeddedStore final : public Store {
   bool StartsAnAppend(const RecordView& r) const;
   uint64_t Encode(StreamEntry* entry, uint64_t version, const Uuid& id, uint8_t flags, ContentType ct,
                   std::string_view type, std::string_view data, std::string_view metadata);
-  uint64_t EncodeMetadata(StreamEntry* target, const StreamMetadata& md, uint8_t flags);
+  Result<uint64_t> EncodeMetadata(StreamEntry* target, const StreamMetadata& md, uint8_t flags);
   Status FailStop(const Status& cause);
   Result<uint64_t> PositionAfter(int64_t time_nanos) const;
 
@@ -92,10 +116,19 @@ class EmbeddedStore final : public Store {
   std::unique_ptr<env::FileLock> lock_;
   std::unique_ptr<Log> log_;
 
-  // Index.
+  // Index: the memtable, then the IndexStore.
   mutable std::shared_mutex index_mu_;
   std::unordered_map<std::string, std::unique_ptr<StreamEntry>, StringHash, std::equal_to<>> streams_;
   TimeIndex time_index_;
+  std::unique_ptr<IndexStore> index_;
+  uint64_t memtable_bytes_ = 0;  // about: entries, their positions, marks
+  uint64_t next_stream_id_ = 1;
+  // Recovery: where the last record handed over ends, its checksum, and the ends of the segments
+  // before it, so that a long scan can write the memtable out as it goes.
+  uint64_t rec_capacity_ = 0;
+  uint64_t rec_end_ = 0;
+  uint32_t rec_crc_ = 0;
+  std::vector<uint64_t> rec_segment_ends_;
 
   // Queue.
   std::mutex queue_mu_;

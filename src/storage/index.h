@@ -1,8 +1,12 @@
-// The embedded engine's derived indexes, rebuilt from the log on open (the log is the source of
-// truth; nothing here is persisted yet):
-// - StreamEntry: per stream, the position of every version, its tombstone and its metadata;
-// - IdWindow: the ids of the last W events, for idempotent retries (writer thread only);
-// - TimeIndex: sparse (recorded time, position) marks for temporal queries.
+// The in-memory tier of the embedded engine's derived indexes (the memtable). The persistent tier
+// is an IndexStore (storage/index_store.h); together they answer every lookup:
+// - StreamEntry: a stream touched since the memtable was last written out, with the positions of
+//   its versions from `base` on (earlier ones are in the IndexStore), its tombstone and metadata;
+// - IdWindow: the ids of the last W events, for idempotent retries (writer thread only; bounded
+//   by W and rebuilt from the log at open);
+// - TimeIndex: recent sparse (recorded time, position) marks for temporal queries.
+// When the memtable passes Options::index_memory_bytes, the writer writes it to the IndexStore
+// in one transaction and drops it: memory stays bounded as the log grows.
 //
 // Each StreamEntry has two halves. The `w_` fields belong to the writer thread alone: it checks
 // expected versions against them while it builds a group commit, before anything is durable.
@@ -18,31 +22,54 @@
 
 #include "cairn/stream.h"
 #include "cairn/types.h"
+#include "storage/index_store.h"
 #include "storage/log_format.h"
 
 namespace cairn::storage {
 
 struct StreamEntry {
   explicit StreamEntry(std::string n) : name(std::move(n)) {}
+  // Loaded from the persistent tier: everything it knows is published.
+  StreamEntry(std::string n, const StreamRow& row, StreamMetadata md)
+      : name(std::move(n)), id(row.id), base(row.count), last_position(row.last_position), metadata(md),
+        has_meta(row.has_meta), w_next(row.count), w_tombstoned(row.tombstone != 0), w_metadata(std::move(md)) {
+    if (row.tombstone != 0) tombstone_position = row.tombstone;
+  }
   std::string name;
+  uint64_t id = 0;  // the stream's number in the IndexStore; 0 until first written there
 
   // Published (readers, under the index lock).
-  std::vector<uint64_t> positions;  // positions[v]: the position of version v
+  uint64_t base = 0;                // versions below base have their positions in the IndexStore
+  std::vector<uint64_t> positions;  // positions[k]: the position of version base + k
+  uint64_t last_position = 0;       // of the last version (0: none)
   std::optional<uint64_t> tombstone_position;
   StreamMetadata metadata;
-  StreamEntry* meta = nullptr;  // the metastream "$$name", once metadata was set
+  bool has_meta = false;  // the metastream "$$name" holds metadata that parsed
+  bool dirty = false;     // published changes not yet in the IndexStore
 
   // Writer thread only.
   uint64_t w_next = 0;  // the version the next event gets
   bool w_tombstoned = false;
   StreamMetadata w_metadata;
 
+  uint64_t count() const { return base + positions.size(); }
   bool SoftDeleted() const { return metadata.truncate_before == kSoftDeletedTruncateBefore; }
   bool WSoftDeleted() const { return w_metadata.truncate_before == kSoftDeletedTruncateBefore; }
   // What expected versions are checked against (writer side): the last version, or nullopt when
   // the stream has no events or is soft-deleted.
   std::optional<uint64_t> WActualVersion() const {
     return w_next > 0 && !WSoftDeleted() ? std::optional<uint64_t>(w_next - 1) : std::nullopt;
+  }
+  // The row the persistent tier gets for this entry.
+  StreamRow Row() const {
+    StreamRow r;
+    r.id = id;
+    r.count = count();
+    r.last_position = last_position;
+    r.tombstone = tombstone_position.value_or(0);
+    r.has_meta = has_meta;
+    if (has_meta) r.metadata_json = metadata.ToJson();
+    return r;
   }
 };
 
@@ -99,24 +126,6 @@ class IdWindow {
   }
 
   uint64_t capacity() const { return capacity_; }
-
-  // For the index checkpoint: the ring, oldest first, and its restoration.
-  template <typename F>
-  void ForEachOldestFirst(F&& f) const {
-    const bool full = ring_.size() == capacity_;
-    for (size_t k = 0; k < ring_.size(); ++k) {
-      const Slot& s = ring_[full ? (next_ + k) % capacity_ : k];
-      f(s.id, s.position);
-    }
-  }
-  // Appends one ring entry as ForEachOldestFirst gave it (position 0: a skipped event).
-  void Restore(const Uuid& id, uint64_t position) {
-    if (position == 0) {
-      Skip();
-    } else {
-      Insert(id, position);
-    }
-  }
 
   // The position of the event with this id, or 0 when it is not remembered.
   uint64_t Find(const Uuid& id) const {
@@ -176,41 +185,58 @@ class IdWindow {
   size_t size_ = 0;
 };
 
-// Sparse marks: a (time, position) pair at least every kEvery records or whenever time moved on
-// by kStepNanos. Every record before a mark's position has recorded_at <= the mark's time.
+// Recent sparse marks: a mark at least every kEvery records or whenever time moved on by
+// kStepNanos. Every record before a mark's position has recorded_at <= the mark's time. Older
+// marks are in the IndexStore (the writer moves them there with the rest of the memtable).
 class TimeIndex {
  public:
   static constexpr uint64_t kEvery = 1024;
   static constexpr int64_t kStepNanos = 1'000'000;
 
+  // `records` records starting at `position`, recorded at `time`.
   void Add(int64_t time, uint64_t position, uint64_t records) {
-    since_ += records;
-    if (marks_.empty() || since_ >= kEvery || time - marks_.back().first >= kStepNanos) {
-      marks_.emplace_back(time, position);
+    if (since_ >= kEvery || !last_mark_time_ || time - *last_mark_time_ >= kStepNanos) {
+      marks_.push_back({time, position, total_});
+      last_mark_time_ = time;
       since_ = 0;
     }
+    since_ += records;
+    total_ += records;
   }
-  // For the index checkpoint.
-  const std::vector<std::pair<int64_t, uint64_t>>& marks() const { return marks_; }
-  uint64_t since() const { return since_; }
-  void Restore(std::vector<std::pair<int64_t, uint64_t>> marks, uint64_t since) {
-    marks_ = std::move(marks);
-    since_ = since;
+  // Records counted so far (those before the head).
+  uint64_t total() const { return total_; }
+  const std::vector<TimeMark>& marks() const { return marks_; }
+  void ClearMarks() { marks_.clear(); }
+  // Starts counting after the `records` records that the IndexStore covers.
+  void Reset(uint64_t records) {
+    *this = TimeIndex();
+    total_ = records;
   }
 
-  // The position of the last mark with time <= t, or 0 (the start) when none.
-  uint64_t StartFor(int64_t t) const {
+  // The position of the last recent mark with time <= t; nullopt when no recent mark is that
+  // early (then the IndexStore knows, or the answer is the start of the log).
+  std::optional<uint64_t> StartFor(int64_t t) const {
+    if (marks_.empty() || marks_.front().time > t) return std::nullopt;
     size_t lo = 0, hi = marks_.size();
     while (lo < hi) {
       size_t mid = (lo + hi) / 2;
-      if (marks_[mid].first <= t) lo = mid + 1; else hi = mid;
+      if (marks_[mid].time <= t) lo = mid + 1; else hi = mid;
     }
-    return lo == 0 ? 0 : marks_[lo - 1].second;
+    return marks_[lo - 1].position;
+  }
+  // The last recent mark with records <= n, if any.
+  std::optional<TimeMark> LastWithRecordsAtMost(uint64_t n) const {
+    for (size_t i = marks_.size(); i > 0; --i) {
+      if (marks_[i - 1].records <= n) return marks_[i - 1];
+    }
+    return std::nullopt;
   }
 
  private:
-  std::vector<std::pair<int64_t, uint64_t>> marks_;
+  std::vector<TimeMark> marks_;
+  std::optional<int64_t> last_mark_time_;
   uint64_t since_ = 0;
+  uint64_t total_ = 0;
 };
 
 }  // namespace cairn::storage

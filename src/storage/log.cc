@@ -170,6 +170,7 @@ Result<std::unique_ptr<Log>> Log::Open(env::Env* env, const std::string& dir, co
 
   std::unique_ptr<Log> log(new Log(env, log_dir, capacity));
   log->segments_at_open_ = numbers.size();
+  if (options.on_capacity) options.on_capacity(capacity);
   CAIRN_RETURN_IF_ERROR(log->Recover(options, on_record, report));
   return log;
 }

@@ -47,15 +47,17 @@ struct LogOpenOptions {
   bool create = true;
   bool verify_only = false;  // check, never modify (cairn verify)
   std::function<void(uint64_t done, uint64_t total)> progress;
-  // Resuming from an index checkpoint (storage/checkpoint.h): records before resume_position are
+  // Resuming from the on-disk index (storage/index_store.h): records before resume_position are
   // not scanned; segments before the one it ends in take their ends from segment_ends. When the
   // record ending at resume_position does not have the checksum resume_check_crc, the resume is
   // rejected: on_resume_rejected runs and the whole log is scanned.
   uint64_t resume_position = 0;  // 0: scan everything
-  uint64_t resume_capacity = 0;  // the segment capacity the checkpoint was written with
+  uint64_t resume_capacity = 0;  // the segment capacity the index was written with
   std::vector<uint64_t> segment_ends;
   uint32_t resume_check_crc = 0;
   std::function<void()> on_resume_rejected;
+  // Called once, before any record is handed over, with the log's segment capacity.
+  std::function<void(uint64_t capacity)> on_capacity;
 };
 
 struct RecoveryReport {

@@ -74,9 +74,11 @@ Result<ParsedUrl> ParseUrl(std::string_view url, const Options& base) {
       CAIRN_ASSIGN_OR_RETURN(out.options.segment_size_bytes, ParseNumber(key, value));
     } else if (key == "idempotency_window") {
       CAIRN_ASSIGN_OR_RETURN(out.options.idempotency_window_events, ParseNumber(key, value));
+    } else if (key == "index_memory") {
+      CAIRN_ASSIGN_OR_RETURN(out.options.index_memory_bytes, ParseNumber(key, value));
     } else {
       return Status::InvalidArgument(fmt::format(
-          "store URL: unknown option \"{}\" (known: sync, sync_interval_ms, segment_size, idempotency_window)", key));
+          "store URL: unknown option \"{}\" (known: sync, sync_interval_ms, segment_size, idempotency_window, index_memory)", key));
     }
   }
   return out;

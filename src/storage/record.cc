@@ -87,6 +87,7 @@ DecodeError DecodeRecord(const std::byte* bp, size_t avail, uint64_t position, R
   if (DecodeU32(p + kRecCrcOffset) != util::Crc32c(p + 4, length - 4)) return DecodeError::kBadChecksum;
   if (static_cast<uint8_t>(p[kRecKindOffset]) != static_cast<uint8_t>(RecordKind::kEvent)) return DecodeError::kBadKind;
   out->length = length;
+  out->crc = DecodeU32(p + kRecCrcOffset);
   out->position = position;
   out->recorded_at = static_cast<int64_t>(DecodeU64(p + kRecRecordedAtOffset));
   out->version = DecodeU64(p + kRecVersionOffset);

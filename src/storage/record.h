@@ -15,6 +15,7 @@ namespace cairn::storage {
 // A decoded record: views into the bytes it was decoded from.
 struct RecordView {
   uint32_t length = 0;
+  uint32_t crc = 0;  // the checksum field (the index records the one of its last record)
   uint64_t position = 0;
   int64_t recorded_at = 0;
   uint64_t version = 0;

@@ -22,7 +22,8 @@ class EmbeddedBackend : public Backend {
  public:
   enum class Files { kMemory, kPosix };
 
-  EmbeddedBackend(Files files, uint64_t segment_size_bytes) : segment_size_bytes_(segment_size_bytes) {
+  EmbeddedBackend(Files files, uint64_t segment_size_bytes, bool tiny_index_memory = false)
+      : segment_size_bytes_(segment_size_bytes), tiny_index_memory_(tiny_index_memory) {
     if (files == Files::kMemory) {
       mem_ = env::NewMemEnv();
       root_ = "/db";
@@ -36,6 +37,9 @@ class EmbeddedBackend : public Backend {
   Options BaseOptions() const override {
     Options options;
     if (segment_size_bytes_ != 0) options.segment_size_bytes = segment_size_bytes_;
+    // The memtable goes to the on-disk index after every group commit: every lookup then also
+    // goes through the persistent tier.
+    if (tiny_index_memory_) options.index_memory_bytes = 0;
     return options;
   }
 
@@ -57,6 +61,7 @@ class EmbeddedBackend : public Backend {
 
  private:
   uint64_t segment_size_bytes_;  // 0: Options' default
+  bool tiny_index_memory_;
   std::unique_ptr<env::Env> mem_;
   std::unique_ptr<testing::TempDir> tmp_;
   std::unique_ptr<env::ManualClockEnv> clock_;
@@ -74,6 +79,11 @@ const std::vector<BackendFactory>& AllBackends() {
       // Small segments make ordinary tests cross many segment boundaries.
       {"file-small-segments",
        [] { return std::make_unique<EmbeddedBackend>(EmbeddedBackend::Files::kPosix, kSmallSegmentBytes); }},
+      // The index's persistent tier after every group: LMDB on files, maps in memory.
+      {"file-index-always",
+       [] { return std::make_unique<EmbeddedBackend>(EmbeddedBackend::Files::kPosix, kSmallSegmentBytes, true); }},
+      {"memory-index-always",
+       [] { return std::make_unique<EmbeddedBackend>(EmbeddedBackend::Files::kMemory, 0, true); }},
   };
   return backends;
 }

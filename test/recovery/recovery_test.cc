@@ -1,9 +1,11 @@
 // Proves that recovery opens a damaged log with exactly its acknowledged prefix, or refuses it
 // naming the damage: unsynced writes dropped, the last record torn at every byte, zero-filled
 // tails, flipped bits mid-log, a failed fsync stopping the writer, and random crashes.
-// How: stores on a MemEnv or a FaultInjectionEnv, damaged through the env, then reopened.
+// How: stores on a MemEnv or a FaultInjectionEnv, damaged through the env, then reopened; the
+// on-disk index's cases on the real file system.
 #include <gtest/gtest.h>
 
+#include <filesystem>
 #include <map>
 #include <random>
 #include <string>
@@ -15,6 +17,7 @@
 #include "storage/engine.h"
 #include "storage/log.h"
 #include "storage/log_format.h"
+#include "util/test_util.h"
 
 namespace cairn {
 namespace {
@@ -36,8 +39,8 @@ EventData Event(int i, size_t data_bytes = 40) {
   return e;
 }
 
-std::unique_ptr<Store> MustOpen(env::Env* env, const Options& o = SmallOptions()) {
-  auto s = storage::OpenEmbedded(env, kDir, o);
+std::unique_ptr<Store> MustOpen(env::Env* env, const Options& o = SmallOptions(), const std::string& dir = kDir) {
+  auto s = storage::OpenEmbedded(env, dir, o);
   EXPECT_TRUE(s.ok()) << s.status().ToString();
   return s.ok() ? std::move(s).value() : nullptr;
 }
@@ -75,9 +78,9 @@ struct Built {
   std::vector<uint64_t> positions;
   uint64_t head = 0;
 };
-Built BuildStore(env::Env* env, int n) {
+Built BuildStore(env::Env* env, int n, const std::string& dir = kDir) {
   Built b;
-  auto store = MustOpen(env);
+  auto store = MustOpen(env, SmallOptions(), dir);
   for (int i = 0; i < n; ++i) {
     std::vector<EventData> ev{Event(i)};
     auto r = store->Append(i % 2 ? "account-1" : "account-2", ExpectedVersion::Any(), ev);
@@ -258,22 +261,35 @@ TEST(RecoveryTest, MissingSegmentIsCorruption) {
   EXPECT_NE(s.status().message().find(storage::SegmentFileName(1)), std::string::npos) << s.status().message();
 }
 
+// The on-disk index (LMDB, DIR/index/) lives on the real file system: the tests of how the
+// engine uses it after a clean close, a crash, or damage run in a temporary directory.
+struct PosixDir {
+  testing::TempDir tmp;
+  std::string dir = tmp.Sub("db");
+  std::string seg0 = dir + "/log/" + storage::SegmentFileName(0);
+  env::Env* env = env::Env::Posix();
+  std::unique_ptr<Store> Open(const Options& o = SmallOptions()) { return MustOpen(env, o, dir); }
+};
+
 TEST(RecoveryTest, DamageInASealedSegmentIsCorruption) {
-  auto env = env::NewMemEnv();
+  PosixDir d;
+  // A small idempotency window: the open rebuilds it from the last 50 records only.
+  Options o = SmallOptions();
+  o.idempotency_window_events = 50;
   {
-    auto store = MustOpen(env.get());
+    auto store = d.Open(o);
     for (int i = 0; i < 400; ++i) {
       std::vector<EventData> ev{Event(i, 300)};
       ASSERT_TRUE(store->Append("s-1", ExpectedVersion::Any(), ev).ok());
     }
   }
-  std::string bytes = ReadFile(env.get(), kSeg0);
+  std::string bytes = ReadFile(d.env, d.seg0);
   bytes[1000] = static_cast<char>(bytes[1000] ^ 1);
-  WriteFile(env.get(), kSeg0, bytes);
-  // After a clean close, the index checkpoint spares the open a scan of sealed segments: the
-  // damage is caught by every read that reaches it, and by verify, but never served.
+  WriteFile(d.env, d.seg0, bytes);
+  // After a clean close the on-disk index covers the whole log, so the open scans no sealed
+  // segment: the damage is caught by every read that reaches it, and by verify, never served.
   {
-    auto store = MustOpen(env.get());
+    auto store = d.Open(o);
     auto c = store->ReadStream("s-1", {});
     ASSERT_TRUE(c.ok());
     int served = 0;
@@ -281,80 +297,101 @@ TEST(RecoveryTest, DamageInASealedSegmentIsCorruption) {
     EXPECT_EQ(c->status().code(), StatusCode::kCorruption);
     EXPECT_LT(served, 10);
   }
-  EXPECT_EQ(storage::VerifyEmbedded(env.get(), kDir, {}).code(), StatusCode::kCorruption);
-  // Without a checkpoint the open scans everything, and refuses.
-  ASSERT_TRUE(env->RemoveFile(std::string(kDir) + "/index.ckpt").ok());
-  auto s = storage::OpenEmbedded(env.get(), kDir, SmallOptions());
+  EXPECT_EQ(storage::VerifyEmbedded(d.env, d.dir, {}).code(), StatusCode::kCorruption);
+  // With a window that reaches the damage, the open reads it, and refuses naming the segment.
+  auto wide = storage::OpenEmbedded(d.env, d.dir, SmallOptions());
+  ASSERT_FALSE(wide.ok());
+  EXPECT_EQ(wide.status().code(), StatusCode::kCorruption) << wide.status().ToString();
+  EXPECT_NE(wide.status().message().find("0000000000000000.seg"), std::string::npos) << wide.status().ToString();
+  // Without its index the open scans everything, and refuses too.
+  std::filesystem::remove_all(d.dir + "/index");
+  auto s = storage::OpenEmbedded(d.env, d.dir, o);
   ASSERT_FALSE(s.ok());
   EXPECT_EQ(s.status().code(), StatusCode::kCorruption) << s.status().ToString();
 }
 
-TEST(RecoveryTest, CheckpointIsUsedAfterACleanCloseAndIgnoredWhenItDoesNotMatch) {
-  auto env = env::NewMemEnv();
-  Built b = BuildStore(env.get(), 20);
-  const std::string ckpt = std::string(kDir) + "/index.ckpt";
-  ASSERT_TRUE(env->FileExists(ckpt));
+TEST(RecoveryTest, IndexOfAnotherLogIsClearedAndRebuilt) {
+  PosixDir d;
+  BuildStore(d.env, 20, d.dir);
+  ASSERT_TRUE(std::filesystem::exists(d.dir + "/index/data.mdb"));
   {
-    auto store = MustOpen(env.get());
+    auto store = d.Open();
     EXPECT_EQ(ReadAllEvents(*store).size(), 20u);
     auto info = store->GetStreamInfo("account-1");
     ASSERT_TRUE(info.ok());
     EXPECT_EQ(info->last_version, 9u);
-    // Appends after the checkpoint's head, then a crash (no clean close, no new checkpoint).
     std::vector<EventData> ev{Event(100)};
     ASSERT_TRUE(store->Append("account-1", ExpectedVersion::Exact(9), ev).ok());
   }
+  // The index of a different log (other event sizes, so other checksums and positions).
+  PosixDir other;
   {
-    auto store = MustOpen(env.get());
-    EXPECT_EQ(ReadAllEvents(*store).size(), 21u);
+    auto store = other.Open();
+    for (int i = 0; i < 30; ++i) {
+      std::vector<EventData> ev{Event(i, 100)};
+      ASSERT_TRUE(store->Append("account-1", ExpectedVersion::Any(), ev).ok());
+    }
   }
-  // A damaged checkpoint is ignored: the indexes are rebuilt from the log.
-  std::string bytes = ReadFile(env.get(), ckpt);
-  bytes[bytes.size() / 2] = static_cast<char>(bytes[bytes.size() / 2] ^ 0x40);
-  WriteFile(env.get(), ckpt, bytes);
-  {
-    auto store = MustOpen(env.get());
-    EXPECT_EQ(ReadAllEvents(*store).size(), 21u);
-    auto info = store->GetStreamInfo("account-1");
-    ASSERT_TRUE(info.ok());
-    EXPECT_EQ(info->last_version, 10u);
-    std::vector<EventData> ev{Event(101)};
-    EXPECT_TRUE(store->Append("account-1", ExpectedVersion::Exact(10), ev).ok());
-  }
-  (void)b;
+  std::filesystem::copy_file(other.dir + "/index/data.mdb", d.dir + "/index/data.mdb",
+                             std::filesystem::copy_options::overwrite_existing);
+  auto store = d.Open();
+  EXPECT_EQ(ReadAllEvents(*store).size(), 21u);
+  auto info = store->GetStreamInfo("account-1");
+  ASSERT_TRUE(info.ok());
+  EXPECT_EQ(info->last_version, 10u);
+  auto c = store->ReadStream("account-1", {});
+  ASSERT_TRUE(c.ok());
+  auto evs = c->Collect();
+  ASSERT_TRUE(evs.ok());
+  ASSERT_EQ(evs->size(), 11u);
+  EXPECT_EQ((*evs)[10].data, Event(100).data);
+  std::vector<EventData> ev{Event(101)};
+  EXPECT_TRUE(store->Append("account-1", ExpectedVersion::Exact(10), ev).ok());
 }
 
-TEST(RecoveryTest, StaleCheckpointIsCaughtUpFromTheLog) {
-  auto mem = env::NewMemEnv();
-  env::FaultInjectionEnv fi(mem.get());
-  BuildStore(&fi, 10);  // clean close: checkpoint at 10 events
+TEST(RecoveryTest, StaleIndexIsCaughtUpFromTheLogWithItsIdempotencyWindow) {
+  PosixDir d;
+  BuildStore(d.env, 10, d.dir);
+  // As after a crash: the index as it was at 10 events, the log with 5 more appends.
+  const std::string saved = d.tmp.Sub("saved.mdb");
+  std::filesystem::copy_file(d.dir + "/index/data.mdb", saved);
+  std::vector<EventData> retried;
+  AppendResult first;
   {
-    auto store = MustOpen(&fi);
+    auto store = d.Open();
     for (int i = 0; i < 5; ++i) {
       std::vector<EventData> ev{Event(50 + i)};
-      ASSERT_TRUE(store->Append("account-2", ExpectedVersion::Any(), ev).ok());
+      ev[0].id = Uuid::V7();
+      auto r = store->Append("account-2", ExpectedVersion::Any(), ev);
+      ASSERT_TRUE(r.ok());
+      if (i == 2) {
+        retried = ev;
+        first = *r;
+      }
     }
-    // A crash: the clean close's checkpoint never becomes durable.
-    fi.FailAfter(env::kOpSync | env::kOpWrite, 0);
   }
-  fi.ClearFaults();
-  fi.Crash(env::CrashMode::kDrop);
-  auto store = MustOpen(&fi);
+  std::filesystem::copy_file(saved, d.dir + "/index/data.mdb", std::filesystem::copy_options::overwrite_existing);
+  auto store = d.Open();
   auto events = ReadAllEvents(*store);
   ASSERT_EQ(events.size(), 15u);
   auto info = store->GetStreamInfo("account-2");
   ASSERT_TRUE(info.ok());
-  EXPECT_EQ(info->last_version, 9u);  // 5 from BuildStore + 5 after the checkpoint
+  EXPECT_EQ(info->last_version, 9u);  // 5 from BuildStore + 5 after the index's head
+  // The retry of an append the stale index never saw is still recognised.
+  auto again = store->Append("account-2", ExpectedVersion::NoStream(), retried);
+  ASSERT_TRUE(again.ok()) << again.status().ToString();
+  EXPECT_EQ(*again, first);
+  EXPECT_EQ(ReadAllEvents(*store).size(), 15u);
 }
 
-TEST(RecoveryTest, CheckpointAheadOfALogThatLostItsTailIsIgnored) {
-  auto env = env::NewMemEnv();
-  Built b = BuildStore(env.get(), 8);
-  // The disk lost the last two records although the checkpoint had indexed them.
-  std::string bytes = ReadFile(env.get(), kSeg0);
+TEST(RecoveryTest, IndexAheadOfALogThatLostItsTailIsIgnored) {
+  PosixDir d;
+  Built b = BuildStore(d.env, 8, d.dir);
+  // The disk lost the last two records although the index had them.
+  std::string bytes = ReadFile(d.env, d.seg0);
   std::fill(bytes.begin() + static_cast<long>(b.positions[6]), bytes.begin() + static_cast<long>(b.head), '\0');
-  WriteFile(env.get(), kSeg0, bytes);
-  auto store = MustOpen(env.get());
+  WriteFile(d.env, d.seg0, bytes);
+  auto store = d.Open();
   EXPECT_EQ(ReadAllEvents(*store).size(), 6u);
   auto info = store->GetStreamInfo("account-1");  // odd i: versions for i = 1, 3, 5
   ASSERT_TRUE(info.ok());
@@ -363,6 +400,69 @@ TEST(RecoveryTest, CheckpointAheadOfALogThatLostItsTailIsIgnored) {
   auto r = store->Append("account-1", ExpectedVersion::Exact(2), ev);
   ASSERT_TRUE(r.ok()) << r.status().ToString();
   EXPECT_EQ(r->position.value(), b.positions[6]);
+}
+
+// A rebuild of a long log writes the index as it goes (memory stays within the budget), across
+// segment boundaries; the next open resumes from it; streams, metadata, tombstones, temporal
+// reads and the idempotency window come out the same as before.
+TEST(RecoveryTest, RebuildWithATinyMemoryBudgetWritesTheIndexAsItGoes) {
+  PosixDir d;
+  Options small = SmallOptions();
+  small.index_memory_bytes = 4096;
+  small.idempotency_window_events = 300;
+  std::map<std::string, uint64_t> last;
+  std::vector<EventData> last_append;
+  AppendResult last_result;
+  {
+    auto store = d.Open(small);
+    for (int i = 0; i < 1500; ++i) {
+      const std::string stream = "acct-" + std::to_string(i % 37);
+      std::vector<EventData> ev{Event(i, 100)};
+      ev[0].id = Uuid::V7();
+      auto r = store->Append(stream, ExpectedVersion::Any(), ev);
+      ASSERT_TRUE(r.ok());
+      last[stream] = r->first_version;
+      last_append = ev;
+      last_result = *r;
+    }
+    StreamMetadata md;
+    md.max_count = 3;
+    ASSERT_TRUE(store->SetStreamMetadata("acct-1", ExpectedVersion::Any(), md).ok());
+    ASSERT_TRUE(store->TombstoneStream("acct-2", ExpectedVersion::Any()).ok());
+  }
+  ASSERT_TRUE(std::filesystem::exists(d.dir + "/log/" + storage::SegmentFileName(2)));
+  auto check = [&](Store& store) {
+    EXPECT_EQ(ReadAllEvents(store).size(), 1500u + 2u);
+    for (const auto& [stream, version] : last) {
+      auto info = store.GetStreamInfo(stream);
+      ASSERT_TRUE(info.ok());
+      EXPECT_EQ(info->last_version, version) << stream;
+      if (stream == "acct-2") {
+        EXPECT_TRUE(info->tombstoned);
+        continue;
+      }
+      auto c = store.ReadStream(stream, {});
+      ASSERT_TRUE(c.ok()) << stream;
+      auto evs = c->Collect();
+      ASSERT_TRUE(evs.ok());
+      EXPECT_EQ(evs->size(), stream == "acct-1" ? 3u : version + 1) << stream;
+    }
+    auto info = store.GetStreamInfo("acct-1");
+    ASSERT_TRUE(info.ok());
+    EXPECT_EQ(info->metadata.max_count, 3u);
+    EXPECT_EQ(info->metadata_version, 0u);
+  };
+  std::filesystem::remove_all(d.dir + "/index");
+  {
+    auto store = d.Open(small);
+    check(*store);
+  }
+  auto store = d.Open(small);  // resumes from the index the rebuild wrote
+  check(*store);
+  // The last append's retry: its ids are in the window rebuilt from the log.
+  auto again = store->Append("acct-" + std::to_string(1499 % 37), ExpectedVersion::Any(), last_append);
+  ASSERT_TRUE(again.ok()) << again.status().ToString();
+  EXPECT_EQ(*again, last_result);
 }
 
 TEST(RecoveryTest, SecondOpenOfADirectoryIsRefused) {
