@@ -327,6 +327,7 @@ Status EmbeddedStore::RebuildIdWindow() {
   const uint64_t cap = log_->capacity();
   const uint64_t head = log_->head();
   // A damaged record among them fails the open (naming it), as a full scan would.
+  uint64_t dropped = 0;  // offset in the current segment up to which pages were dropped
   while (true) {
     if (position % cap < kSegmentHeaderSize) position += kSegmentHeaderSize - position % cap;
     if (position >= head) break;
@@ -334,6 +335,7 @@ Status EmbeddedStore::RebuildIdWindow() {
     if (seg == nullptr) return Status::Corruption(fmt::format("no segment holds position {}", position));
     if (position % cap >= seg->end.load(std::memory_order_acquire)) {
       position = (position / cap + 1) * cap;  // on to the next segment
+      dropped = 0;
       continue;
     }
     RecordView r;
@@ -344,6 +346,13 @@ Status EmbeddedStore::RebuildIdWindow() {
       ids_.Insert(r.id, r.position);
     }
     position += r.length;
+    // The pages read leave the resident set every 16 MiB, as after recovery's scan (readers
+    // fault in what they need), so that the scan does not raise the process's peak memory.
+    const uint64_t off = position % cap == 0 ? cap : position % cap;
+    if (off - dropped >= (16 << 20) || off >= seg->end.load(std::memory_order_acquire) || position >= head) {
+      env::DropMappedPages(seg->base + dropped, off - dropped);
+      dropped = off == cap ? 0 : off & ~uint64_t{4095};
+    }
   }
   return Status::Ok();
 }
