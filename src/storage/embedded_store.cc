@@ -133,6 +133,7 @@ Result<std::unique_ptr<Store>> EmbeddedStore::Open(env::Env* env, std::unique_pt
   if (!store->streams_.empty() || !store->time_index_.marks().empty()) CAIRN_RETURN_IF_ERROR(store->FlushIndexAtHead());
   CAIRN_RETURN_IF_ERROR(store->RebuildIdWindow());
   store->last_sync_mono_ = env->MonotonicNanos();
+  store->flusher_ = std::thread([s = store.get()] { s->FlusherLoop(); });
   store->writer_ = std::thread([s = store.get()] { s->WriterLoop(); });
   return std::unique_ptr<Store>(std::move(store));
 }
@@ -147,9 +148,19 @@ StreamEntry* EmbeddedStore::FindEntry(std::string_view name) const {
   return it == streams_.end() ? nullptr : it->second.get();
 }
 
+const StreamEntry* EmbeddedStore::FindImmEntry(std::string_view name) const {
+  if (imm_streams_.empty()) return nullptr;
+  auto it = imm_streams_.find(name);
+  return it == imm_streams_.end() ? nullptr : it->second.get();
+}
+
 Status EmbeddedStore::FindStream(std::string_view name, StreamRef* out) const {
   *out = StreamRef();
-  if (const StreamEntry* e = FindEntry(name)) {
+  const StreamEntry* imm = FindImmEntry(name);
+  const StreamEntry* e = FindEntry(name);
+  if (e == nullptr) e = imm;  // the newest tier that knows the stream says what it is
+  else out->imm = imm;
+  if (e != nullptr) {
     out->found = true;
     out->id = e->id;
     out->base = e->base;
@@ -158,7 +169,11 @@ Status EmbeddedStore::FindStream(std::string_view name, StreamRef* out) const {
     out->tombstone_position = e->tombstone_position;
     out->metadata = e->metadata;
     out->has_meta = e->has_meta;
-    out->mem = e;
+    if (e == imm) {
+      out->imm = imm;
+    } else {
+      out->mem = e;
+    }
     return Status::Ok();
   }
   CAIRN_ASSIGN_OR_RETURN(std::optional<StreamRow> row, index_->GetStream(name));
@@ -179,32 +194,42 @@ Status EmbeddedStore::FindStream(std::string_view name, StreamRef* out) const {
 
 Status EmbeddedStore::PositionsOf(const StreamRef& s, uint64_t from, uint64_t n, std::vector<uint64_t>* out) const {
   const uint64_t end = from + n;
-  if (from < s.base) CAIRN_RETURN_IF_ERROR(index_->GetPositions(s.id, from, std::min(end, s.base) - from, out));
-  for (uint64_t v = std::max(from, s.base); v < end; ++v) out->push_back(s.mem->positions[v - s.base]);
+  const uint64_t lowest = s.imm != nullptr ? s.imm->base : s.mem != nullptr ? s.mem->base : s.count;
+  if (from < lowest) CAIRN_RETURN_IF_ERROR(index_->GetPositions(s.id, from, std::min(end, lowest) - from, out));
+  for (const StreamEntry* tier : {s.imm, s.mem}) {
+    if (tier == nullptr) continue;
+    const uint64_t hi = std::min(end, tier->count());
+    for (uint64_t v = std::max(from, tier->base); v < hi; ++v) out->push_back(tier->positions[v - tier->base]);
+  }
   return Status::Ok();
 }
 
 Result<StreamEntry*> EmbeddedStore::GetOrCreateEntry(std::string_view name) {
+  std::unique_ptr<StreamEntry> e;
   {
     std::shared_lock lock(index_mu_, std::defer_lock);
     if (!recovering_) lock.lock();  // at open no other thread exists yet
-    if (StreamEntry* e = FindEntry(name)) return e;
+    if (StreamEntry* found = FindEntry(name)) return found;
+    // A stream of the immutable memtable continues from it (its entries no longer change).
+    if (const StreamEntry* imm = FindImmEntry(name)) e = StreamEntry::ContinuedFrom(*imm);
   }
   // Only the writer (or recovery, before the writer starts) creates entries, so no one else can
   // insert the same name between the two locks. A stream the IndexStore knows starts from what
   // it knows (all published: entries are dropped only between groups).
-  CAIRN_ASSIGN_OR_RETURN(std::optional<StreamRow> row, index_->GetStream(name));
-  std::unique_ptr<StreamEntry> e;
-  if (row) {
-    StreamMetadata md;
-    if (row->has_meta) {
-      auto parsed = StreamMetadata::Parse(row->metadata_json);
-      if (!parsed.ok()) return Status::Corruption(fmt::format("index: the metadata of stream {} does not parse", name));
-      md = *parsed;
+  if (!e) {
+    CAIRN_ASSIGN_OR_RETURN(std::optional<StreamRow> row, index_->GetStream(name));
+    if (row) {
+      StreamMetadata md;
+      if (row->has_meta) {
+        auto parsed = StreamMetadata::Parse(row->metadata_json);
+        if (!parsed.ok()) return Status::Corruption(fmt::format("index: the metadata of stream {} does not parse", name));
+        md = *parsed;
+      }
+      e = std::make_unique<StreamEntry>(std::string(name), *row, std::move(md));
+    } else {
+      e = std::make_unique<StreamEntry>(std::string(name));
+      e->id = next_stream_id_++;  // here, not at the write-out: readers may look at the entry
     }
-    e = std::make_unique<StreamEntry>(std::string(name), *row, std::move(md));
-  } else {
-    e = std::make_unique<StreamEntry>(std::string(name));
   }
   memtable_bytes_ += sizeof(StreamEntry) + 2 * name.size() + 64;
   std::unique_lock lock(index_mu_, std::defer_lock);
@@ -279,10 +304,10 @@ void EmbeddedStore::ResetIndexes() {
 }
 
 Status EmbeddedStore::FlushIndex(IndexHead head) {
+  CAIRN_RETURN_IF_ERROR(WaitForFlush());
   IndexBatch batch;
   for (auto& [name, e] : streams_) {
     if (!e->dirty) continue;
-    if (e->id == 0) e->id = next_stream_id_++;
     batch.streams.push_back({name, e->Row(), e->base, e->positions});
   }
   batch.marks = time_index_.marks();
@@ -301,13 +326,76 @@ Status EmbeddedStore::FlushIndex(IndexHead head) {
   return Status::Ok();
 }
 
-Status EmbeddedStore::FlushIndexAtHead() {
+IndexHead EmbeddedStore::HeadAtPublished() const {
   IndexHead head;
   head.position = log_->head();
   head.capacity = log_->capacity();
   head.crc = log_->CrcOfRecordEndingAt(head.position);
   head.segment_ends = log_->SegmentEndsBefore(head.position);
-  return FlushIndex(std::move(head));
+  return head;
+}
+
+Status EmbeddedStore::FlushIndexAtHead() { return FlushIndex(HeadAtPublished()); }
+
+Status EmbeddedStore::WaitForFlush() {
+  std::unique_lock lock(flush_mu_);
+  flush_cv_.wait(lock, [&] { return !flush_pending_; });
+  return flush_status_;
+}
+
+Status EmbeddedStore::StartBackgroundFlush() {
+  // Back-pressure: one memtable is written at a time, so the writer waits when the flusher is
+  // behind (the IndexStore's chunks of a stream must be written in order).
+  CAIRN_RETURN_IF_ERROR(WaitForFlush());
+  IndexHead head = HeadAtPublished();
+  head.records = time_index_.total();
+  head.last_time = last_time_;
+  head.next_stream_id = next_stream_id_;
+  {
+    std::unique_lock lock(index_mu_);
+    imm_streams_ = std::move(streams_);
+    streams_.clear();
+    imm_marks_ = time_index_.marks();
+    time_index_.ClearMarks();
+  }
+  memtable_bytes_ = 0;
+  {
+    std::lock_guard lock(flush_mu_);
+    imm_head_ = std::move(head);
+    flush_pending_ = true;
+  }
+  flush_cv_.notify_all();
+  return Status::Ok();
+}
+
+void EmbeddedStore::FlusherLoop() {
+  for (;;) {
+    {
+      std::unique_lock lock(flush_mu_);
+      flush_cv_.wait(lock, [&] { return flush_pending_ || flusher_stop_; });
+      if (!flush_pending_) return;
+    }
+    // Only this thread changes the immutable memtable while a flush is pending.
+    IndexBatch batch;
+    for (const auto& [name, e] : imm_streams_) {
+      if (e->dirty) batch.streams.push_back({name, e->Row(), e->base, e->positions});
+    }
+    batch.marks = imm_marks_;
+    batch.head = imm_head_;
+    Status s = index_->Write(batch);
+    if (s.ok()) {
+      // Readers looking here find the same versions in the IndexStore from now on.
+      std::unique_lock lock(index_mu_);
+      imm_streams_.clear();
+      imm_marks_.clear();
+    }
+    {
+      std::lock_guard lock(flush_mu_);
+      if (!s.ok()) flush_status_ = s;  // kept: readers still find everything; the writer stops
+      flush_pending_ = false;
+    }
+    flush_cv_.notify_all();
+  }
 }
 
 Status EmbeddedStore::RebuildIdWindow() {
@@ -589,7 +677,7 @@ void EmbeddedStore::ProcessGroup(std::vector<std::unique_ptr<Request>>& group) {
   // Past its memory budget the memtable goes to the IndexStore: between groups, when everything
   // in it is published. A failure to write the index stops the writer like a failed log write.
   if (!stopped_ && memtable_bytes_ > options_.index_memory_bytes) {
-    Status s = FlushIndexAtHead();
+    Status s = StartBackgroundFlush();
     if (!s.ok()) {
       s = FailStop(s);
       for (auto& r : results)
@@ -884,6 +972,8 @@ Result<uint64_t> EmbeddedStore::PositionAfter(int64_t t) const {
     std::shared_lock lock(index_mu_);
     if (auto recent = time_index_.StartFor(t)) {
       start = *recent;
+    } else if (auto older = TimeIndex::StartIn(imm_marks_, t)) {
+      start = *older;
     } else {
       CAIRN_ASSIGN_OR_RETURN(std::optional<TimeMark> stored, index_->LastMarkAtOrBefore(t));
       if (stored) start = stored->position;
@@ -953,6 +1043,14 @@ Status EmbeddedStore::Close() {
   // A clean close writes the memtable to the IndexStore, so that the next open scans nothing.
   // Failing to write it costs only time at the next open.
   if (!stopped_ && log_ != nullptr) (void)FlushIndexAtHead();
+  if (flusher_.joinable()) {
+    {
+      std::lock_guard lock(flush_mu_);
+      flusher_stop_ = true;
+    }
+    flush_cv_.notify_all();
+    flusher_.join();
+  }
   {
     std::lock_guard lock(head_mu_);
   }

@@ -65,6 +65,9 @@ class EmbeddedStore final : public Store {
     std::optional<uint64_t> tombstone_position;
     StreamMetadata metadata;
     bool has_meta = false;
+    // Its versions: [0, lowest tier's base) in the IndexStore, then those of `imm` (the memtable
+    // being written out), then those of `mem` (the memtable).
+    const StreamEntry* imm = nullptr;
     const StreamEntry* mem = nullptr;
     bool SoftDeleted() const { return metadata.truncate_before == kSoftDeletedTruncateBefore; }
   };
@@ -84,9 +87,17 @@ class EmbeddedStore final : public Store {
   Status ApplyRecovered(const RecordView& r);
   void ResetIndexes();
   // Writes the memtable to the IndexStore as covering the log up to head.position, then drops
-  // it (writer thread or recovery). FlushIndexAtHead: up to the published head.
+  // it, in the calling thread (recovery, open, close). FlushIndexAtHead: up to the published head.
   Status FlushIndex(IndexHead head);
   Status FlushIndexAtHead();
+  IndexHead HeadAtPublished() const;
+  // The writer, between groups: hands the memtable to the flusher thread as the immutable
+  // memtable (after waiting for the previous one to be written) and starts a new one.
+  Status StartBackgroundFlush();
+  // Waits until no immutable memtable waits to be written; its failure if it failed.
+  Status WaitForFlush();
+  void FlusherLoop();
+  const StreamEntry* FindImmEntry(std::string_view name) const;  // caller holds index_mu_
   void AddMemtableBytes(uint64_t n) { memtable_bytes_ += n; }
   // The idempotency window from the log's last W records (after the log is open).
   Status RebuildIdWindow();
@@ -122,6 +133,18 @@ class EmbeddedStore final : public Store {
   TimeIndex time_index_;
   std::unique_ptr<IndexStore> index_;
   uint64_t memtable_bytes_ = 0;  // about: entries, their positions, marks
+  // The immutable memtable: what the flusher thread is writing to the IndexStore (empty when
+  // nothing is). Readers look in the memtable, then here, then in the IndexStore. Changed only
+  // under index_mu_ (exclusive); its entries never change while it is here.
+  std::unordered_map<std::string, std::unique_ptr<StreamEntry>, StringHash, std::equal_to<>> imm_streams_;
+  std::vector<TimeMark> imm_marks_;
+  IndexHead imm_head_;
+  std::thread flusher_;
+  std::mutex flush_mu_;
+  std::condition_variable flush_cv_;
+  bool flush_pending_ = false;  // under flush_mu_: the immutable memtable waits to be written
+  bool flusher_stop_ = false;   // under flush_mu_
+  Status flush_status_;         // under flush_mu_: the failure of a background write
   uint64_t next_stream_id_ = 1;
   // Recovery: where the last record handed over ends, its checksum, and the ends of the segments
   // before it, so that a long scan can write the memtable out as it goes.

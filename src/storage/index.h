@@ -15,6 +15,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <utility>
@@ -35,8 +36,21 @@ struct StreamEntry {
         has_meta(row.has_meta), w_next(row.count), w_tombstoned(row.tombstone != 0), w_metadata(std::move(md)) {
     if (row.tombstone != 0) tombstone_position = row.tombstone;
   }
+  // Continues a stream of the immutable memtable (storage/embedded_store.h): its versions from
+  // older.count() on. Everything `older` knows is published.
+  static std::unique_ptr<StreamEntry> ContinuedFrom(const StreamEntry& older) {
+    auto e = std::make_unique<StreamEntry>(older.name);
+    e->id = older.id;
+    e->base = e->w_next = older.count();
+    e->last_position = older.last_position;
+    e->tombstone_position = older.tombstone_position;
+    e->w_tombstoned = older.tombstone_position.has_value();
+    e->metadata = e->w_metadata = older.metadata;
+    e->has_meta = older.has_meta;
+    return e;
+  }
   std::string name;
-  uint64_t id = 0;  // the stream's number in the IndexStore; 0 until first written there
+  uint64_t id = 0;  // the stream's number in the IndexStore (given when the entry is created)
 
   // Published (readers, under the index lock).
   uint64_t base = 0;                // versions below base have their positions in the IndexStore
@@ -215,14 +229,16 @@ class TimeIndex {
 
   // The position of the last recent mark with time <= t; nullopt when no recent mark is that
   // early (then the IndexStore knows, or the answer is the start of the log).
-  std::optional<uint64_t> StartFor(int64_t t) const {
-    if (marks_.empty() || marks_.front().time > t) return std::nullopt;
-    size_t lo = 0, hi = marks_.size();
+  std::optional<uint64_t> StartFor(int64_t t) const { return StartIn(marks_, t); }
+  // The same over any marks in order.
+  static std::optional<uint64_t> StartIn(const std::vector<TimeMark>& marks, int64_t t) {
+    if (marks.empty() || marks.front().time > t) return std::nullopt;
+    size_t lo = 0, hi = marks.size();
     while (lo < hi) {
       size_t mid = (lo + hi) / 2;
-      if (marks_[mid].time <= t) lo = mid + 1; else hi = mid;
+      if (marks[mid].time <= t) lo = mid + 1; else hi = mid;
     }
-    return marks_[lo - 1].position;
+    return marks[lo - 1].position;
   }
   // The last recent mark with records <= n, if any.
   std::optional<TimeMark> LastWithRecordsAtMost(uint64_t n) const {
