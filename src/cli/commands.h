@@ -24,5 +24,6 @@ Command AddReadCommand(CLI::App& parent, std::string* db);
 Command AddVerifyCommand(CLI::App& parent, std::string* db);
 Command AddTourCommand(CLI::App& parent, std::string* db);
 Command AddBenchCommand(CLI::App& parent, std::string* db);
+Command AddServeCommand(CLI::App& parent, std::string* db);
 
 }  // namespace cairn::cli

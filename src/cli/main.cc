@@ -39,6 +39,7 @@ int main(int argc, char** argv) {
   commands.push_back(cairn::cli::AddVerifyCommand(app, &db));
   commands.push_back(cairn::cli::AddTourCommand(app, &db));
   commands.push_back(cairn::cli::AddBenchCommand(app, &db));
+  commands.push_back(cairn::cli::AddServeCommand(app, &db));
 
   try {
     app.parse(argc, argv);

@@ -1,0 +1,122 @@
+// Protocol conversions and the error mapping (see protocol.h and docs/protocol.md).
+#include "server/protocol.h"
+
+#include <fmt/format.h>
+
+namespace cairn::server {
+namespace {
+
+void PutBigEndian(uint64_t v, uint8_t* out) {
+  for (int i = 7; i >= 0; --i) {
+    out[i] = static_cast<uint8_t>(v & 0xff);
+    v >>= 8;
+  }
+}
+
+uint64_t GetBigEndian(const uint8_t* in) {
+  uint64_t v = 0;
+  for (int i = 0; i < 8; ++i) v = (v << 8) | in[i];
+  return v;
+}
+
+}  // namespace
+
+std::optional<Uuid> UuidFromProto(const event_store::client::UUID& message) {
+  switch (message.value_case()) {
+    case event_store::client::UUID::kStructured: {
+      Uuid id;
+      PutBigEndian(static_cast<uint64_t>(message.structured().most_significant_bits()), id.bytes.data());
+      PutBigEndian(static_cast<uint64_t>(message.structured().least_significant_bits()), id.bytes.data() + 8);
+      return id;
+    }
+    case event_store::client::UUID::kString:
+      return Uuid::Parse(message.string());
+    default:
+      return std::nullopt;
+  }
+}
+
+void UuidToProto(const Uuid& id, bool structured, event_store::client::UUID* out) {
+  if (structured) {
+    auto* s = out->mutable_structured();
+    s->set_most_significant_bits(static_cast<int64_t>(GetBigEndian(id.bytes.data())));
+    s->set_least_significant_bits(static_cast<int64_t>(GetBigEndian(id.bytes.data() + 8)));
+  } else {
+    out->set_string(id.ToString());
+  }
+}
+
+int64_t ExpectedVersionNumber(ExpectedVersion expected) {
+  switch (expected.kind()) {
+    case ExpectedVersion::Kind::kAny:
+      return -2;
+    case ExpectedVersion::Kind::kNoStream:
+      return -1;
+    case ExpectedVersion::Kind::kStreamExists:
+      return -4;
+    case ExpectedVersion::Kind::kExact:
+      return static_cast<int64_t>(expected.version());
+  }
+  return -2;
+}
+
+grpc::Status ToGrpcStatus(const Status& status, grpc::ServerContext* context, std::string_view stream,
+                          std::optional<ExpectedVersion> expected) {
+  const std::string message = status.ToString();
+  auto exception = [&](const char* name) {
+    context->AddTrailingMetadata("exception", name);
+    if (!stream.empty()) context->AddTrailingMetadata("stream-name", std::string(stream));
+  };
+  switch (status.detail()) {
+    case ErrorDetail::kWrongExpectedVersion:
+      exception("wrong-expected-version");
+      if (expected) context->AddTrailingMetadata("expected-version", std::to_string(ExpectedVersionNumber(*expected)));
+      if (status.actual_version()) context->AddTrailingMetadata("actual-version", std::to_string(*status.actual_version()));
+      return {grpc::StatusCode::FAILED_PRECONDITION, message};
+    case ErrorDetail::kStreamDeleted:
+      exception("stream-deleted");
+      return {grpc::StatusCode::FAILED_PRECONDITION, message};
+    case ErrorDetail::kStreamNotFound:
+      exception("stream-not-found");
+      return {grpc::StatusCode::NOT_FOUND, message};
+    default:
+      break;
+  }
+  switch (status.code()) {
+    case StatusCode::kOk:
+      return grpc::Status::OK;
+    case StatusCode::kNotFound:
+      return {grpc::StatusCode::NOT_FOUND, message};
+    case StatusCode::kAlreadyExists:
+      return {grpc::StatusCode::ALREADY_EXISTS, message};
+    case StatusCode::kInvalidArgument:
+      return {grpc::StatusCode::INVALID_ARGUMENT, message};
+    case StatusCode::kFailedPrecondition:
+      return {grpc::StatusCode::FAILED_PRECONDITION, message};
+    case StatusCode::kConflict:
+      return {grpc::StatusCode::ABORTED, message};
+    case StatusCode::kCorruption:
+      return {grpc::StatusCode::DATA_LOSS, message};
+    case StatusCode::kResourceExhausted:
+      return {grpc::StatusCode::RESOURCE_EXHAUSTED, message};
+    case StatusCode::kUnavailable:
+      return {grpc::StatusCode::UNAVAILABLE, message};
+    case StatusCode::kUnauthenticated:
+      return {grpc::StatusCode::UNAUTHENTICATED, message};
+    case StatusCode::kPermissionDenied:
+      context->AddTrailingMetadata("exception", "access-denied");
+      return {grpc::StatusCode::PERMISSION_DENIED, message};
+    case StatusCode::kNotSupported:
+      return {grpc::StatusCode::UNIMPLEMENTED, message};
+    case StatusCode::kIOError:
+    case StatusCode::kInternal:
+      return {grpc::StatusCode::INTERNAL, message};
+  }
+  return {grpc::StatusCode::UNKNOWN, message};
+}
+
+grpc::Status InvalidRequest(std::string message) {
+  return {grpc::StatusCode::INVALID_ARGUMENT, std::move(message)};
+}
+
+}  // namespace cairn::server

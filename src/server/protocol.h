@@ -1,0 +1,43 @@
+// Conversions between cairn's types and the v1 protocol's messages, and the mapping of a cairn
+// Status to a gRPC status with the "exception" trailers the official clients read
+// (docs/protocol.md lists them). Internal to src/server.
+#pragma once
+
+#include <grpcpp/grpcpp.h>
+
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "cairn/event.h"
+#include "cairn/status.h"
+#include "cairn/types.h"
+#include "esdb/shared.pb.h"
+
+namespace cairn::server {
+
+// The "content-type" values of the protocol's system metadata.
+inline constexpr std::string_view kContentTypeJson = "application/json";
+inline constexpr std::string_view kContentTypeBytes = "application/octet-stream";
+
+// nullopt when the message is neither form or the text is not a UUID.
+std::optional<Uuid> UuidFromProto(const event_store::client::UUID& message);
+void UuidToProto(const Uuid& id, bool structured, event_store::client::UUID* out);
+
+// .NET ticks (100 ns) since the Unix epoch: the protocol's "created".
+inline int64_t TicksSinceEpoch(Timestamp t) { return t.nanos / 100; }
+
+// The trailer's number for an expected version: EventStoreDB's -2 any, -1 no stream,
+// -4 stream exists, else the version.
+int64_t ExpectedVersionNumber(ExpectedVersion expected);
+
+// Maps a failed Status to the gRPC status clients understand, adding trailers to `context`:
+// wrong expected version (with stream-name, expected-version, actual-version), stream deleted,
+// stream not found, access denied; the rest by code. `stream` and `expected` fill the trailers.
+grpc::Status ToGrpcStatus(const Status& status, grpc::ServerContext* context, std::string_view stream,
+                          std::optional<ExpectedVersion> expected = std::nullopt);
+
+// An INVALID_ARGUMENT for a malformed request (names the field).
+grpc::Status InvalidRequest(std::string message);
+
+}  // namespace cairn::server

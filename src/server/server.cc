@@ -1,0 +1,130 @@
+// Server::Start: the gRPC server with the v1 client protocol services, and the small services
+// (ServerFeatures, Gossip).
+#include "server/server.h"
+
+#include <fmt/format.h>
+#include <grpcpp/grpcpp.h>
+#include <grpcpp/resource_quota.h>
+
+#include <atomic>
+#include <chrono>
+#include <mutex>
+
+#include "server/protocol.h"
+#include "server/services.h"
+
+namespace cairn::server {
+namespace {
+
+// Official clients ping every 10 s by default, also between calls. gRPC's server default would
+// call that abuse (at most one ping per 5 minutes without data) and close the connection.
+constexpr int kMinClientPingIntervalMs = 1000;
+// Threads serving calls at once. Each live subscription holds one while it waits; calls beyond
+// the limit are refused with RESOURCE_EXHAUSTED rather than queued without bound.
+constexpr int kMaxServerThreads = 512;
+// One message: the largest event plus its envelope.
+constexpr int kMaxReceiveMessageBytes = static_cast<int>(kMaxEventBytes) + (64 << 10);
+
+class GrpcServer final : public Server {
+ public:
+  GrpcServer(Store* store, const HostPort& hp)
+      : streams_(store, &stopping_), gossip_(hp.host, hp.port) {}
+
+  Status Run(const ServerOptions& options) {
+    grace_ = options.shutdown_grace;
+    grpc::ServerBuilder builder;
+    builder.AddListeningPort(options.grpc_address, grpc::InsecureServerCredentials(), &port_);
+    builder.RegisterService(&streams_);
+    builder.RegisterService(&features_);
+    builder.RegisterService(&gossip_);
+    builder.SetMaxReceiveMessageSize(kMaxReceiveMessageBytes);
+    builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, kMinClientPingIntervalMs);
+    builder.AddChannelArgument(GRPC_ARG_HTTP2_MAX_PING_STRIKES, 0);
+    builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+    grpc::ResourceQuota quota("cairn-serve");
+    quota.SetMaxThreads(kMaxServerThreads);
+    builder.SetResourceQuota(quota);
+    server_ = builder.BuildAndStart();
+    if (server_ == nullptr || port_ == 0) {
+      return Status::Unavailable(fmt::format("grpc: cannot listen on {} (in use, or not an address of this machine)",
+                                             options.grpc_address));
+    }
+    gossip_.set_port(port_);
+    return Status::Ok();
+  }
+
+  ~GrpcServer() override { Shutdown(); }
+
+  int grpc_port() const override { return port_; }
+
+  void Shutdown() override {
+    std::lock_guard lock(shutdown_mu_);
+    if (server_ == nullptr) return;
+    // Live subscriptions end at their next poll; unary calls (appends) finish normally, since the
+    // store acknowledges before the answer is written.
+    stopping_.store(true);
+    server_->Shutdown(std::chrono::system_clock::now() + grace_);
+    server_->Wait();
+    server_.reset();
+  }
+
+ private:
+  std::atomic<bool> stopping_{false};
+  StreamsService streams_;
+  ServerFeaturesService features_;
+  GossipService gossip_;
+  std::unique_ptr<grpc::Server> server_;
+  std::mutex shutdown_mu_;
+  std::chrono::milliseconds grace_{5000};
+  int port_ = 0;
+};
+
+}  // namespace
+
+grpc::Status ServerFeaturesService::GetSupportedMethods(grpc::ServerContext*, const event_store::client::Empty*,
+                                                        event_store::client::server_features::SupportedMethods* response) {
+  // Only what is implemented: clients choose their code paths from this list (an append goes
+  // through BatchAppend when that is listed).
+  struct Method {
+    const char* service;
+    const char* method;
+  };
+  static constexpr Method kMethods[] = {
+      {"event_store.client.streams.streams", "read"},
+      {"event_store.client.streams.streams", "append"},
+      {"event_store.client.streams.streams", "delete"},
+      {"event_store.client.streams.streams", "tombstone"},
+      {"event_store.client.server_features.serverfeatures", "getsupportedmethods"},
+      {"event_store.client.gossip.gossip", "read"},
+  };
+  for (const auto& m : kMethods) {
+    auto* out = response->add_methods();
+    out->set_service_name(m.service);
+    out->set_method_name(m.method);
+  }
+  response->set_event_store_server_version(kProtocolServerVersion);
+  return grpc::Status::OK;
+}
+
+grpc::Status GossipService::Read(grpc::ServerContext*, const event_store::client::Empty*,
+                                 event_store::client::gossip::ClusterInfo* response) {
+  auto* member = response->add_members();
+  UuidToProto(instance_id_, /*structured=*/false, member->mutable_instance_id());
+  const auto now = std::chrono::system_clock::now().time_since_epoch();
+  member->set_time_stamp(std::chrono::duration_cast<std::chrono::nanoseconds>(now).count() / 100);
+  member->set_state(event_store::client::gossip::MemberInfo::Leader);
+  member->set_is_alive(true);
+  member->mutable_http_end_point()->set_address(host_);
+  member->mutable_http_end_point()->set_port(static_cast<uint32_t>(port_));
+  return grpc::Status::OK;
+}
+
+Result<std::unique_ptr<Server>> Server::Start(Store* store, const ServerOptions& options) {
+  CAIRN_RETURN_IF_ERROR(CheckListenAddress(options.grpc_address, "--grpc", options.insecure));
+  CAIRN_ASSIGN_OR_RETURN(HostPort hp, ParseHostPort(options.grpc_address, "--grpc"));
+  auto server = std::make_unique<GrpcServer>(store, hp);
+  CAIRN_RETURN_IF_ERROR(server->Run(options));
+  return std::unique_ptr<Server>(std::move(server));
+}
+
+}  // namespace cairn::server

@@ -1,0 +1,57 @@
+// The gRPC services of the v1 client protocol (internal to src/server). Each borrows the Store
+// and a stop flag that Server::Shutdown raises to end live subscriptions.
+#pragma once
+
+#include <atomic>
+#include <string>
+
+#include "cairn/store.h"
+#include "esdb/gossip.grpc.pb.h"
+#include "esdb/serverfeatures.grpc.pb.h"
+#include "esdb/streams.grpc.pb.h"
+
+namespace cairn::server {
+
+// The version clients see. They compare it as a semantic version to pick code paths, so it is
+// the protocol level cairn follows, not cairn's own version.
+inline constexpr const char* kProtocolServerVersion = "24.10.0";
+
+class StreamsService final : public event_store::client::streams::Streams::Service {
+ public:
+  StreamsService(Store* store, const std::atomic<bool>* stopping) : store_(store), stopping_(stopping) {}
+
+  grpc::Status Read(grpc::ServerContext* context, const event_store::client::streams::ReadReq* request,
+                    grpc::ServerWriter<event_store::client::streams::ReadResp>* writer) override;
+  grpc::Status Append(grpc::ServerContext* context,
+                      grpc::ServerReader<event_store::client::streams::AppendReq>* reader,
+                      event_store::client::streams::AppendResp* response) override;
+  grpc::Status Delete(grpc::ServerContext* context, const event_store::client::streams::DeleteReq* request,
+                      event_store::client::streams::DeleteResp* response) override;
+  grpc::Status Tombstone(grpc::ServerContext* context, const event_store::client::streams::TombstoneReq* request,
+                         event_store::client::streams::TombstoneResp* response) override;
+
+ private:
+  Store* store_;
+  const std::atomic<bool>* stopping_;
+};
+
+class ServerFeaturesService final : public event_store::client::server_features::ServerFeatures::Service {
+ public:
+  grpc::Status GetSupportedMethods(grpc::ServerContext* context, const event_store::client::Empty* request,
+                                   event_store::client::server_features::SupportedMethods* response) override;
+};
+
+class GossipService final : public event_store::client::gossip::Gossip::Service {
+ public:
+  GossipService(std::string host, int port) : host_(std::move(host)), port_(port) {}
+  void set_port(int port) { port_ = port; }
+  grpc::Status Read(grpc::ServerContext* context, const event_store::client::Empty* request,
+                    event_store::client::gossip::ClusterInfo* response) override;
+
+ private:
+  std::string host_;
+  int port_;
+  Uuid instance_id_ = Uuid::V7();
+};
+
+}  // namespace cairn::server

@@ -1,0 +1,499 @@
+// Streams: Append, Read (reads and catch-up subscriptions), Delete and Tombstone over the public
+// Store API. The protocol's meanings, and where cairn differs, are in docs/protocol.md.
+#include <fmt/format.h>
+#include <re2/re2.h>
+
+#include <chrono>
+#include <limits>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "server/protocol.h"
+#include "server/services.h"
+
+namespace cairn::server {
+namespace {
+
+namespace pb = event_store::client::streams;
+using Options = pb::ReadReq::Options;
+
+// How often an idle subscription looks at the stop flag and whether its client went away.
+constexpr std::chrono::milliseconds kSubscriptionPoll{200};
+// At most one checkpoint per this long while a filtered $all subscription skips events.
+constexpr std::chrono::milliseconds kCheckpointEvery{1000};
+
+// A stream's metadata lives in "$$<stream>" as one "$metadata" event.
+constexpr std::string_view kMetastreamPrefix = "$$";
+constexpr std::string_view kMetadataType = "$metadata";
+
+template <typename ExpectedOptions>
+ExpectedVersion ExpectedFrom(const ExpectedOptions& o) {
+  if (o.has_revision()) return ExpectedVersion::Exact(o.revision());
+  if (o.has_no_stream()) return ExpectedVersion::NoStream();
+  if (o.has_stream_exists()) return ExpectedVersion::StreamExists();
+  return ExpectedVersion::Any();
+}
+
+// The filter of a $all read: stream names or event types, by prefixes (any of them) or by a
+// regular expression that must match somewhere in the text (as .NET's Regex.IsMatch does). RE2
+// runs in time linear in the text, whatever pattern a client sends.
+class ReadFilter {
+ public:
+  static Result<ReadFilter> From(const Options& options) {
+    ReadFilter f;
+    if (options.filter_option_case() != Options::kFilter) return f;
+    const auto& fo = options.filter();
+    const Options::FilterOptions::Expression* e = nullptr;
+    if (fo.has_stream_identifier()) {
+      f.target_ = Target::kStream;
+      e = &fo.stream_identifier();
+    } else if (fo.has_event_type()) {
+      f.target_ = Target::kType;
+      e = &fo.event_type();
+    } else {
+      return f;
+    }
+    if (e->prefix_size() > 0) {
+      f.prefixes_.assign(e->prefix().begin(), e->prefix().end());
+    } else if (!e->regex().empty()) {
+      RE2::Options re_options;
+      re_options.set_log_errors(false);
+      f.regex_ = std::make_shared<RE2>(e->regex(), re_options);
+      if (!f.regex_->ok()) {
+        return Status::InvalidArgument(
+            fmt::format("filter.regex: \"{}\" is not a regular expression: {}", e->regex(), f.regex_->error()));
+      }
+    }
+    if (fo.has_max() && fo.max() > 0) {
+      f.checkpoint_interval_ = uint64_t{fo.max()} * std::max<uint32_t>(1, fo.checkpointintervalmultiplier());
+    }
+    return f;
+  }
+
+  bool Active() const { return target_ != Target::kNone; }
+  uint64_t checkpoint_interval() const { return checkpoint_interval_; }
+
+  bool Matches(const RecordedEventView& e) const {
+    if (target_ == Target::kNone) return true;
+    std::string_view text = target_ == Target::kStream ? e.stream : e.type;
+    if (!prefixes_.empty()) {
+      for (const auto& p : prefixes_) {
+        if (text.starts_with(p)) return true;
+      }
+      return false;
+    }
+    if (regex_) return RE2::PartialMatch(re2::StringPiece(text.data(), text.size()), *regex_);
+    return true;
+  }
+
+ private:
+  enum class Target { kNone, kStream, kType };
+  Target target_ = Target::kNone;
+  std::vector<std::string> prefixes_;
+  std::shared_ptr<RE2> regex_;  // RE2 is not copyable
+  uint64_t checkpoint_interval_ = 1000;
+};
+
+// Writes the events of one Read call, in the id form the client asked for.
+class EventWriter {
+ public:
+  EventWriter(grpc::ServerWriter<pb::ReadResp>* writer, bool structured_ids)
+      : writer_(writer), structured_ids_(structured_ids) {}
+
+  // False when the client has gone away.
+  bool Event(const RecordedEventView& e) {
+    resp_.Clear();
+    auto* read_event = resp_.mutable_event();
+    auto* rec = read_event->mutable_event();
+    UuidToProto(e.id, structured_ids_, rec->mutable_id());
+    rec->mutable_stream_identifier()->set_stream_name(e.stream.data(), e.stream.size());
+    rec->set_stream_revision(e.version);
+    rec->set_prepare_position(e.position.value());
+    rec->set_commit_position(e.position.value());
+    auto& md = *rec->mutable_metadata();
+    md["type"] = std::string(e.type);
+    md["content-type"] = std::string(e.content_type == ContentType::kJson ? kContentTypeJson : kContentTypeBytes);
+    md["created"] = std::to_string(TicksSinceEpoch(e.recorded_at));
+    rec->set_custom_metadata(e.metadata.data(), e.metadata.size());
+    rec->set_data(e.data.data(), e.data.size());
+    read_event->set_commit_position(e.position.value());
+    return writer_->Write(resp_);
+  }
+
+  bool Confirmation(const std::string& id) {
+    resp_.Clear();
+    resp_.mutable_confirmation()->set_subscription_id(id);
+    return writer_->Write(resp_);
+  }
+
+  bool CaughtUp() {
+    resp_.Clear();
+    resp_.mutable_caught_up();
+    return writer_->Write(resp_);
+  }
+
+  bool Checkpoint(Position p) {
+    resp_.Clear();
+    resp_.mutable_checkpoint()->set_commit_position(p.value());
+    resp_.mutable_checkpoint()->set_prepare_position(p.value());
+    return writer_->Write(resp_);
+  }
+
+  bool StreamNotFound(std::string_view stream) {
+    resp_.Clear();
+    resp_.mutable_stream_not_found()->mutable_stream_identifier()->set_stream_name(stream.data(), stream.size());
+    return writer_->Write(resp_);
+  }
+
+ private:
+  grpc::ServerWriter<pb::ReadResp>* writer_;
+  bool structured_ids_;
+  pb::ReadResp resp_;
+};
+
+bool Ended(grpc::ServerContext* context, const std::atomic<bool>* stopping) {
+  return context->IsCancelled() || stopping->load(std::memory_order_relaxed);
+}
+
+grpc::Status ShuttingDown() { return {grpc::StatusCode::UNAVAILABLE, "the server is shutting down"}; }
+
+// A plain read of one stream.
+grpc::Status ReadStreamOnce(Store* store, grpc::ServerContext* context, const Options& o, EventWriter* out) {
+  const std::string& stream = o.stream().stream_identifier().stream_name();
+  ReadStreamOptions ro;
+  const bool forward = o.read_direction() == Options::Forwards;
+  ro.direction = forward ? ReadDirection::kForward : ReadDirection::kBackward;
+  ro.max_count = o.count();
+  const auto& so = o.stream();
+  if (so.has_revision()) {
+    ro.from = so.revision();
+  } else if (so.has_end() && forward) {
+    return grpc::Status::OK;  // nothing comes after the end
+  } else if (so.has_start() && !forward) {
+    ro.from = 0;
+  }
+  auto cursor = store->ReadStream(stream, ro);
+  if (!cursor.ok()) {
+    if (cursor.status().detail() == ErrorDetail::kStreamNotFound) {
+      out->StreamNotFound(stream);
+      return grpc::Status::OK;
+    }
+    return ToGrpcStatus(cursor.status(), context, stream);
+  }
+  while (cursor->Next()) {
+    if (!out->Event(cursor->event())) return grpc::Status::OK;
+  }
+  return ToGrpcStatus(cursor->status(), context, stream);
+}
+
+// A plain read of $all.
+grpc::Status ReadAllOnce(Store* store, grpc::ServerContext* context, const Options& o, const ReadFilter& filter,
+                         EventWriter* out) {
+  ReadAllOptions ro;
+  const bool forward = o.read_direction() == Options::Forwards;
+  ro.direction = forward ? ReadDirection::kForward : ReadDirection::kBackward;
+  const auto& ao = o.all();
+  if (ao.has_position()) {
+    ro.from = Position(ao.position().commit_position());
+  } else if (ao.has_end()) {
+    ro.from = Position::End();
+  } else {
+    ro.from = Position::Start();
+  }
+  if (forward && ro.from == Position::End()) return grpc::Status::OK;
+  if (!forward && ro.from == Position::Start()) return grpc::Status::OK;
+  auto cursor = store->ReadAll(ro);
+  if (!cursor.ok()) return ToGrpcStatus(cursor.status(), context, "$all");
+  uint64_t remaining = o.count();
+  while (remaining > 0 && cursor->Next()) {
+    if (!filter.Matches(cursor->event())) continue;
+    if (!out->Event(cursor->event())) return grpc::Status::OK;
+    --remaining;
+  }
+  return ToGrpcStatus(cursor->status(), context, "$all");
+}
+
+// A catch-up subscription to one stream: the events after the given version, then live ones.
+grpc::Status SubscribeStream(Store* store, grpc::ServerContext* context, const std::atomic<bool>* stopping,
+                             const Options& o, EventWriter* out) {
+  const std::string& stream = o.stream().stream_identifier().stream_name();
+  const auto& so = o.stream();
+  StreamVersion next = 0;
+  if (so.has_revision()) {
+    next = so.revision() + 1;  // a subscription starts after the given version
+  } else if (so.has_end()) {
+    auto info = store->GetStreamInfo(stream);
+    if (!info.ok()) return ToGrpcStatus(info.status(), context, stream);
+    if (info->tombstoned) return ToGrpcStatus(Status::NotFound("stream " + stream + " is deleted (tombstoned)", ErrorDetail::kStreamDeleted), context, stream);
+    next = info->last_version ? *info->last_version + 1 : 0;
+  }
+  if (!out->Confirmation(Uuid::V7().ToString())) return grpc::Status::OK;
+  bool caught_up = false;
+  for (;;) {
+    // The head before the read: an append after it wakes the wait below, so nothing is missed.
+    const Position head = store->HeadPosition();
+    ReadStreamOptions ro;
+    ro.from = next;
+    auto cursor = store->ReadStream(stream, ro);
+    if (cursor.ok()) {
+      while (cursor->Next()) {
+        if (!out->Event(cursor->event())) return grpc::Status::OK;
+        next = cursor->event().version + 1;
+      }
+      if (!cursor->status().ok()) return ToGrpcStatus(cursor->status(), context, stream);
+    } else if (cursor.status().detail() != ErrorDetail::kStreamNotFound) {
+      // Not yet written (or soft-deleted) is an empty stream to a subscriber; tombstoned ends it.
+      return ToGrpcStatus(cursor.status(), context, stream);
+    }
+    if (!caught_up) {
+      caught_up = true;
+      if (!out->CaughtUp()) return grpc::Status::OK;
+    }
+    while (store->WaitForAppend(head, kSubscriptionPoll) <= head) {
+      if (Ended(context, stopping)) return context->IsCancelled() ? grpc::Status::OK : ShuttingDown();
+    }
+    if (Ended(context, stopping)) return context->IsCancelled() ? grpc::Status::OK : ShuttingDown();
+  }
+}
+
+// A catch-up subscription to $all: the events after the given position, then live ones; with a
+// filter, checkpoints tell the client how far the server has looked.
+grpc::Status SubscribeAll(Store* store, grpc::ServerContext* context, const std::atomic<bool>* stopping,
+                          const Options& o, const ReadFilter& filter, EventWriter* out) {
+  const auto& ao = o.all();
+  Position from = Position::Start();
+  std::optional<Position> skip;  // a subscription starts after the given position
+  if (ao.has_position()) {
+    from = Position(ao.position().commit_position());
+    skip = from;
+  } else if (ao.has_end()) {
+    from = store->HeadPosition();
+  }
+  if (!out->Confirmation(Uuid::V7().ToString())) return grpc::Status::OK;
+  bool caught_up = false;
+  std::optional<Position> last_scanned;
+  std::optional<Position> last_checkpoint;
+  uint64_t scanned_since_checkpoint = 0;
+  auto last_checkpoint_time = std::chrono::steady_clock::now();
+  for (;;) {
+    const Position head = store->HeadPosition();
+    ReadAllOptions ro;
+    ro.from = from;
+    auto cursor = store->ReadAll(ro);
+    if (!cursor.ok()) return ToGrpcStatus(cursor.status(), context, "$all");
+    while (cursor->Next()) {
+      const RecordedEventView& e = cursor->event();
+      if (skip && e.position == *skip) continue;
+      last_scanned = e.position;
+      if (filter.Matches(e)) {
+        if (!out->Event(e)) return grpc::Status::OK;
+      } else if (filter.Active() && ++scanned_since_checkpoint >= filter.checkpoint_interval()) {
+        if (!out->Checkpoint(e.position)) return grpc::Status::OK;
+        last_checkpoint = e.position;
+        scanned_since_checkpoint = 0;
+        last_checkpoint_time = std::chrono::steady_clock::now();
+      }
+      if (Ended(context, stopping)) return context->IsCancelled() ? grpc::Status::OK : ShuttingDown();
+    }
+    if (!cursor->status().ok()) return ToGrpcStatus(cursor->status(), context, "$all");
+    from = cursor->checkpoint();
+    skip.reset();
+    // A filtered subscription also reports progress when it is caught up and events it skipped
+    // came in, so that a client restarting from its checkpoint does not rescan them.
+    if (filter.Active() && last_scanned && last_scanned != last_checkpoint &&
+        (!caught_up || std::chrono::steady_clock::now() - last_checkpoint_time >= kCheckpointEvery)) {
+      if (!out->Checkpoint(*last_scanned)) return grpc::Status::OK;
+      last_checkpoint = last_scanned;
+      scanned_since_checkpoint = 0;
+      last_checkpoint_time = std::chrono::steady_clock::now();
+    }
+    if (!caught_up) {
+      caught_up = true;
+      if (!out->CaughtUp()) return grpc::Status::OK;
+    }
+    while (store->WaitForAppend(head, kSubscriptionPoll) <= head) {
+      if (Ended(context, stopping)) return context->IsCancelled() ? grpc::Status::OK : ShuttingDown();
+    }
+    if (Ended(context, stopping)) return context->IsCancelled() ? grpc::Status::OK : ShuttingDown();
+  }
+}
+
+}  // namespace
+
+grpc::Status StreamsService::Read(grpc::ServerContext* context, const pb::ReadReq* request,
+                                  grpc::ServerWriter<pb::ReadResp>* writer) {
+  const Options& o = request->options();
+  const bool structured = o.uuid_option().has_structured();
+  EventWriter out(writer, structured);
+  if (o.stream_option_case() == Options::STREAM_OPTION_NOT_SET) {
+    return InvalidRequest("ReadReq.options: set stream or all");
+  }
+  if (o.count_option_case() == Options::COUNT_OPTION_NOT_SET) {
+    return InvalidRequest("ReadReq.options: set count or subscription");
+  }
+  const bool subscription = o.count_option_case() == Options::kSubscription;
+  if (o.has_stream()) {
+    if (o.filter_option_case() == Options::kFilter) {
+      return InvalidRequest("ReadReq.options.filter: filters apply to $all only");
+    }
+    if (subscription) return SubscribeStream(store_, context, stopping_, o, &out);
+    return ReadStreamOnce(store_, context, o, &out);
+  }
+  auto filter = ReadFilter::From(o);
+  if (!filter.ok()) return ToGrpcStatus(filter.status(), context, "$all");
+  if (subscription) return SubscribeAll(store_, context, stopping_, o, *filter, &out);
+  return ReadAllOnce(store_, context, o, *filter, &out);
+}
+
+grpc::Status StreamsService::Append(grpc::ServerContext* context, grpc::ServerReader<pb::AppendReq>* reader,
+                                    pb::AppendResp* response) {
+  pb::AppendReq req;
+  if (!reader->Read(&req) || !req.has_options()) {
+    return InvalidRequest("AppendReq: the first message must carry options");
+  }
+  const std::string stream = req.options().stream_identifier().stream_name();
+  const ExpectedVersion expected = ExpectedFrom(req.options());
+
+  std::vector<EventData> events;
+  size_t total_bytes = 0;
+  while (reader->Read(&req)) {
+    if (!req.has_proposed_message()) {
+      return InvalidRequest("AppendReq: only the first message may carry options");
+    }
+    auto* m = req.mutable_proposed_message();
+    if (events.size() >= kMaxAppendEvents) {
+      return InvalidRequest(fmt::format("append to {}: more than {} events in one append", stream, kMaxAppendEvents));
+    }
+    total_bytes += m->data().size() + m->custom_metadata().size();
+    if (total_bytes > kMaxAppendBytes) {
+      context->AddTrailingMetadata("exception", "maximum-append-size-exceeded");
+      context->AddTrailingMetadata("maximum-append-size", std::to_string(kMaxAppendBytes));
+      return {grpc::StatusCode::INVALID_ARGUMENT,
+              fmt::format("append to {}: more than {} bytes of data and metadata in one append", stream, kMaxAppendBytes)};
+    }
+    auto type = m->metadata().find("type");
+    auto content_type = m->metadata().find("content-type");
+    if (type == m->metadata().end() || content_type == m->metadata().end()) {
+      context->AddTrailingMetadata("exception", "missing-required-metadata-property");
+      context->AddTrailingMetadata("required-metadata-properties", "type,content-type");
+      return InvalidRequest(fmt::format("append to {}: event {} lacks the \"type\" or \"content-type\" property",
+                                        stream, events.size()));
+    }
+    EventData e;
+    if (m->has_id()) {
+      auto id = UuidFromProto(m->id());
+      if (!id) return InvalidRequest(fmt::format("append to {}: event {}: id is not a UUID", stream, events.size()));
+      e.id = *id;
+    }
+    e.type = type->second;
+    e.content_type = content_type->second == kContentTypeJson ? ContentType::kJson : ContentType::kBytes;
+    e.data = std::move(*m->mutable_data());
+    e.metadata = std::move(*m->mutable_custom_metadata());
+    events.push_back(std::move(e));
+  }
+
+  Result<AppendResult> result = Status::Internal("unset");
+  if (stream.starts_with(kMetastreamPrefix)) {
+    // Stream metadata: one "$metadata" event with EventStoreDB's JSON keys, applied through
+    // SetStreamMetadata so that it takes effect at once (its event id is the store's).
+    if (events.size() != 1 || events[0].type != kMetadataType) {
+      return InvalidRequest(fmt::format("append to {}: a metastream takes exactly one \"$metadata\" event", stream));
+    }
+    auto md = StreamMetadata::Parse(events[0].data);
+    if (!md.ok()) return ToGrpcStatus(md.status().WithContext("append to " + stream), context, stream);
+    result = store_->SetStreamMetadata(std::string_view(stream).substr(kMetastreamPrefix.size()), expected, *md);
+  } else if (stream.starts_with('$')) {
+    return ToGrpcStatus(Status(StatusCode::kPermissionDenied,
+                               fmt::format("append to {}: streams starting with '$' belong to the system", stream)),
+                        context, stream);
+  } else if (events.empty()) {
+    // An empty append checks the expected version and reports the stream's state.
+    auto info = store_->GetStreamInfo(stream);
+    if (!info.ok()) return ToGrpcStatus(info.status(), context, stream);
+    if (info->tombstoned) {
+      return ToGrpcStatus(Status::NotFound("stream " + stream + " is deleted (tombstoned)", ErrorDetail::kStreamDeleted),
+                          context, stream);
+    }
+    std::optional<StreamVersion> current;
+    if (info->exists) current = info->last_version;
+    bool matches = expected.kind() == ExpectedVersion::Kind::kAny ||
+                   (expected.kind() == ExpectedVersion::Kind::kNoStream && !current) ||
+                   (expected.kind() == ExpectedVersion::Kind::kStreamExists && current) ||
+                   (expected.kind() == ExpectedVersion::Kind::kExact && current == expected.version());
+    if (!matches) {
+      result = Status::WrongExpectedVersion("append to " + stream + ": wrong expected version", current);
+    } else {
+      auto* success = response->mutable_success();
+      if (current) {
+        success->set_current_revision(*current);
+      } else {
+        success->mutable_no_stream();
+      }
+      success->mutable_no_position();
+      return grpc::Status::OK;
+    }
+  } else {
+    result = store_->Append(stream, expected, events);
+  }
+
+  if (!result.ok()) {
+    const Status& s = result.status();
+    if (s.detail() != ErrorDetail::kWrongExpectedVersion) return ToGrpcStatus(s, context, stream, expected);
+    auto* wev = response->mutable_wrong_expected_version();
+    if (s.actual_version()) {
+      wev->set_current_revision(*s.actual_version());
+    } else {
+      wev->mutable_current_no_stream();
+    }
+    switch (expected.kind()) {
+      case ExpectedVersion::Kind::kAny:
+        wev->mutable_expected_any();
+        break;
+      case ExpectedVersion::Kind::kNoStream:
+        wev->mutable_expected_no_stream();
+        break;
+      case ExpectedVersion::Kind::kStreamExists:
+        wev->mutable_expected_stream_exists();
+        break;
+      case ExpectedVersion::Kind::kExact:
+        wev->set_expected_revision(expected.version());
+        break;
+    }
+    return grpc::Status::OK;
+  }
+  auto* success = response->mutable_success();
+  if (result->next_version == 0) {
+    success->mutable_no_stream();
+  } else {
+    success->set_current_revision(result->next_version - 1);
+  }
+  success->mutable_position()->set_commit_position(result->position.value());
+  success->mutable_position()->set_prepare_position(result->position.value());
+  return grpc::Status::OK;
+}
+
+grpc::Status StreamsService::Delete(grpc::ServerContext* context, const pb::DeleteReq* request,
+                                    pb::DeleteResp* response) {
+  const std::string& stream = request->options().stream_identifier().stream_name();
+  const ExpectedVersion expected = ExpectedFrom(request->options());
+  auto result = store_->DeleteStream(stream, expected);
+  if (!result.ok()) return ToGrpcStatus(result.status(), context, stream, expected);
+  response->mutable_position()->set_commit_position(result->position.value());
+  response->mutable_position()->set_prepare_position(result->position.value());
+  return grpc::Status::OK;
+}
+
+grpc::Status StreamsService::Tombstone(grpc::ServerContext* context, const pb::TombstoneReq* request,
+                                       pb::TombstoneResp* response) {
+  const std::string& stream = request->options().stream_identifier().stream_name();
+  const ExpectedVersion expected = ExpectedFrom(request->options());
+  auto result = store_->TombstoneStream(stream, expected);
+  if (!result.ok()) return ToGrpcStatus(result.status(), context, stream, expected);
+  response->mutable_position()->set_commit_position(result->position.value());
+  response->mutable_position()->set_prepare_position(result->position.value());
+  return grpc::Status::OK;
+}
+
+}  // namespace cairn::server
