@@ -1,6 +1,6 @@
 # The project's two commands (see README.md):
 #   make test   install what is missing, build (debug: ASan + UBSan), run every test
-#   make run    install what is missing, build (release), start the main job
+#   make run    install what is missing, build (release), start the server (cairn serve)
 # Both work on a fresh Debian 12 machine as root.
 
 JOBS ?= $(shell nproc)
@@ -25,10 +25,11 @@ build-release: deps
 test: build
 	@ctest --preset debug -j $(JOBS) --timeout 900
 
-# Until `cairn serve` exists, the main job is the tour: the seed's bank account appended to the
-# embedded store, read back, and its balance rebuilt from the events.
+# The main job is the server: the store at $(CAIRN_DB) served to EventStoreDB/KurrentDB clients on
+# 127.0.0.1:2113 until Ctrl-C (docs/protocol.md). `cairn tour` is the in-process walk-through.
+CAIRN_GRPC ?= 127.0.0.1:2113
 run: build-release
-	@./build/release/cairn tour --db $(CAIRN_DB)
+	@./build/release/cairn serve --db $(CAIRN_DB) --grpc $(CAIRN_GRPC)
 
 bench: deps
 	@cmake --preset release >/dev/null

@@ -6,12 +6,14 @@
 #include <signal.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <memory>
 #include <string>
 
 #include "cairn/store.h"
 #include "cli/cli_common.h"
 #include "cli/commands.h"
+#include "server/config.h"
 #include "server/server.h"
 
 namespace cairn::cli {
@@ -21,9 +23,31 @@ struct ServeFlags {
   std::string grpc = "127.0.0.1:2113";
   std::string http = "127.0.0.1:2114";
   bool insecure = false;
+  std::string config;
+  // Whether a flag or the environment gave each setting (the file then does not apply).
+  CLI::Option* grpc_option = nullptr;
+  CLI::Option* http_option = nullptr;
+  CLI::Option* insecure_option = nullptr;
+  CLI::Option* db_option = nullptr;
+  CLI::App* parent = nullptr;
 };
 
-int RunServe(const ServeFlags& flags, const std::string& db) {
+// Fills in, from --config FILE, the settings that neither a flag nor the environment gave.
+Status ApplyConfigFile(ServeFlags* flags, std::string* db) {
+  if (flags->config.empty()) return Status::Ok();
+  CAIRN_ASSIGN_OR_RETURN(server::ConfigFile file, server::LoadConfigFile(flags->config));
+  const char* db_env = std::getenv("CAIRN_DB");
+  const bool db_given = flags->db_option->count() > 0 || flags->parent->get_option("--db")->count() > 0 ||
+                        (db_env != nullptr && *db_env != '\0');
+  if (file.db && !db_given) *db = *file.db;
+  if (file.grpc && flags->grpc_option->count() == 0) flags->grpc = *file.grpc;
+  if (file.http && flags->http_option->count() == 0) flags->http = *file.http;
+  if (file.insecure && flags->insecure_option->count() == 0) flags->insecure = *file.insecure;
+  return Status::Ok();
+}
+
+int RunServe(ServeFlags& flags, std::string& db) {
+  if (Status s = ApplyConfigFile(&flags, &db); !s.ok()) return ReportError(s);
   // Check every address before opening anything, so a refused one changes nothing.
   if (Status s = server::CheckListenAddress(flags.grpc, "--grpc", flags.insecure); !s.ok()) return ReportError(s);
   if (Status s = server::CheckListenAddress(flags.http, "--http", flags.insecure); !s.ok()) return ReportError(s);
@@ -83,16 +107,19 @@ Command AddServeCommand(CLI::App& parent, std::string* db) {
       "Port 0 picks a free port; the chosen one is printed.");
   auto flags = std::make_shared<ServeFlags>();
   AddDbOption(app, db);
-  app->add_option("--grpc", flags->grpc, "gRPC address HOST:PORT (default 127.0.0.1:2113)")
+  flags->db_option = app->get_option("--db");
+  flags->parent = &parent;
+  flags->grpc_option = app->add_option("--grpc", flags->grpc, "gRPC address HOST:PORT (default 127.0.0.1:2113)")
       ->envname("CAIRN_GRPC")
       ->type_name("HOST:PORT");
-  app->add_option("--http", flags->http, "HTTP address HOST:PORT (default 127.0.0.1:2114; the HTTP API is not built yet)")
+  flags->http_option = app->add_option("--http", flags->http, "HTTP address HOST:PORT (default 127.0.0.1:2114; the HTTP API is not built yet)")
       ->envname("CAIRN_HTTP")
       ->type_name("HOST:PORT");
-  app->add_flag("--insecure", flags->insecure,
+  flags->insecure_option = app->add_flag("--insecure", flags->insecure,
                 "Allow non-loopback addresses without TLS and authentication")
       ->envname("CAIRN_INSECURE");
-  app->set_config("--config", "", "A TOML file with any of the keys db, grpc, http, insecure");
+  app->add_option("--config", flags->config, "A TOML file with any of the keys db, grpc, http, insecure")
+      ->type_name("FILE");
   return Command{app, [flags, db] { return RunServe(*flags, *db); }};
 }
 

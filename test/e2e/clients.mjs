@@ -1,0 +1,209 @@
+// Proves that the official Node.js clients work unchanged against `cairn serve`: each client
+// appends, reads, subscribes, sets metadata, deletes and tombstones, and every result is checked.
+// Usage: node clients.mjs PORT  (run by run_e2e.sh, which starts the server).
+import assert from "node:assert/strict";
+import { randomUUID } from "node:crypto";
+import * as esdb from "@eventstore/db-client";
+import * as kurrent from "@kurrent/kurrentdb-client";
+
+const port = Number(process.argv[2]);
+assert.ok(port > 0, "usage: node clients.mjs PORT");
+const run = randomUUID().slice(0, 8);
+
+// The two clients name a few things differently; everything else is the same API.
+const clients = [
+  {
+    name: "eventstore-db-client",
+    lib: esdb,
+    connect: () => esdb.EventStoreDBClient.connectionString(`esdb://127.0.0.1:${port}?tls=false`),
+    appendOptions: (state) => ({ expectedRevision: state }),
+    versions: (e) => ({ expected: e.expectedVersion, actual: e.actualVersion }),
+  },
+  {
+    name: "kurrent-kurrentdb-client",
+    lib: kurrent,
+    connect: () => kurrent.KurrentDBClient.connectionString(`kurrentdb://127.0.0.1:${port}?tls=false`),
+    appendOptions: (state) => ({ streamState: state }),
+    versions: (e) => ({ expected: e.expectedState, actual: e.actualState }),
+  },
+];
+
+let passed = 0;
+let failed = 0;
+
+async function check(name, fn) {
+  try {
+    await fn();
+    passed++;
+    console.log(`ok   ${name}`);
+  } catch (error) {
+    failed++;
+    console.log(`FAIL ${name}\n${error?.stack ?? error}`);
+  }
+}
+
+async function collect(iterable) {
+  const out = [];
+  for await (const e of iterable) out.push(e);
+  return out;
+}
+
+async function rejects(promiseOrFn, type) {
+  try {
+    const p = typeof promiseOrFn === "function" ? promiseOrFn() : promiseOrFn;
+    await p;
+  } catch (error) {
+    assert.equal(error.type, type, `expected a ${type} error, got ${error.type}: ${error.message}`);
+    return error;
+  }
+  assert.fail(`expected a ${type} error, but the call succeeded`);
+}
+
+// Resolves with the events a subscription delivered before its caught-up signal and the first
+// `liveCount` after it; `onCaughtUp` runs once (to append the live events).
+function subscribeUntil(subscription, liveCount, onCaughtUp) {
+  return new Promise((resolve, reject) => {
+    const before = [];
+    const after = [];
+    let caughtUp = false;
+    const timer = setTimeout(() => reject(new Error(`subscription timed out: caughtUp=${caughtUp}, ` +
+      `${before.length} before, ${after.length} after`)), 15000);
+    subscription.on("caughtUp", () => {
+      if (caughtUp) return;
+      caughtUp = true;
+      Promise.resolve(onCaughtUp()).catch(reject);
+    });
+    subscription.on("error", reject);
+    subscription.on("data", (e) => {
+      (caughtUp ? after : before).push(e);
+      if (after.length >= liveCount) {
+        clearTimeout(timer);
+        subscription.unsubscribe().then(() => resolve({ before, after }), reject);
+      }
+    });
+  });
+}
+
+for (const c of clients) {
+  const { lib } = c;
+  const client = c.connect();
+  const s = (name) => `${name}-${c.name}-${run}`;
+  const main = s("order");
+  const event = (type, data) => lib.jsonEvent({ type, data });
+
+  await check(`${c.name}: append with each expected revision kind`, async () => {
+    let r = await client.appendToStream(main, [event("Placed", { n: 0 }), event("Paid", { n: 1 })], c.appendOptions(lib.NO_STREAM));
+    assert.equal(r.success, true);
+    assert.equal(r.nextExpectedRevision, 1n);
+    assert.ok(typeof r.position.commit === "bigint");
+    r = await client.appendToStream(main, event("Packed", { n: 2 }), c.appendOptions(1n));
+    assert.equal(r.nextExpectedRevision, 2n);
+    r = await client.appendToStream(main, event("Shipped", { n: 3 }), c.appendOptions(lib.STREAM_EXISTS));
+    assert.equal(r.nextExpectedRevision, 3n);
+    r = await client.appendToStream(main, event("Delivered", { n: 4 }), c.appendOptions(lib.ANY));
+    assert.equal(r.nextExpectedRevision, 4n);
+  });
+
+  await check(`${c.name}: wrong expected version is an error carrying both versions`, async () => {
+    let e = await rejects(() => client.appendToStream(main, event("X", {}), c.appendOptions(lib.NO_STREAM)), "wrong-expected-version");
+    assert.deepEqual(c.versions(e), { expected: "no_stream", actual: 4n });
+    e = await rejects(() => client.appendToStream(main, event("X", {}), c.appendOptions(1n)), "wrong-expected-version");
+    assert.deepEqual(c.versions(e), { expected: 1n, actual: 4n });
+    e = await rejects(() => client.appendToStream(s("never"), event("X", {}), c.appendOptions(lib.STREAM_EXISTS)), "wrong-expected-version");
+    assert.equal(c.versions(e).actual, "no_stream");
+    // Nothing was written by the rejected appends.
+    const events = await collect(client.readStream(main));
+    assert.equal(events.length, 5);
+  });
+
+  await check(`${c.name}: read a stream forwards`, async () => {
+    const events = await collect(client.readStream(main, { direction: lib.FORWARDS, fromRevision: lib.START }));
+    assert.deepEqual(events.map((e) => e.event.type), ["Placed", "Paid", "Packed", "Shipped", "Delivered"]);
+    assert.deepEqual(events.map((e) => e.event.revision), [0n, 1n, 2n, 3n, 4n]);
+    assert.deepEqual(events.map((e) => e.event.data.n), [0, 1, 2, 3, 4]);
+    assert.ok(events.every((e) => e.event.streamId === main && e.event.isJson));
+    assert.ok(events.every((e) => e.event.created instanceof Date && Math.abs(e.event.created - Date.now()) < 600000));
+    const page = await collect(client.readStream(main, { fromRevision: 2n, maxCount: 2 }));
+    assert.deepEqual(page.map((e) => e.event.revision), [2n, 3n]);
+  });
+
+  await check(`${c.name}: read a stream backwards`, async () => {
+    const events = await collect(client.readStream(main, { direction: lib.BACKWARDS, fromRevision: lib.END }));
+    assert.deepEqual(events.map((e) => e.event.revision), [4n, 3n, 2n, 1n, 0n]);
+    const page = await collect(client.readStream(main, { direction: lib.BACKWARDS, fromRevision: 3n, maxCount: 2 }));
+    assert.deepEqual(page.map((e) => e.event.revision), [3n, 2n]);
+  });
+
+  await check(`${c.name}: reading a stream never written says stream-not-found`, async () => {
+    await rejects(() => collect(client.readStream(s("missing"))), "stream-not-found");
+  });
+
+  await check(`${c.name}: read $all forwards and backwards`, async () => {
+    const forward = (await collect(client.readAll({ direction: lib.FORWARDS, fromPosition: lib.START })))
+      .filter((e) => e.event?.streamId === main);
+    assert.deepEqual(forward.map((e) => e.event.revision), [0n, 1n, 2n, 3n, 4n]);
+    for (let i = 1; i < forward.length; i++) assert.ok(forward[i].event.position.commit > forward[i - 1].event.position.commit);
+    const backward = await collect(client.readAll({ direction: lib.BACKWARDS, fromPosition: lib.END, maxCount: 3 }));
+    assert.equal(backward.length, 3);
+    assert.ok(backward[0].event.position.commit > backward[1].event.position.commit);
+    // The newest event of the store is the last one of this run's stream.
+    assert.equal(backward[0].event.streamId, main);
+    assert.equal(backward[0].event.revision, 4n);
+    // Forward from a position starts at that event.
+    const from = await collect(client.readAll({ fromPosition: forward[2].event.position, maxCount: 1 }));
+    assert.equal(from[0].event.revision, 2n);
+  });
+
+  await check(`${c.name}: catch-up subscription to a stream, then a live event`, async () => {
+    const sub = client.subscribeToStream(main, { fromRevision: lib.START });
+    const { before, after } = await subscribeUntil(sub, 1, () =>
+      client.appendToStream(main, event("Returned", { n: 5 }), c.appendOptions(4n)));
+    assert.deepEqual(before.map((e) => e.event.revision), [0n, 1n, 2n, 3n, 4n]);
+    assert.equal(after[0].event.type, "Returned");
+    assert.equal(after[0].event.revision, 5n);
+  });
+
+  await check(`${c.name}: catch-up subscription to $all with a filter, then a live event`, async () => {
+    const filter = lib.streamNameFilter({ prefixes: [main] });
+    const sub = client.subscribeToAll({ fromPosition: lib.START, filter });
+    const { before, after } = await subscribeUntil(sub, 1, () =>
+      client.appendToStream(main, event("Refunded", { n: 6 }), c.appendOptions(5n)));
+    assert.deepEqual(before.map((e) => e.event.revision), [0n, 1n, 2n, 3n, 4n, 5n]);
+    assert.ok(before.every((e) => e.event.streamId === main));
+    assert.equal(after[0].event.type, "Refunded");
+  });
+
+  await check(`${c.name}: stream metadata max count hides older events`, async () => {
+    const r = await client.setStreamMetadata(main, { maxCount: 2 });
+    assert.equal(r.success, true);
+    const md = await client.getStreamMetadata(main);
+    assert.equal(md.metadata.maxCount, 2);
+    const events = await collect(client.readStream(main));
+    assert.deepEqual(events.map((e) => e.event.revision), [5n, 6n]);
+  });
+
+  await check(`${c.name}: soft delete, then an append re-opens the stream`, async () => {
+    const stream = s("cart");
+    await client.appendToStream(stream, [event("Added", {}), event("Added", {})], c.appendOptions(lib.NO_STREAM));
+    await rejects(() => client.deleteStream(stream, { expectedRevision: 0n }), "wrong-expected-version");
+    await client.deleteStream(stream, { expectedRevision: 1n });
+    await rejects(() => collect(client.readStream(stream)), "stream-not-found");
+    const r = await client.appendToStream(stream, event("Added", {}), c.appendOptions(lib.ANY));
+    assert.equal(r.nextExpectedRevision, 2n);
+    const events = await collect(client.readStream(stream));
+    assert.deepEqual(events.map((e) => e.event.revision), [2n]);
+  });
+
+  await check(`${c.name}: tombstone deletes for good`, async () => {
+    const stream = s("session");
+    await client.appendToStream(stream, event("Opened", {}), c.appendOptions(lib.NO_STREAM));
+    await client.tombstoneStream(stream, { expectedRevision: lib.ANY });
+    await rejects(() => collect(client.readStream(stream)), "stream-deleted");
+    await rejects(() => client.appendToStream(stream, event("Opened", {}), c.appendOptions(lib.ANY)), "stream-deleted");
+  });
+
+  await client.dispose();
+}
+
+console.log(`${passed} passed, ${failed} failed`);
+process.exit(failed === 0 && passed > 0 ? 0 : 1);
