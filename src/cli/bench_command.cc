@@ -22,6 +22,7 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <limits>
 #include <memory>
 #include <random>
 #include <string>
@@ -34,6 +35,8 @@
 #include "cli/bench_report.h"
 #include "cli/cli_common.h"
 #include "cli/commands.h"
+#include "server/client.h"
+#include "server/server.h"
 
 namespace cairn::cli {
 namespace {
@@ -62,6 +65,7 @@ struct BenchFlags {
   uint64_t seed = 1;
   bool tsv = false;
   bool keep = false;
+  bool server = false;  // go through the gRPC protocol (a server in this process, clients over loopback)
   CLI::Option* events_option = nullptr;
   CLI::Option* max_seconds_option = nullptr;
 };
@@ -96,6 +100,26 @@ Result<SyncMode> ParseSync(std::string_view s) {
   return Status::InvalidArgument(fmt::format("--sync: '{}' is not always, interval or none", s));
 }
 
+// For --server: a Server on a free loopback port over `store`, and `count` clients of it, each
+// with its own connection.
+struct Remote {
+  std::unique_ptr<server::Server> server;
+  std::vector<std::unique_ptr<server::Client>> clients;
+};
+
+Result<Remote> StartRemote(Store* store, uint32_t count) {
+  Remote r;
+  server::ServerOptions options;
+  options.grpc_address = "127.0.0.1:0";
+  CAIRN_ASSIGN_OR_RETURN(r.server, server::Server::Start(store, options));
+  const std::string address = fmt::format("127.0.0.1:{}", r.server->grpc_port());
+  for (uint32_t i = 0; i < count; ++i) {
+    CAIRN_ASSIGN_OR_RETURN(auto client, server::Client::Connect(address));
+    r.clients.push_back(std::move(client));
+  }
+  return r;
+}
+
 Result<Row> RunAppend(const BenchFlags& f, const std::string& db) {
   CAIRN_ASSIGN_OR_RETURN(SyncMode sync, ParseSync(f.sync));
   if (f.writers == 0 || f.batch == 0 || f.batch > kMaxAppendEvents) {
@@ -106,6 +130,10 @@ Result<Row> RunAppend(const BenchFlags& f, const std::string& db) {
   Options options;
   options.sync = sync;
   CAIRN_ASSIGN_OR_RETURN(auto store, OpenStore(db, options));
+  Remote remote;
+  if (f.server) {
+    CAIRN_ASSIGN_OR_RETURN(remote, StartRemote(store.get(), f.writers));
+  }
 
   std::atomic<uint64_t> next{0};
   std::atomic<bool> go{false};
@@ -126,7 +154,8 @@ Result<Row> RunAppend(const BenchFlags& f, const std::string& db) {
         if (j >= appends || failed.load(std::memory_order_relaxed)) break;
         const auto t0 = Clock::now();
         if (f.max_seconds > 0 && t0 - start > budget) break;
-        auto r = store->Append(w.StreamOf(j), ExpectedVersion::Any(), w.EventsOf(j));
+        auto r = f.server ? remote.clients[t]->Append(w.StreamOf(j), ExpectedVersion::Any(), w.EventsOf(j))
+                          : store->Append(w.StreamOf(j), ExpectedVersion::Any(), w.EventsOf(j));
         const auto t1 = Clock::now();
         if (!r.ok()) {
           errors[t] = r.status();
@@ -162,8 +191,10 @@ Result<Row> RunAppend(const BenchFlags& f, const std::string& db) {
   row.mb_per_second = row.mb_per_second / seconds / 1e6;
   row.p50_us = Percentile(all, 0.50);
   row.p99_us = Percentile(all, 0.99);
+  if (f.server) row.name = "server-" + row.name;
   if (row.events < f.events) row.note = fmt::format("stopped by --max-seconds after {} events", row.events);
   SetMemory(&row);
+  if (remote.server) remote.server->Shutdown();
   CAIRN_RETURN_IF_ERROR(store->Close());
   return row;
 }
@@ -270,13 +301,28 @@ Status Drain(EventCursor& c, uint64_t* events, uint64_t* bytes) {
 Result<Row> RunReadAll(const BenchFlags& f, const std::string& db) {
   std::string note;
   CAIRN_ASSIGN_OR_RETURN(auto store, OpenForRead(f, db, &note));
+  Remote remote;
+  if (f.server) {
+    CAIRN_ASSIGN_OR_RETURN(remote, StartRemote(store.get(), 1));
+  }
   CAIRN_ASSIGN_OR_RETURN(Row row, TimedReads(f, [&](uint64_t* events, uint64_t* bytes) -> Status {
+    if (f.server) {
+      uint64_t n = 0, b = 0;
+      CAIRN_RETURN_IF_ERROR(remote.clients[0]->ReadAll(std::numeric_limits<uint64_t>::max(), [&](const RecordedEventView& e) {
+        n++;
+        b += e.stream.size() + e.type.size() + e.data.size() + e.metadata.size();
+      }));
+      *events += n;
+      *bytes += b;
+      return Status::Ok();
+    }
     CAIRN_ASSIGN_OR_RETURN(EventCursor c, store->ReadAll({}));
     return Drain(c, events, bytes);
   }));
-  row.name = "read-all";
+  row.name = f.server ? "server-read-all" : "read-all";
   if (!note.empty()) row.note += "; " + note;
   SetMemory(&row);
+  if (remote.server) remote.server->Shutdown();
   CAIRN_RETURN_IF_ERROR(store->Close());
   return row;
 }
@@ -369,6 +415,7 @@ std::vector<std::string> WorkloadArgs(const BenchFlags& f, const std::string& db
     if (f.workload != "open" && f.workload != "fill") add("--min-seconds", fmt::format("{}", f.min_seconds));
   }
   if (f.seed != 1) add("--seed", std::to_string(f.seed));
+  if (f.server) a.push_back("--server");
   return a;
 }
 
@@ -437,8 +484,9 @@ Result<Row> RunChild(const std::vector<std::string>& args) {
 
 Result<std::vector<Row>> RunSuite(const BenchFlags& flags, const std::string& db) {
   const bool full = flags.suite == "full";
-  if (!full && flags.suite != "quick") {
-    return Status::InvalidArgument(fmt::format("--suite: '{}' is not quick or full", flags.suite));
+  const bool server_suite = flags.suite == "server";
+  if (!full && !server_suite && flags.suite != "quick") {
+    return Status::InvalidArgument(fmt::format("--suite: '{}' is not quick, full or server", flags.suite));
   }
   std::string url = NormalizeDbUrl(db);
   if (!url.starts_with("file:") || url.find('?') != std::string::npos) {
@@ -468,15 +516,39 @@ Result<std::vector<Row>> RunSuite(const BenchFlags& flags, const std::string& db
     f.max_seconds = sync == "always" ? durable_cap : 0;
     steps.push_back({fmt::format("append-{}x{}-{}", writers, batch, sync), f});
   };
-  append(1, 1, "always");
-  append(64, 1, "always");
-  append(1, 100, "always");
-  append(1, 100, "none");
-  for (const char* w : {"fill", "read-all", "read-stream", "open"}) {
-    BenchFlags f = flags;
-    f.workload = w;
-    f.events = read_events;
-    steps.push_back({"reads", f});
+  if (server_suite) {
+    // Each workload embedded and then through the protocol, for the ratio (docs/performance.md).
+    for (bool remote : {false, true}) {
+      BenchFlags f = flags;
+      f.server = remote;
+      for (auto [writers, batch] : {std::pair<uint32_t, uint32_t>{16, 1}, {1, 100}}) {
+        f.workload = "append";
+        f.writers = writers;
+        f.batch = batch;
+        f.sync = "always";
+        f.events = write_events;
+        f.max_seconds = durable_cap;
+        steps.push_back({fmt::format("{}append-{}x{}", remote ? "server-" : "", writers, batch), f});
+      }
+    }
+    for (const char* w : {"fill", "read-all", "read-all-server"}) {
+      BenchFlags f = flags;
+      f.workload = std::string_view(w) == "read-all-server" ? "read-all" : w;
+      f.server = std::string_view(w) == "read-all-server";
+      f.events = read_events;
+      steps.push_back({"reads", f});
+    }
+  } else {
+    append(1, 1, "always");
+    append(64, 1, "always");
+    append(1, 100, "always");
+    append(1, 100, "none");
+    for (const char* w : {"fill", "read-all", "read-stream", "open"}) {
+      BenchFlags f = flags;
+      f.workload = w;
+      f.events = read_events;
+      steps.push_back({"reads", f});
+    }
   }
 
   std::vector<Row> rows;
@@ -546,13 +618,19 @@ Command AddBenchCommand(CLI::App& parent, std::string* db) {
       "  read-all     reads $all (checksums verified), warm; fills the store first when it is empty\n"
       "  read-stream  reads account-hot, warm; fills first when empty\n"
       "  open         times opening the store (closed cleanly) and reports memory right after\n"
+      "--server runs append or read-all through `cairn serve`'s gRPC protocol over loopback.\n"
       "--suite quick|full runs them all, each in a child process, in subdirectories of --db\n"
       "(which must be a scratch directory) and prints one table. A benchmark, not a test:\n"
       "see docs/performance.md. It writes to the store: never point it at real data.");
   auto flags = std::make_shared<BenchFlags>();
   AddDbOption(app, db);
   app->add_option("--workload", flags->workload, "append, fill, read-all, read-stream or open. Default: append");
-  app->add_option("--suite", flags->suite, "quick or full: run every workload and print one table");
+  app->add_option("--suite", flags->suite,
+                  "quick or full: run every workload and print one table; server: the server workloads, "
+                  "embedded and over gRPC");
+  app->add_flag("--server", flags->server,
+                "append and read-all: go through the gRPC protocol (a server in this process on a loopback "
+                "port, one client connection per writer)");
   app->add_option("--writers", flags->writers, "Appending threads. Default: 1");
   app->add_option("--batch", flags->batch, "Events per append. Default: 1");
   flags->events_option = app->add_option("--events", flags->events,

@@ -394,6 +394,9 @@ grpc::Status StreamsService::Append(grpc::ServerContext* context, grpc::ServerRe
     events.push_back(std::move(e));
   }
 
+  // Read() also ends when the client cancels or vanishes: only a half-close commits the append.
+  if (context->IsCancelled()) return {grpc::StatusCode::CANCELLED, "append cancelled by the client"};
+
   Result<AppendResult> result = Status::Internal("unset");
   if (stream.starts_with(kMetastreamPrefix)) {
     // Stream metadata: one "$metadata" event with EventStoreDB's JSON keys, applied through

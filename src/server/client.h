@@ -1,0 +1,35 @@
+// A small C++ client of the v1 gRPC protocol: what `cairn bench --server` drives, and the start
+// of the CLI's --server mode. Speaks to cairn or to any EventStoreDB / KurrentDB server.
+//
+// One Client is one HTTP/2 connection. Its methods are thread-safe (gRPC stubs are), but calls
+// from many threads share the connection; open one Client per simulated client.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <span>
+#include <string_view>
+
+#include "cairn/event.h"
+#include "cairn/status.h"
+#include "cairn/store.h"
+
+namespace cairn::server {
+
+class Client {
+ public:
+  virtual ~Client() = default;
+  // HOST:PORT, without TLS. Connecting is lazy: errors show on the first call.
+  static Result<std::unique_ptr<Client>> Connect(std::string_view address);
+
+  // One Streams.Append call. A wrong expected version is kConflict/kWrongExpectedVersion with the
+  // actual version, as from Store::Append.
+  virtual Result<AppendResult> Append(std::string_view stream, ExpectedVersion expected,
+                                      std::span<const EventData> events) = 0;
+
+  // One Streams.Read of $all, forward from the start, at most max_count events; `fn` sees each
+  // (the view is valid during the call only).
+  virtual Status ReadAll(uint64_t max_count, const std::function<void(const RecordedEventView&)>& fn) = 0;
+};
+
+}  // namespace cairn::server
