@@ -318,11 +318,11 @@ TEST_F(ServerTest, ShutdownEndsLiveSubscriptionsWithUnavailable) {
   ASSERT_TRUE(resp.has_event());
   ASSERT_TRUE(reader->Read(&resp));  // caught up
   ASSERT_TRUE(resp.has_caught_up());
-  const auto start = std::chrono::steady_clock::now();
   server_->Shutdown();
-  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(1500));
   while (reader->Read(&resp)) {
   }
+  // UNAVAILABLE is the subscription ending itself; one still running at the grace deadline would
+  // have been cancelled (CANCELLED) instead.
   EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::UNAVAILABLE);
   EXPECT_TRUE(store_->Close().ok());
 }
