@@ -26,7 +26,9 @@ if [[ ! -f "$modules_dir/.installed-$lock_hash" ]]; then
   mkdir -p "$modules_dir"
   cp "$here/package.json" "$here/package-lock.json" "$modules_dir/"
   echo "e2e: npm ci (clients pinned in test/e2e/package-lock.json)"
-  if ! (cd "$modules_dir" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error); then
+  # npm's cache in the build tree: no dependence on $HOME, and a clean build starts clean.
+  if ! (cd "$modules_dir" && npm_config_cache="$build_dir/e2e-npm-cache" \
+        npm ci --ignore-scripts --no-audit --no-fund --loglevel=error); then
     echo "e2e: FAIL: npm ci could not install the clients (is the npm registry reachable?)" >&2
     exit 1
   fi
