@@ -264,10 +264,12 @@ grpc::Status SubscribeAll(Store* store, grpc::ServerContext* context, const std:
                           const Options& o, const ReadFilter& filter, EventWriter* out) {
   const auto& ao = o.all();
   Position from = Position::Start();
-  std::optional<Position> skip;  // a subscription starts after the given position
+  // A subscription starts after the given position. (A flag, not std::optional: g++ 12 -O2
+  // reports a false maybe-uninitialized on the optional here.)
+  bool skip_first = false;
   if (ao.has_position()) {
     from = Position(ao.position().commit_position());
-    skip = from;
+    skip_first = true;
   } else if (ao.has_end()) {
     from = store->HeadPosition();
   }
@@ -285,7 +287,7 @@ grpc::Status SubscribeAll(Store* store, grpc::ServerContext* context, const std:
     if (!cursor.ok()) return ToGrpcStatus(cursor.status(), context, "$all");
     while (cursor->Next()) {
       const RecordedEventView& e = cursor->event();
-      if (skip && e.position == *skip) continue;
+      if (skip_first && e.position == from) continue;
       last_scanned = e.position;
       if (filter.Matches(e)) {
         if (!out->Event(e)) return grpc::Status::OK;
@@ -299,7 +301,7 @@ grpc::Status SubscribeAll(Store* store, grpc::ServerContext* context, const std:
     }
     if (!cursor->status().ok()) return ToGrpcStatus(cursor->status(), context, "$all");
     from = cursor->checkpoint();
-    skip.reset();
+    skip_first = false;
     // A filtered subscription also reports progress when it is caught up and events it skipped
     // came in, so that a client restarting from its checkpoint does not rescan them.
     if (filter.Active() && last_scanned && last_scanned != last_checkpoint &&
