@@ -885,6 +885,20 @@ Result<AppendResult> EmbeddedStore::ProcessAppend(Request& req, StreamEntry* ent
     reopened.truncate_before = entry->w_next;
     size += RecordSize(req.stream.size() + 2, kMetadataType.size(), reopened.ToJson().size(), 0);
   }
+  // `$metadata` events appended to a metastream directly (a system append, as EventStoreDB's
+  // clients write metadata) apply to their stream at once, as when the log is replayed at open;
+  // data that does not parse is ignored in both places.
+  StreamEntry* meta_target = nullptr;
+  std::vector<std::optional<StreamMetadata>> metadata_of;
+  if (req.stream.starts_with("$$")) {
+    metadata_of.resize(n);
+    for (size_t i = 0; i < n; ++i) {
+      if (events[i].type != kMetadataType) continue;
+      auto md = StreamMetadata::Parse(events[i].data);
+      if (md.ok()) metadata_of[i] = std::move(*md);
+    }
+    CAIRN_ASSIGN_OR_RETURN(meta_target, GetOrCreateEntry(std::string_view(req.stream).substr(2)));
+  }
   CAIRN_RETURN_IF_ERROR(EnsureRoom(size));
   if (soft_deleted) CAIRN_RETURN_IF_ERROR(EncodeMetadata(entry, reopened, 0).status());
 
@@ -897,6 +911,10 @@ Result<AppendResult> EmbeddedStore::ProcessAppend(Request& req, StreamEntry* ent
     uint64_t pos = Encode(entry, first_version + i, id, flags, e.content_type, e.type, e.data, e.metadata);
     if (i == 0) first_position = pos;
     pending_.push_back({entry, pos, PendingOp::Kind::kEvent, nullptr, {}});
+    if (meta_target != nullptr && metadata_of[i]) {
+      meta_target->w_metadata = *metadata_of[i];
+      pending_.push_back({entry, pos, PendingOp::Kind::kMetadata, meta_target, *metadata_of[i]});
+    }
   }
   entry->w_next += n;
   return AppendResult{first_version, first_version + n, Position(first_position)};

@@ -89,6 +89,39 @@ TEST_P(ConformanceTest, MaxCountHidesAllButTheNewestEventsFromStreamReads) {
   EXPECT_EQ(info.last_version, 5u);
 }
 
+// EventStoreDB's clients write metadata as a `$metadata` event appended to the metastream: it
+// takes effect at once, the same as SetStreamMetadata and the same after a reopen; metadata that
+// does not parse is stored but changes nothing.
+TEST_P(ConformanceTest, MetadataAppendedToTheMetastreamAppliesAtOnce) {
+  ASSERT_OK(store().Append("meta-1", ExpectedVersion::NoStream(), NewEvents(5)));
+  AppendOptions system;
+  system.allow_system_stream = true;
+  EventData md_event;
+  md_event.type = "$metadata";
+  md_event.data = R"({"$maxCount":2})";
+  ASSERT_OK(store().Append("$$meta-1", ExpectedVersion::NoStream(), std::vector<EventData>{md_event}, system));
+  auto check = [&] {
+    ASSERT_OK_AND_ASSIGN(auto info, store().GetStreamInfo("meta-1"));
+    EXPECT_EQ(info.metadata.max_count, 2u);
+    EXPECT_EQ(info.metadata_version, 0u);
+    ASSERT_OK_AND_ASSIGN(auto forward, ReadStreamEvents(store(), "meta-1"));
+    EXPECT_EQ(Versions(forward), Range(3, 2));
+  };
+  check();
+  EventData junk = md_event;
+  junk.data = R"({"$maxCount":"many"})";
+  ASSERT_OK(store().Append("$$meta-1", ExpectedVersion::Exact(0), std::vector<EventData>{junk}, system));
+  ASSERT_OK_AND_ASSIGN(auto info, store().GetStreamInfo("meta-1"));
+  EXPECT_EQ(info.metadata.max_count, 2u);
+  if (backend().persistent()) {
+    ASSERT_TRUE(CloseAndReopen(BaseOptions()));
+    ASSERT_OK_AND_ASSIGN(auto reopened, store().GetStreamInfo("meta-1"));
+    EXPECT_EQ(reopened.metadata.max_count, 2u);
+    ASSERT_OK_AND_ASSIGN(auto forward, ReadStreamEvents(store(), "meta-1"));
+    EXPECT_EQ(Versions(forward), Range(3, 2));
+  }
+}
+
 TEST_P(ConformanceTest, TruncateBeforeHidesLowerVersionsFromStreamReads) {
   ASSERT_OK(store().Append("meta-1", ExpectedVersion::NoStream(), NewEvents(6)));
   StreamMetadata md;
