@@ -22,6 +22,7 @@ void AddDbOption(CLI::App* app, std::string* db);
 Command AddAppendCommand(CLI::App& parent, std::string* db);
 Command AddReadCommand(CLI::App& parent, std::string* db);
 Command AddTailCommand(CLI::App& parent, std::string* db);
+Command AddProjectCommand(CLI::App& parent, std::string* db);
 Command AddVerifyCommand(CLI::App& parent, std::string* db);
 Command AddTourCommand(CLI::App& parent, std::string* db);
 Command AddBenchCommand(CLI::App& parent, std::string* db);

@@ -37,6 +37,7 @@ int main(int argc, char** argv) {
   commands.push_back(cairn::cli::AddAppendCommand(app, &db));
   commands.push_back(cairn::cli::AddReadCommand(app, &db));
   commands.push_back(cairn::cli::AddTailCommand(app, &db));
+  commands.push_back(cairn::cli::AddProjectCommand(app, &db));
   commands.push_back(cairn::cli::AddVerifyCommand(app, &db));
   commands.push_back(cairn::cli::AddTourCommand(app, &db));
   commands.push_back(cairn::cli::AddBenchCommand(app, &db));

@@ -1,0 +1,44 @@
+// The Sql a projection handler sees (include/cairn/projection.h), on one SQLite connection, with a
+// cache of prepared statements keyed by their text.
+#pragma once
+
+#include <sqlite3.h>
+
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "cairn/projection.h"
+
+namespace cairn::projection {
+
+class SqliteSql final : public Sql {
+ public:
+  explicit SqliteSql(sqlite3* db) : db_(db) {}
+  ~SqliteSql() override;
+  SqliteSql(const SqliteSql&) = delete;
+  SqliteSql& operator=(const SqliteSql&) = delete;
+
+  Status Exec(std::string_view sql, std::initializer_list<SqlValue> params = {}) override;
+  Status Exec(std::string_view sql, const std::vector<SqlValue>& params) override;
+  Result<std::vector<std::vector<SqlValue>>> Query(std::string_view sql, const std::vector<SqlValue>& params = {}) override;
+  sqlite3* handle() override { return db_; }
+
+  // Runs SQL text without parameters (may hold several statements), not cached.
+  Status Script(std::string_view sql);
+  // Finalizes every cached statement (before the connection closes, or a schema change).
+  void ClearCache();
+
+  Status Error(std::string_view what, std::string_view sql) const;
+
+ private:
+  template <typename Params>
+  Status Run(std::string_view sql, const Params& params, std::vector<std::vector<SqlValue>>* rows);
+  Result<sqlite3_stmt*> Prepare(std::string_view sql);
+
+  sqlite3* db_;
+  std::unordered_map<std::string, sqlite3_stmt*> cache_;
+};
+
+}  // namespace cairn::projection
