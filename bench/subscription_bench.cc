@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 
 #include <CLI/CLI.hpp>
+#include <ctime>
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -28,6 +29,13 @@ using namespace cairn;
 using Clock = std::chrono::steady_clock;
 
 double Seconds(Clock::duration d) { return std::chrono::duration<double>(d).count(); }
+
+// CPU seconds of this thread: the machine's cores are shared, so rates are also given per CPU second.
+double ThreadCpuSeconds() {
+  timespec ts{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return ts.tv_sec + ts.tv_nsec / 1e9;
+}
 
 void Die(const Status& s) {
   std::fprintf(stderr, "bench: %s\n", s.ToString().c_str());
@@ -55,9 +63,25 @@ void CatchUp(uint64_t events) {
   if (!store.ok()) Die(store.status());
   Fill(**store, events);
   for (int run = 0; run < 3; ++run) {
+    // The baseline: a plain $all cursor over the same events.
+    {
+      auto cursor = (*store)->ReadAll();
+      if (!cursor.ok()) Die(cursor.status());
+      uint64_t n = 0, bytes = 0;
+      const auto start = Clock::now();
+      const double cpu0 = ThreadCpuSeconds();
+      while (cursor->Next()) {
+        ++n;
+        bytes += cursor->event().data.size();
+      }
+      const double s = Seconds(Clock::now() - start), cpu = ThreadCpuSeconds() - cpu0;
+      std::printf("read $all run %d: %llu events in %.3f s = %.2f M events/s (%.2f M per CPU second)\n", run,
+                  static_cast<unsigned long long>(n), s, n / s / 1e6, n / cpu / 1e6);
+    }
     auto sub = SubscribeToAll(**store);
     if (!sub.ok()) Die(sub.status());
     uint64_t seen = 0, bytes = 0;
+    const double cpu0 = ThreadCpuSeconds();
     const auto start = Clock::now();
     while ((*sub)->Next()) {
       const SubscriptionMessage& m = (*sub)->message();
@@ -65,10 +89,10 @@ void CatchUp(uint64_t events) {
       ++seen;
       bytes += m.event.data.size();
     }
-    const double s = Seconds(Clock::now() - start);
+    const double s = Seconds(Clock::now() - start), cpu = ThreadCpuSeconds() - cpu0;
     if (seen != events) Die(Status::Internal(fmt::format("caught up after {} of {} events", seen, events)));
-    std::printf("catch-up  run %d: %llu events in %.3f s = %.2f M events/s (%.0f MB/s of data)\n", run,
-                static_cast<unsigned long long>(seen), s, seen / s / 1e6, bytes / s / 1e6);
+    std::printf("catch-up  run %d: %llu events in %.3f s = %.2f M events/s (%.2f M per CPU second, %.0f MB/s of data)\n",
+                run, static_cast<unsigned long long>(seen), s, seen / s / 1e6, seen / cpu / 1e6, bytes / s / 1e6);
   }
 }
 
@@ -156,13 +180,14 @@ void Project(uint64_t events, const std::string& dir) {
     auto runner = ProjectionRunner::Open(**store, std::move(*projection), path, {.batch_max_events = batch});
     if (!runner.ok()) Die(runner.status());
     const auto start = Clock::now();
+    const double cpu0 = ThreadCpuSeconds();
     Status s = (*runner)->Run();
     if (!s.ok()) Die(s);
-    const double sec = Seconds(Clock::now() - start);
+    const double sec = Seconds(Clock::now() - start), cpu = ThreadCpuSeconds() - cpu0;
     auto status = (*runner)->GetStatus();
     if (!status.ok() || status->events_handled != events) Die(Status::Internal("not every event was applied"));
-    std::printf("project   batch %u: %llu events (2 statements each) in %.2f s = %.0f k events/s\n", batch,
-                static_cast<unsigned long long>(events), sec, events / sec / 1e3);
+    std::printf("project   batch %u: %llu events (2 statements each) in %.2f s = %.0f k events/s (%.0f k per CPU second)\n",
+                batch, static_cast<unsigned long long>(events), sec, events / sec / 1e3, events / cpu / 1e3);
     runner->reset();
     for (const char* suffix : {"", "-wal", "-shm"}) std::filesystem::remove(path + suffix);
   }

@@ -205,11 +205,22 @@ Status ProjectionRunner::Run(const ProjectionRunOptions& run_options) {
   // The batch's changes and its checkpoint, in one transaction.
   auto commit = [&](Position checkpoint) -> Status {
     if (!in_txn) CAIRN_RETURN_IF_ERROR(begin());
-    const SqlValue recorded = last_recorded ? SqlValue(last_recorded->nanos) : SqlValue(nullptr);
+    // Built step by step: g++ -O2 warns a false maybe-uninitialized on a conditional SqlValue
+    // inside an initializer list, and warnings are errors.
+    std::vector<SqlValue> params;
+    params.reserve(4);
+    params.emplace_back(ToSql(checkpoint));
+    params.emplace_back(static_cast<int64_t>(batch));
+    if (last_recorded) {
+      params.emplace_back(last_recorded->nanos);
+    } else {
+      params.emplace_back(nullptr);
+    }
+    params.emplace_back(name);
     CAIRN_RETURN_IF_ERROR(sql.Exec(
         "UPDATE cairn_projections SET checkpoint = ?1, events_handled = events_handled + ?2,"
         " last_recorded_at = COALESCE(?3, last_recorded_at) WHERE name = ?4",
-        {ToSql(checkpoint), static_cast<int64_t>(batch), recorded, name}));
+        params));
     CAIRN_RETURN_IF_ERROR(sql.Exec("COMMIT"));
     in_txn = false;
     batch = 0;

@@ -28,7 +28,7 @@ Status SqliteSql::Error(std::string_view what, std::string_view sql) const {
 }
 
 Result<sqlite3_stmt*> SqliteSql::Prepare(std::string_view sql) {
-  auto it = cache_.find(std::string(sql));
+  auto it = cache_.find(sql);
   if (it != cache_.end()) return it->second;
   sqlite3_stmt* stmt = nullptr;
   const char* tail = nullptr;

@@ -37,8 +37,13 @@ class SqliteSql final : public Sql {
   Status Run(std::string_view sql, const Params& params, std::vector<std::vector<SqlValue>>* rows);
   Result<sqlite3_stmt*> Prepare(std::string_view sql);
 
+  // Looked up by string_view without building a std::string: a lookup per statement run.
+  struct TextHash {
+    using is_transparent = void;
+    size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+  };
   sqlite3* db_;
-  std::unordered_map<std::string, sqlite3_stmt*> cache_;
+  std::unordered_map<std::string, sqlite3_stmt*, TextHash, std::equal_to<>> cache_;
 };
 
 }  // namespace cairn::projection
