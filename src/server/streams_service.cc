@@ -36,6 +36,18 @@ ExpectedVersion ExpectedFrom(const ExpectedOptions& o) {
   return ExpectedVersion::Any();
 }
 
+// Delete and Tombstone: the same request and answer shapes around a different store call.
+template <typename Request, typename Response, typename Op>
+grpc::Status EndStream(grpc::ServerContext* context, const Request& request, Response* response, Op op) {
+  const std::string& stream = request.options().stream_identifier().stream_name();
+  const ExpectedVersion expected = ExpectedFrom(request.options());
+  auto result = op(stream, expected);
+  if (!result.ok()) return ToGrpcStatus(result.status(), context, stream, expected);
+  response->mutable_position()->set_commit_position(result->position.value());
+  response->mutable_position()->set_prepare_position(result->position.value());
+  return grpc::Status::OK;
+}
+
 // The filter of a $all read: stream names or event types, by prefixes (any of them) or by a
 // regular expression that must match somewhere in the text (as .NET's Regex.IsMatch does). RE2
 // runs in time linear in the text, whatever pattern a client sends.
@@ -481,24 +493,14 @@ grpc::Status StreamsService::Append(grpc::ServerContext* context, grpc::ServerRe
 
 grpc::Status StreamsService::Delete(grpc::ServerContext* context, const pb::DeleteReq* request,
                                     pb::DeleteResp* response) {
-  const std::string& stream = request->options().stream_identifier().stream_name();
-  const ExpectedVersion expected = ExpectedFrom(request->options());
-  auto result = store_->DeleteStream(stream, expected);
-  if (!result.ok()) return ToGrpcStatus(result.status(), context, stream, expected);
-  response->mutable_position()->set_commit_position(result->position.value());
-  response->mutable_position()->set_prepare_position(result->position.value());
-  return grpc::Status::OK;
+  return EndStream(context, *request, response,
+                   [&](std::string_view stream, ExpectedVersion expected) { return store_->DeleteStream(stream, expected); });
 }
 
 grpc::Status StreamsService::Tombstone(grpc::ServerContext* context, const pb::TombstoneReq* request,
                                        pb::TombstoneResp* response) {
-  const std::string& stream = request->options().stream_identifier().stream_name();
-  const ExpectedVersion expected = ExpectedFrom(request->options());
-  auto result = store_->TombstoneStream(stream, expected);
-  if (!result.ok()) return ToGrpcStatus(result.status(), context, stream, expected);
-  response->mutable_position()->set_commit_position(result->position.value());
-  response->mutable_position()->set_prepare_position(result->position.value());
-  return grpc::Status::OK;
+  return EndStream(context, *request, response,
+                   [&](std::string_view stream, ExpectedVersion expected) { return store_->TombstoneStream(stream, expected); });
 }
 
 }  // namespace cairn::server
