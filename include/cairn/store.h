@@ -39,9 +39,11 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "cairn/event.h"
 #include "cairn/read.h"
+#include "cairn/stats.h"
 #include "cairn/status.h"
 #include "cairn/stream.h"
 #include "cairn/types.h"
@@ -144,6 +146,18 @@ class Store {
 
   // Hard delete: the stream can never be read or written again. Irreversible.
   virtual Result<AppendResult> TombstoneStream(std::string_view stream, ExpectedVersion expected) = 0;
+
+  // Stream names by prefix, in name order, one page at a time (ListStreamsOptions in stream.h).
+  // kInvalidArgument when max_count is 0 or above kMaxListStreams, naming the field.
+  virtual Result<std::vector<StreamSummary>> ListStreams(const ListStreamsOptions& options) = 0;
+
+  // A snapshot of the store's counters (stats.h). Cheap: for metrics scraped every few seconds.
+  // A backend that counts nothing says only where its head is.
+  virtual StoreStats Stats() const {
+    StoreStats s;
+    s.head = HeadPosition();
+    return s;
+  }
 
   // The position after the last acknowledged event (what a reader can see now).
   virtual Position HeadPosition() const = 0;

@@ -41,4 +41,28 @@ struct StreamInfo {
   StreamMetadata metadata;
 };
 
+// Listing streams (Store::ListStreams): the streams whose names start with `prefix`, in name
+// order (bytewise), after the name `after` (empty: from the first), at most `max_count` of them.
+// Page through a large store by passing the last name of one page as `after` of the next.
+// A category "order" is the prefix "order-". Streams never written to (only their metadata was
+// set) are not listed; soft-deleted and tombstoned ones are, marked so.
+struct ListStreamsOptions {
+  std::string prefix;
+  std::string after;
+  size_t max_count = 100;  // 1 to kMaxListStreams
+  // System streams (names starting with '$', metastreams "$$x" among them) are listed only when
+  // this is true or `prefix` itself starts with '$'.
+  bool include_system = false;
+};
+inline constexpr size_t kMaxListStreams = 10'000;
+
+struct StreamSummary {
+  std::string name;
+  StreamVersion last_version = 0;  // of the last event ever written (also when deleted)
+  Position last_position;          // of that event
+  bool deleted = false;            // soft-deleted (and not re-opened since)
+  bool tombstoned = false;
+  bool operator==(const StreamSummary&) const = default;
+};
+
 }  // namespace cairn

@@ -4,6 +4,8 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <filesystem>
+#include <map>
 
 #include "storage/cursors.h"
 #include "storage/engine.h"
@@ -133,6 +135,8 @@ Result<std::unique_ptr<Store>> EmbeddedStore::Open(env::Env* env, std::unique_pt
   if (!store->streams_.empty() || !store->time_index_.marks().empty()) CAIRN_RETURN_IF_ERROR(store->FlushIndexAtHead());
   CAIRN_RETURN_IF_ERROR(store->RebuildIdWindow());
   store->last_sync_mono_ = env->MonotonicNanos();
+  store->stats_.total_events = store->time_index_.total();
+  store->stats_.streams = store->next_stream_id_ - 1;
   store->flusher_ = std::thread([s = store.get()] { s->FlusherLoop(); });
   store->writer_ = std::thread([s = store.get()] { s->WriterLoop(); });
   return std::unique_ptr<Store>(std::move(store));
@@ -589,17 +593,27 @@ void EmbeddedStore::WriterLoop() {
     group.clear();
     if (options_.sync == SyncMode::kInterval && unsynced_ && !stopped_ &&
         env_->MonotonicNanos() - last_sync_mono_ >= int64_t{options_.sync_interval_ms} * 1'000'000) {
-      Status s = log_->SyncActive();
+      Status s = SyncLog();
       if (!s.ok()) (void)FailStop(s);
       unsynced_ = false;
       last_sync_mono_ = env_->MonotonicNanos();
     }
   }
   if (unsynced_ && !stopped_) {
-    Status s = log_->SyncActive();
+    Status s = SyncLog();
     if (!s.ok()) (void)FailStop(s);
     unsynced_ = false;
   }
+}
+
+Status EmbeddedStore::SyncLog() {
+  const int64_t start = env_->MonotonicNanos();
+  Status s = log_->SyncActive();
+  const double seconds = static_cast<double>(env_->MonotonicNanos() - start) / 1e9;
+  std::lock_guard lock(stats_mu_);
+  stats_.fsyncs++;
+  stats_.fsync_seconds.Observe(seconds);
+  return s;
 }
 
 Status EmbeddedStore::FailStop(const Status& cause) {
@@ -640,7 +654,7 @@ void EmbeddedStore::ProcessGroup(std::vector<std::unique_ptr<Request>>& group) {
   Status io;
   if (!stopped_ && !buf_.empty()) {
     io = log_->Append(buf_);
-    if (io.ok() && options_.sync == SyncMode::kAlways) io = log_->SyncActive();
+    if (io.ok() && options_.sync == SyncMode::kAlways) io = SyncLog();
     if (io.ok() && options_.sync != SyncMode::kAlways) unsynced_ = true;
   }
   if (!io.ok() || stopped_) {
@@ -682,6 +696,25 @@ void EmbeddedStore::ProcessGroup(std::vector<std::unique_ptr<Request>>& group) {
       s = FailStop(s);
       for (auto& r : results)
         if (r.ok()) r = s;
+    }
+  }
+  {
+    std::lock_guard lock(stats_mu_);
+    for (const auto& r : results) {
+      if (r.ok()) {
+        stats_.appends++;
+      } else {
+        stats_.append_errors++;
+        if (r.status().code() == StatusCode::kConflict) stats_.conflicts++;
+      }
+    }
+    if (wrote && io.ok() && !stopped_) {
+      stats_.commits++;
+      stats_.events_written += group_records_;
+      stats_.bytes_written += log_->tail() - group_first_position_;
+      stats_.batch_events.Observe(static_cast<double>(group_records_));
+      stats_.total_events += group_records_;
+      stats_.streams = next_stream_id_ - 1;
     }
   }
   bool any_sync = false;
@@ -753,7 +786,7 @@ Status EmbeddedStore::EnsureRoom(size_t bytes) {
     s = log_->Append(buf_);
     buf_.clear();
   }
-  if (s.ok()) s = log_->SyncActive();
+  if (s.ok()) s = SyncLog();
   if (s.ok()) s = log_->Roll();
   if (!s.ok()) return FailStop(s);
   if (group_records_ == 0) group_first_position_ = log_->tail();
@@ -924,6 +957,7 @@ Result<AppendResult> EmbeddedStore::ProcessAppend(Request& req, StreamEntry* ent
 // Reads
 
 Result<EventCursor> EmbeddedStore::ReadStream(std::string_view stream, const ReadStreamOptions& options) {
+  reads_.fetch_add(1, std::memory_order_relaxed);
   CAIRN_RETURN_IF_ERROR(ValidateStreamName(stream, /*allow_system=*/true));
   if (options.from && *options.from > kMaxStreamVersion) {
     return Status::InvalidArgument(fmt::format("from version {} exceeds the limit {}", *options.from, kMaxStreamVersion));
@@ -976,6 +1010,7 @@ Result<EventCursor> EmbeddedStore::ReadStream(std::string_view stream, const Rea
 }
 
 Result<EventCursor> EmbeddedStore::ReadAll(const ReadAllOptions& options) {
+  reads_.fetch_add(1, std::memory_order_relaxed);
   uint64_t limit = log_->head();
   if (options.as_of) {
     CAIRN_ASSIGN_OR_RETURN(uint64_t at, PositionAfter(options.as_of->nanos));
@@ -1034,6 +1069,85 @@ Result<StreamInfo> EmbeddedStore::GetStreamInfo(std::string_view stream) {
   }
   info.metadata = e.metadata;
   return info;
+}
+
+Result<std::vector<StreamSummary>> EmbeddedStore::ListStreams(const ListStreamsOptions& options) {
+  if (options.max_count == 0 || options.max_count > kMaxListStreams) {
+    return Status::InvalidArgument(
+        fmt::format("max_count {} is outside 1..{}", options.max_count, kMaxListStreams));
+  }
+  if (options.prefix.size() > kMaxStreamNameBytes) {
+    return Status::InvalidArgument(fmt::format("prefix of {} bytes exceeds the limit of {} bytes",
+                                               options.prefix.size(), kMaxStreamNameBytes));
+  }
+  const bool system = options.include_system || options.prefix.starts_with('$');
+  // Without system streams, start past every name beginning with '$' (valid UTF-8 has no 0xff).
+  std::string after = options.after;
+  if (!system && after < "$\xff") after = "$\xff";
+  // Every tier under the shared lock: a stream the flusher moves from the immutable memtable to
+  // the IndexStore is in one of them either way. The newest tier that knows a stream wins.
+  std::shared_lock lock(index_mu_);
+  std::map<std::string, StreamRow, std::less<>> rows;
+  for (const auto* tier : {&streams_, &imm_streams_}) {
+    for (const auto& [name, e] : *tier) {
+      if (name.starts_with(options.prefix) && name > after) rows.emplace(name, e->Row());
+    }
+  }
+  std::vector<StreamSummary> out;
+  std::string emitted = after;  // names up to here are decided
+  for (;;) {
+    // The IndexStore's next names; rows of the memtables (already in `rows`) stay.
+    std::vector<std::pair<std::string, StreamRow>> stored;
+    CAIRN_RETURN_IF_ERROR(index_->ListStreams(options.prefix, emitted, options.max_count, &stored));
+    const bool exhausted = stored.size() < options.max_count;
+    std::string frontier;
+    for (auto& [name, row] : stored) {
+      frontier = std::max(frontier, name);
+      rows.emplace(std::move(name), std::move(row));
+    }
+    for (auto it = rows.upper_bound(emitted); it != rows.end() && out.size() < options.max_count; ++it) {
+      const auto& [name, row] = *it;
+      if (!exhausted && name > frontier) break;
+      emitted = name;
+      if (row.count == 0 && row.tombstone == 0) continue;  // only its metadata was ever set
+      StreamSummary sum;
+      sum.name = name;
+      sum.last_version = row.count > 0 ? row.count - 1 : 0;
+      sum.last_position = Position(row.last_position);
+      sum.tombstoned = row.tombstone != 0;
+      if (row.has_meta && !sum.tombstoned) {
+        auto md = StreamMetadata::Parse(row.metadata_json);
+        if (!md.ok()) return Status::Corruption(fmt::format("index: the metadata of stream {} does not parse", name));
+        sum.deleted = md->truncate_before == kSoftDeletedTruncateBefore;
+      }
+      out.push_back(std::move(sum));
+    }
+    if (exhausted || out.size() == options.max_count) break;
+    emitted = std::max(emitted, frontier);
+  }
+  return out;
+}
+
+StoreStats EmbeddedStore::Stats() const {
+  StoreStats s;
+  {
+    std::lock_guard lock(stats_mu_);
+    s = stats_;
+  }
+  s.reads = reads_.load(std::memory_order_relaxed);
+  s.head = HeadPosition();
+  if (env_->IsNativeFileSystem()) {
+    std::error_code ec;
+    for (auto it = std::filesystem::recursive_directory_iterator(dir_, ec);
+         !ec && it != std::filesystem::recursive_directory_iterator(); it.increment(ec)) {
+      std::error_code fec;
+      if (it->is_regular_file(fec)) {
+        const auto n = it->file_size(fec);
+        if (!fec) s.disk_bytes += n;
+      }
+    }
+  }
+  return s;
 }
 
 Position EmbeddedStore::WaitForAppend(Position after, std::chrono::milliseconds timeout) {

@@ -3,6 +3,7 @@
 // use the indexes under a shared lock and decode records from the mapped segments.
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <deque>
 #include <memory>
@@ -45,6 +46,8 @@ class EmbeddedStore final : public Store {
                                          const StreamMetadata& metadata) override;
   Result<AppendResult> DeleteStream(std::string_view stream, ExpectedVersion expected) override;
   Result<AppendResult> TombstoneStream(std::string_view stream, ExpectedVersion expected) override;
+  Result<std::vector<StreamSummary>> ListStreams(const ListStreamsOptions& options) override;
+  StoreStats Stats() const override;
   Position HeadPosition() const override { return Position(log_->head()); }
   Position WaitForAppend(Position after, std::chrono::milliseconds timeout) override;
   Status Close() override;
@@ -118,6 +121,8 @@ class EmbeddedStore final : public Store {
                   std::string_view type, std::string_view data, std::string_view metadata);
   Result<uint64_t> EncodeMetadata(StreamEntry* target, const StreamMetadata& md, uint8_t flags);
   Status FailStop(const Status& cause);
+  // SyncActive, timed into the stats.
+  Status SyncLog();
   Result<uint64_t> PositionAfter(int64_t time_nanos) const;
 
   env::Env* env_;
@@ -187,6 +192,11 @@ class EmbeddedStore final : public Store {
   // Callers of the blocking calls wait here for their slot to be filled.
   std::mutex done_mu_;
   std::condition_variable done_cv_;
+
+  // Counters for Stats(): the writer updates them once per group and per fsync.
+  mutable std::mutex stats_mu_;
+  StoreStats stats_;
+  std::atomic<uint64_t> reads_{0};
 
   // Head waiters.
   std::mutex head_mu_;

@@ -1,6 +1,9 @@
 // Regression tests of the embedded engine, each named after what broke.
 // How: stores on a MemEnv with small segments, driven through the public Store API.
 #include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
 
 #include "cairn/store.h"
 #include "env/env.h"
@@ -73,6 +76,63 @@ TEST(EmbeddedStoreTest, RetryOfAnAppendThatReopenedASoftDeletedStreamIsIdempoten
   auto retry = (*store)->Append("s-1", ExpectedVersion::NoStream(), more);
   ASSERT_TRUE(retry.ok()) << retry.status().ToString();
   EXPECT_EQ(*retry, *first);
+}
+
+}  // namespace
+}  // namespace cairn::storage
+
+namespace cairn::storage {
+namespace {
+
+TEST(EmbeddedStoreStatsTest, CountsAppendsConflictsCommitsFsyncsAndTotalsAcrossAReopen) {
+  const std::string dir = ::testing::TempDir() + "/stats-" + std::to_string(::getpid());
+  std::filesystem::remove_all(dir);
+  const std::string url = "file:" + dir;
+  {
+    auto store = Store::Open(url);
+    ASSERT_TRUE(store.ok()) << store.status().ToString();
+    StoreStats empty = (*store)->Stats();
+    EXPECT_EQ(empty.appends, 0u);
+    EXPECT_EQ(empty.total_events, 0u);
+    std::vector<EventData> three{{Uuid::V7(), "a", "{}", "", ContentType::kJson},
+                                 {Uuid::V7(), "b", "{}", "", ContentType::kJson},
+                                 {Uuid::V7(), "c", "{}", "", ContentType::kJson}};
+    ASSERT_TRUE((*store)->Append("s-1", ExpectedVersion::NoStream(), three).ok());
+    std::vector<EventData> one{{Uuid::V7(), "d", "{}", "", ContentType::kJson}};
+    ASSERT_TRUE((*store)->Append("s-2", ExpectedVersion::NoStream(), one).ok());
+    EXPECT_TRUE((*store)->Append("s-2", ExpectedVersion::NoStream(), one).ok());  // a retry: idempotent
+    std::vector<EventData> other{{Uuid::V7(), "e", "{}", "", ContentType::kJson}};
+    auto conflict = (*store)->Append("s-2", ExpectedVersion::NoStream(), other);
+    ASSERT_FALSE(conflict.ok());
+    ASSERT_TRUE((*store)->ReadStream("s-1").ok());
+    ASSERT_TRUE((*store)->ReadAll({}).ok());
+
+    StoreStats s = (*store)->Stats();
+    EXPECT_EQ(s.appends, 3u);  // two appends and the idempotent retry
+    EXPECT_EQ(s.conflicts, 1u);
+    EXPECT_EQ(s.append_errors, 1u);
+    EXPECT_EQ(s.events_written, 4u);
+    EXPECT_EQ(s.total_events, 4u);
+    EXPECT_EQ(s.streams, 2u);
+    EXPECT_EQ(s.reads, 2u);
+    EXPECT_EQ(s.commits, 2u);
+    EXPECT_GE(s.fsyncs, 2u);  // sync=always: at least one per group commit
+    EXPECT_EQ(s.fsync_seconds.count, s.fsyncs);
+    EXPECT_EQ(s.batch_events.count, s.commits);
+    EXPECT_EQ(s.batch_events.sum, 4.0);
+    EXPECT_EQ(s.batch_events.counts[0], 1u);  // the group of one event (bound 1)
+    EXPECT_EQ(s.batch_events.counts[1], 1u);  // the group of three (bound 4)
+    EXPECT_GT(s.bytes_written, 0u);
+    EXPECT_EQ(s.head, (*store)->HeadPosition());
+    EXPECT_GT(s.disk_bytes, s.bytes_written);
+  }
+  auto store = Store::Open(url);
+  ASSERT_TRUE(store.ok()) << store.status().ToString();
+  StoreStats s = (*store)->Stats();
+  EXPECT_EQ(s.appends, 0u);  // since open
+  EXPECT_EQ(s.total_events, 4u);  // of the store
+  EXPECT_EQ(s.streams, 2u);
+  std::filesystem::remove_all(dir);
 }
 
 }  // namespace

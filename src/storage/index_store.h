@@ -20,6 +20,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "cairn/status.h"
@@ -77,6 +78,11 @@ class IndexStore {
   // Appends the positions of versions [from, from+n) of stream `id` (all below its count) to
   // *out, in ascending version order.
   virtual Status GetPositions(uint64_t id, uint64_t from, uint64_t n, std::vector<uint64_t>* out) const = 0;
+  // Streams whose names start with `prefix` and sort after `after`, about in name order: at least
+  // the first `max` of them by name when that many exist (more may come; the caller sorts and
+  // cuts). Appended to *out as (name, row).
+  virtual Status ListStreams(std::string_view prefix, std::string_view after, size_t max,
+                             std::vector<std::pair<std::string, StreamRow>>* out) const = 0;
   // The last mark with time <= t, if any.
   virtual Result<std::optional<TimeMark>> LastMarkAtOrBefore(int64_t t) const = 0;
   // The last mark with records <= n, if any.

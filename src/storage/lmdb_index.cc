@@ -214,6 +214,46 @@ class LmdbIndex final : public IndexStore {
     return std::optional<StreamRow>(std::move(row));
   }
 
+  Status ListStreams(std::string_view prefix, std::string_view after, size_t max,
+                     std::vector<std::pair<std::string, StreamRow>>* out) const override {
+    // Keys are the names themselves, except that long names share their first kLongKeyPrefix
+    // bytes with a hash after them: keys with the same first kLongKeyPrefix bytes (a "group")
+    // may be out of name order, so a group is always taken whole and the caller sorts.
+    static constexpr size_t kGroup = kMaxPlainKey - 16;
+    auto group_of = [](std::string_view key) { return key.substr(0, std::min(key.size(), kGroup)); };
+    ReadTxn txn(env_);
+    if (txn.rc() != 0) return LmdbError("read", txn.rc());
+    Cursor c(txn.get(), streams_);
+    if (c.rc() != 0) return LmdbError("cursor", c.rc());
+    std::string start = std::max(std::string(prefix), std::string(after));
+    start = std::string(group_of(StreamKey(start)));
+    const std::string_view prefix_key = group_of(prefix);
+    MDB_val k = Val(start), v;
+    size_t taken = 0;
+    std::string last_group;
+    for (int rc = mdb_cursor_get(c.get(), &k, &v, start.empty() ? MDB_FIRST : MDB_SET_RANGE); rc != MDB_NOTFOUND;
+         rc = mdb_cursor_get(c.get(), &k, &v, MDB_NEXT)) {
+      if (rc != 0) return LmdbError("list streams", rc);
+      const std::string_view key = View(k);
+      if (key.substr(0, std::min(key.size(), prefix_key.size())) > prefix_key) break;
+      if (taken >= max && group_of(key) != last_group) break;
+      const std::string_view val = View(v);
+      if (val.size() < 41) return Status::Corruption("index: a stream row does not decode");
+      const uint64_t n = util::DecodeU64(val.data() + 33);
+      if (n > val.size() - 41) return Status::Corruption("index: a stream row does not decode");
+      std::string name(val.substr(41, n));
+      if (!name.starts_with(prefix) || name <= after) continue;
+      StreamRow row;
+      if (!DecodeRow(val, name, &row)) {
+        return Status::Corruption(fmt::format("index: the row of stream {} does not decode", name));
+      }
+      out->emplace_back(std::move(name), std::move(row));
+      ++taken;
+      last_group = std::string(group_of(key));
+    }
+    return Status::Ok();
+  }
+
   Status GetPositions(uint64_t id, uint64_t from, uint64_t n, std::vector<uint64_t>* out) const override {
     if (n == 0) return Status::Ok();
     ReadTxn txn(env_);

@@ -24,6 +24,19 @@ class MemIndex final : public IndexStore {
     return std::optional<StreamRow>(it->second);
   }
 
+  Status ListStreams(std::string_view prefix, std::string_view after, size_t max,
+                     std::vector<std::pair<std::string, StreamRow>>* out) const override {
+    std::shared_lock lock(mu_);
+    std::vector<std::pair<std::string, StreamRow>> found;
+    for (const auto& [name, row] : streams_) {
+      if (name.starts_with(prefix) && name > after) found.emplace_back(name, row);
+    }
+    std::sort(found.begin(), found.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+    if (found.size() > max) found.resize(max);
+    for (auto& f : found) out->push_back(std::move(f));
+    return Status::Ok();
+  }
+
   Status GetPositions(uint64_t id, uint64_t from, uint64_t n, std::vector<uint64_t>* out) const override {
     std::shared_lock lock(mu_);
     auto it = positions_.find(id);
