@@ -10,6 +10,7 @@
 #include <memory>
 #include <string>
 
+#include "auth/security.h"
 #include "cairn/store.h"
 #include "cli/cli_common.h"
 #include "cli/commands.h"
@@ -23,11 +24,20 @@ struct ServeFlags {
   std::string grpc = "127.0.0.1:2113";
   std::string http = "127.0.0.1:2114";
   bool insecure = false;
+  bool auth = false;
+  bool auth_from_file = false;
+  std::string tls_cert;
+  std::string tls_key;
+  std::string admin_password;
   std::string config;
+  auth::SecurityPolicy policy;  // from the config file's [security] table
   // Whether a flag or the environment gave each setting (the file then does not apply).
   CLI::Option* grpc_option = nullptr;
   CLI::Option* http_option = nullptr;
   CLI::Option* insecure_option = nullptr;
+  CLI::Option* auth_option = nullptr;
+  CLI::Option* tls_cert_option = nullptr;
+  CLI::Option* tls_key_option = nullptr;
   CLI::Option* db_option = nullptr;
   CLI::App* parent = nullptr;
 };
@@ -43,14 +53,29 @@ Status ApplyConfigFile(ServeFlags* flags, std::string* db) {
   if (file.grpc && flags->grpc_option->count() == 0) flags->grpc = *file.grpc;
   if (file.http && flags->http_option->count() == 0) flags->http = *file.http;
   if (file.insecure && flags->insecure_option->count() == 0) flags->insecure = *file.insecure;
+  if (file.tls_cert && flags->tls_cert_option->count() == 0) flags->tls_cert = *file.tls_cert;
+  if (file.tls_key && flags->tls_key_option->count() == 0) flags->tls_key = *file.tls_key;
+  if (file.auth && flags->auth_option->count() == 0) {
+    flags->auth = *file.auth;
+    flags->auth_from_file = true;
+  }
+  if (file.security) flags->policy = *file.security;
   return Status::Ok();
 }
 
 int RunServe(ServeFlags& flags, std::string& db) {
   if (Status s = ApplyConfigFile(&flags, &db); !s.ok()) return ReportError(s);
+  // TLS turns authentication on unless it was turned off explicitly (--no-auth, auth = false).
+  const bool tls = !flags.tls_cert.empty() || !flags.tls_key.empty();
+  if (tls && flags.auth_option->count() == 0 && !flags.auth_from_file) flags.auth = true;
+  if (flags.tls_cert.empty() != flags.tls_key.empty()) {
+    return ReportError(Status::InvalidArgument(
+        "--tls-cert and --tls-key: give both (the certificate and its private key) or neither"));
+  }
   // Check every address before opening anything, so a refused one changes nothing.
-  if (Status s = server::CheckListenAddress(flags.grpc, "--grpc", flags.insecure); !s.ok()) return ReportError(s);
-  if (Status s = server::CheckListenAddress(flags.http, "--http", flags.insecure); !s.ok()) return ReportError(s);
+  const bool secure = tls && flags.auth;
+  if (Status s = server::CheckListenAddress(flags.grpc, "--grpc", flags.insecure, secure); !s.ok()) return ReportError(s);
+  if (Status s = server::CheckListenAddress(flags.http, "--http", flags.insecure, secure); !s.ok()) return ReportError(s);
 
   // Block the stop signals in every thread (the server's threads inherit this mask); this thread
   // takes them with sigwait below.
@@ -63,9 +88,23 @@ int RunServe(ServeFlags& flags, std::string& db) {
   auto store = OpenStore(db);
   if (!store.ok()) return ReportError(store.status());
 
+  auth::SecurityOptions security_options;
+  security_options.enabled = flags.auth;
+  security_options.policy = flags.policy;
+  security_options.initial_admin_password = flags.admin_password;
+  std::string generated;
+  auto security = auth::Security::Open(store->get(), security_options, &generated);
+  if (!security.ok()) {
+    (void)(*store)->Close();
+    return ReportError(security.status());
+  }
+
   server::ServerOptions options;
   options.grpc_address = flags.grpc;
   options.insecure = flags.insecure;
+  options.security = security->get();
+  options.tls_cert_file = flags.tls_cert;
+  options.tls_key_file = flags.tls_key;
   auto server = server::Server::Start(store->get(), options);
   if (!server.ok()) {
     (void)(*store)->Close();
@@ -73,11 +112,19 @@ int RunServe(ServeFlags& flags, std::string& db) {
   }
   auto hp = server::ParseHostPort(flags.grpc, "--grpc");
   std::printf("cairn serve: store %s\n", NormalizeDbUrl(db).c_str());
-  std::printf("cairn serve: gRPC (EventStoreDB/KurrentDB client protocol) on %s:%d%s\n", hp->host.c_str(),
-              (*server)->grpc_port(), flags.insecure ? " (--insecure: no TLS, no authentication)" : "");
-  std::printf("cairn serve: connection string esdb://%s:%d?tls=false\n",
+  std::printf("cairn serve: gRPC (EventStoreDB/KurrentDB client protocol) on %s:%d%s%s\n", hp->host.c_str(),
+              (*server)->grpc_port(), tls ? " with TLS" : "",
+              flags.insecure ? " (--insecure)" : "");
+  std::printf("cairn serve: authentication %s\n",
+              flags.auth ? "on (Basic; users in the store, see cairn user)" : "off (every caller may do everything)");
+  if (!generated.empty()) {
+    std::printf("cairn serve: created user \"admin\" with password %s (shown this once; change it with "
+                "`cairn user passwd admin`)\n",
+                generated.c_str());
+  }
+  std::printf("cairn serve: connection string esdb://%s%s:%d?tls=%s\n", flags.auth ? "admin:PASSWORD@" : "",
               hp->host.find(':') == std::string::npos ? hp->host.c_str() : ("[" + hp->host + "]").c_str(),
-              (*server)->grpc_port());
+              (*server)->grpc_port(), tls ? "true" : "false");
   std::printf("cairn serve: the HTTP API (--http %s) is not built yet; nothing listens there\n", flags.http.c_str());
   std::printf("cairn serve: ready; stop with Ctrl-C or SIGTERM\n");
   std::fflush(stdout);
@@ -101,9 +148,11 @@ Command AddServeCommand(CLI::App& parent, std::string* db) {
   app->footer(
       "Serve the store over the network in the EventStoreDB / KurrentDB gRPC client protocol (v1), so\n"
       "the official clients work unchanged: esdb://127.0.0.1:2113?tls=false. Stops gracefully on\n"
-      "SIGTERM or SIGINT. Without TLS and authentication (not built yet) it listens on loopback only;\n"
-      "--insecure allows other addresses. Settings come from defaults, then --config FILE (TOML:\n"
-      "grpc = \"127.0.0.1:2113\"), then CAIRN_* environment variables, then flags.\n"
+      "SIGTERM or SIGINT. Without TLS and authentication it listens on loopback only; --insecure\n"
+      "allows other addresses anyway. TLS (--tls-cert, --tls-key) turns authentication on; at the first\n"
+      "start with authentication a user \"admin\" is created (--admin-password, or a generated one that\n"
+      "is printed once). Settings come from defaults, then --config FILE (TOML: grpc = \"127.0.0.1:2113\",\n"
+      "[security] ...; docs/security.md), then CAIRN_* environment variables, then flags.\n"
       "Port 0 picks a free port; the chosen one is printed.");
   auto flags = std::make_shared<ServeFlags>();
   AddDbOption(app, db);
@@ -118,7 +167,20 @@ Command AddServeCommand(CLI::App& parent, std::string* db) {
   flags->insecure_option = app->add_flag("--insecure", flags->insecure,
                 "Allow non-loopback addresses without TLS and authentication")
       ->envname("CAIRN_INSECURE");
-  app->add_option("--config", flags->config, "A TOML file with any of the keys db, grpc, http, insecure")
+  flags->auth_option = app->add_flag("--auth,!--no-auth", flags->auth,
+                                     "Require users and check permissions (on by default with TLS)")
+      ->envname("CAIRN_AUTH");
+  flags->tls_cert_option = app->add_option("--tls-cert", flags->tls_cert, "TLS certificate (chain), PEM")
+      ->envname("CAIRN_TLS_CERT")
+      ->type_name("FILE");
+  flags->tls_key_option = app->add_option("--tls-key", flags->tls_key, "TLS private key, PEM")
+      ->envname("CAIRN_TLS_KEY")
+      ->type_name("FILE");
+  app->add_option("--admin-password", flags->admin_password,
+                  "Password of the user \"admin\" created at the first start with authentication")
+      ->envname("CAIRN_ADMIN_PASSWORD");
+  app->add_option("--config", flags->config,
+                  "A TOML file with any of the keys db, grpc, http, insecure, auth, tls_cert, tls_key, [security]")
       ->type_name("FILE");
   return Command{app, [flags, db] { return RunServe(*flags, *db); }};
 }

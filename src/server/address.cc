@@ -51,13 +51,13 @@ bool IsLoopbackHost(std::string_view host) {
   return parts == 4;
 }
 
-Status CheckListenAddress(std::string_view text, std::string_view field, bool insecure) {
+Status CheckListenAddress(std::string_view text, std::string_view field, bool insecure, bool tls_and_auth) {
   CAIRN_ASSIGN_OR_RETURN(HostPort hp, ParseHostPort(text, field));
-  if (insecure || IsLoopbackHost(hp.host)) return Status::Ok();
+  if (insecure || tls_and_auth || IsLoopbackHost(hp.host)) return Status::Ok();
   return Status::InvalidArgument(fmt::format(
-      "{}: {} is not a loopback address; without TLS and authentication (not built yet) the server "
-      "listens on loopback only. Pass --insecure to listen there anyway, unencrypted and without "
-      "authentication",
+      "{}: {} is not a loopback address; without TLS (--tls-cert, --tls-key) and authentication (--auth) "
+      "the server listens on loopback only. Turn both on, or pass --insecure to listen there anyway, "
+      "unencrypted and without authentication",
       field, text));
 }
 

@@ -8,6 +8,97 @@
 
 namespace cairn::server {
 
+namespace {
+
+// A list of roles: an array of strings.
+Result<std::vector<std::string>> Roles(const toml::node& node, std::string_view path, std::string_view what) {
+  const int line = static_cast<int>(node.source().begin.line);
+  const toml::array* array = node.as_array();
+  std::vector<std::string> out;
+  if (array != nullptr) {
+    for (const auto& item : *array) {
+      auto text = item.value<std::string>();
+      if (!text || text->empty()) {
+        array = nullptr;
+        break;
+      }
+      out.push_back(*text);
+    }
+  }
+  if (array == nullptr) {
+    return Status::InvalidArgument(
+        fmt::format("config file {} line {}: {} must be an array of role names (strings)", path, line, what));
+  }
+  return out;
+}
+
+Result<auth::SecurityPolicy> ParseSecurity(const toml::table& table, std::string_view path) {
+  auth::SecurityPolicy policy;
+  for (const auto& [key, value] : table) {
+    const std::string_view name = key.str();
+    const int line = static_cast<int>(value.source().begin.line);
+    if (name == "read_all") {
+      CAIRN_ASSIGN_OR_RETURN(policy.read_all, Roles(value, path, "security.read_all"));
+    } else if (name == "acl") {
+      const toml::array* rules = value.as_array();
+      if (rules == nullptr) {
+        return Status::InvalidArgument(
+            fmt::format("config file {} line {}: security.acl must be an array of tables ([[security.acl]])", path, line));
+      }
+      for (const auto& item : *rules) {
+        const toml::table* t = item.as_table();
+        const int rule_line = static_cast<int>(item.source().begin.line);
+        if (t == nullptr) {
+          return Status::InvalidArgument(
+              fmt::format("config file {} line {}: each security.acl entry must be a table", path, rule_line));
+        }
+        auth::AclRule rule;
+        bool has_prefix = false;
+        for (const auto& [rkey, rvalue] : *t) {
+          const std::string_view field = rkey.str();
+          const std::string what = fmt::format("security.acl.{}", field);
+          if (field == "prefix") {
+            auto text = rvalue.value<std::string>();
+            if (!text) {
+              return Status::InvalidArgument(fmt::format("config file {} line {}: {} must be a string", path,
+                                                         static_cast<int>(rvalue.source().begin.line), what));
+            }
+            rule.prefix = *text;
+            has_prefix = true;
+          } else if (field == "read") {
+            CAIRN_ASSIGN_OR_RETURN(rule.read, Roles(rvalue, path, what));
+          } else if (field == "write") {
+            CAIRN_ASSIGN_OR_RETURN(rule.write, Roles(rvalue, path, what));
+          } else if (field == "delete") {
+            CAIRN_ASSIGN_OR_RETURN(rule.del, Roles(rvalue, path, what));
+          } else if (field == "metadata_read") {
+            CAIRN_ASSIGN_OR_RETURN(rule.metadata_read, Roles(rvalue, path, what));
+          } else if (field == "metadata_write") {
+            CAIRN_ASSIGN_OR_RETURN(rule.metadata_write, Roles(rvalue, path, what));
+          } else {
+            return Status::InvalidArgument(fmt::format(
+                "config file {} line {}: unknown key {} (known: prefix, read, write, delete, metadata_read, "
+                "metadata_write)",
+                path, static_cast<int>(rvalue.source().begin.line), what));
+          }
+        }
+        if (!has_prefix) {
+          return Status::InvalidArgument(fmt::format(
+              "config file {} line {}: security.acl entry without prefix (use prefix = \"\" for every stream)", path,
+              rule_line));
+        }
+        policy.rules.push_back(std::move(rule));
+      }
+    } else {
+      return Status::InvalidArgument(fmt::format(
+          "config file {} line {}: unknown key security.{} (known: read_all, acl)", path, line, name));
+    }
+  }
+  return policy;
+}
+
+}  // namespace
+
 Result<ConfigFile> LoadConfigFile(std::string_view path) {
   std::ifstream in{std::string(path)};
   if (!in) return Status::NotFound(fmt::format("config file {}: cannot be read", path));
@@ -26,17 +117,25 @@ Result<ConfigFile> LoadConfigFile(std::string_view path) {
     auto wrong_type = [&](std::string_view want) {
       return Status::InvalidArgument(fmt::format("config file {} line {}: {} must be {}", path, line, name, want));
     };
-    if (name == "db" || name == "grpc" || name == "http") {
+    if (name == "db" || name == "grpc" || name == "http" || name == "tls_cert" || name == "tls_key") {
       auto text = value.value<std::string>();
       if (!text) return wrong_type("a string");
-      (name == "db" ? out.db : name == "grpc" ? out.grpc : out.http) = *text;
-    } else if (name == "insecure") {
+      (name == "db"         ? out.db
+       : name == "grpc"     ? out.grpc
+       : name == "http"     ? out.http
+       : name == "tls_cert" ? out.tls_cert
+                            : out.tls_key) = *text;
+    } else if (name == "insecure" || name == "auth") {
       auto flag = value.value<bool>();
       if (!flag || !value.is_boolean()) return wrong_type("true or false");
-      out.insecure = *flag;
+      (name == "insecure" ? out.insecure : out.auth) = *flag;
+    } else if (name == "security") {
+      if (!value.is_table()) return wrong_type("a table");
+      CAIRN_ASSIGN_OR_RETURN(out.security, ParseSecurity(*value.as_table(), path));
     } else {
-      return Status::InvalidArgument(
-          fmt::format("config file {} line {}: unknown key {} (known: db, grpc, http, insecure)", path, line, name));
+      return Status::InvalidArgument(fmt::format(
+          "config file {} line {}: unknown key {} (known: db, grpc, http, insecure, auth, tls_cert, tls_key, security)",
+          path, line, name));
     }
   }
   return out;

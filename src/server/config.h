@@ -8,6 +8,7 @@
 #include <string>
 #include <string_view>
 
+#include "auth/security.h"
 #include "cairn/status.h"
 
 namespace cairn::server {
@@ -18,9 +19,16 @@ struct ConfigFile {
   std::optional<std::string> grpc;
   std::optional<std::string> http;
   std::optional<bool> insecure;
+  std::optional<bool> auth;
+  std::optional<std::string> tls_cert;
+  std::optional<std::string> tls_key;
+  // The [security] table: read_all = [roles], and [[security.acl]] rules with prefix, read,
+  // write, delete, metadata_read, metadata_write (auth/security.h).
+  std::optional<auth::SecurityPolicy> security;
 };
 
-// Reads a TOML file with the top-level keys db, grpc, http (strings) and insecure (a boolean).
+// Reads a TOML file with the top-level keys db, grpc, http, tls_cert, tls_key (strings), insecure
+// and auth (booleans), and a [security] table (docs/security.md).
 // kNotFound when the file cannot be read; kInvalidArgument naming the file, line and key for a
 // syntax error, an unknown key or a value of the wrong type.
 Result<ConfigFile> LoadConfigFile(std::string_view path);

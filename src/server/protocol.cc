@@ -115,6 +115,19 @@ grpc::Status ToGrpcStatus(const Status& status, grpc::ServerContext* context, st
   return {grpc::StatusCode::UNKNOWN, message};
 }
 
+grpc::Status Authorize(const auth::Security* security, grpc::ServerContext* context, auth::Permission what,
+                       std::string_view stream) {
+  if (security == nullptr || !security->enabled()) return grpc::Status::OK;
+  std::string_view header;
+  const auto& md = context->client_metadata();
+  if (auto it = md.find("authorization"); it != md.end()) header = std::string_view(it->second.data(), it->second.size());
+  auto who = security->Authenticate(header);
+  if (!who.ok()) return ToGrpcStatus(who.status(), context, stream);
+  Status allowed = security->Authorize(*who, what, stream);
+  if (!allowed.ok()) return ToGrpcStatus(allowed, context, stream);
+  return grpc::Status::OK;
+}
+
 grpc::Status InvalidRequest(std::string message) {
   return {grpc::StatusCode::INVALID_ARGUMENT, std::move(message)};
 }

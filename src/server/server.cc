@@ -8,6 +8,8 @@
 
 #include <atomic>
 #include <chrono>
+#include <fstream>
+#include <iterator>
 #include <mutex>
 
 #include "server/protocol.h"
@@ -15,6 +17,17 @@
 
 namespace cairn::server {
 namespace {
+
+// A PEM file's text; kInvalidArgument naming the flag when it cannot be read or is not PEM.
+Result<std::string> ReadPemFile(const std::string& path, std::string_view field) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return Status::InvalidArgument(fmt::format("{} {}: cannot read the file", field, path));
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (text.find("-----BEGIN ") == std::string::npos) {
+    return Status::InvalidArgument(fmt::format("{} {}: not a PEM file (no -----BEGIN line)", field, path));
+  }
+  return text;
+}
 
 // Official clients ping every 10 s by default, also between calls. gRPC's server default would
 // call that abuse (at most one ping per 5 minutes without data) and close the connection.
@@ -27,13 +40,21 @@ constexpr int kMaxReceiveMessageBytes = static_cast<int>(kMaxEventBytes) + (64 <
 
 class GrpcServer final : public Server {
  public:
-  GrpcServer(Store* store, const HostPort& hp)
-      : streams_(store, &stopping_), gossip_(hp.host, hp.port) {}
+  GrpcServer(Store* store, const HostPort& hp, const auth::Security* security)
+      : streams_(store, &stopping_, security), gossip_(hp.host, hp.port) {}
 
   Status Run(const ServerOptions& options) {
     grace_ = options.shutdown_grace;
+    std::shared_ptr<grpc::ServerCredentials> credentials = grpc::InsecureServerCredentials();
+    if (!options.tls_cert_file.empty()) {
+      CAIRN_ASSIGN_OR_RETURN(std::string cert, ReadPemFile(options.tls_cert_file, "--tls-cert"));
+      CAIRN_ASSIGN_OR_RETURN(std::string key, ReadPemFile(options.tls_key_file, "--tls-key"));
+      grpc::SslServerCredentialsOptions ssl;
+      ssl.pem_key_cert_pairs.push_back({key, cert});
+      credentials = grpc::SslServerCredentials(ssl);
+    }
     grpc::ServerBuilder builder;
-    builder.AddListeningPort(options.grpc_address, grpc::InsecureServerCredentials(), &port_);
+    builder.AddListeningPort(options.grpc_address, credentials, &port_);
     builder.RegisterService(&streams_);
     builder.RegisterService(&features_);
     builder.RegisterService(&gossip_);
@@ -120,9 +141,13 @@ grpc::Status GossipService::Read(grpc::ServerContext*, const event_store::client
 }
 
 Result<std::unique_ptr<Server>> Server::Start(Store* store, const ServerOptions& options) {
-  CAIRN_RETURN_IF_ERROR(CheckListenAddress(options.grpc_address, "--grpc", options.insecure));
+  if (options.tls_cert_file.empty() != options.tls_key_file.empty()) {
+    return Status::InvalidArgument("--tls-cert and --tls-key: give both (the certificate and its private key) or neither");
+  }
+  const bool secure = !options.tls_cert_file.empty() && options.security != nullptr && options.security->enabled();
+  CAIRN_RETURN_IF_ERROR(CheckListenAddress(options.grpc_address, "--grpc", options.insecure, secure));
   CAIRN_ASSIGN_OR_RETURN(HostPort hp, ParseHostPort(options.grpc_address, "--grpc"));
-  auto server = std::make_unique<GrpcServer>(store, hp);
+  auto server = std::make_unique<GrpcServer>(store, hp, options.security);
   CAIRN_RETURN_IF_ERROR(server->Run(options));
   return std::unique_ptr<Server>(std::move(server));
 }

@@ -6,8 +6,10 @@
 // appends in flight finish (they are acknowledged by the store before their answer is sent), and
 // returns when every call has ended. Closing the store is the caller's step after that.
 //
-// Secure by default: until TLS and authentication exist, Start refuses any address that is not
-// loopback unless ServerOptions::insecure is set.
+// Secure by default: without TLS and authentication, Start refuses any address that is not
+// loopback unless ServerOptions::insecure is set. With ServerOptions::security enabled, every call
+// is authenticated (Basic credentials in the "authorization" header) and authorized
+// (auth/security.h; docs/security.md has the table of what each call needs).
 #pragma once
 
 #include <chrono>
@@ -17,6 +19,7 @@
 #include <string_view>
 
 #include "cairn/status.h"
+#include "auth/security.h"
 #include "cairn/store.h"
 
 namespace cairn::server {
@@ -27,6 +30,12 @@ struct ServerOptions {
   std::string grpc_address = "127.0.0.1:2113";
   // Allow a non-loopback address without TLS and authentication.
   bool insecure = false;
+  // Authentication and authorization (borrowed; must outlive the Server). Null: everyone may do
+  // everything (loopback only, unless insecure).
+  const auth::Security* security = nullptr;
+  // TLS: PEM files of the certificate (chain) and its private key. Both or neither.
+  std::string tls_cert_file;
+  std::string tls_key_file;
   // How long Shutdown waits for calls in flight before cancelling them.
   std::chrono::milliseconds shutdown_grace{5000};
 };
@@ -40,9 +49,9 @@ struct HostPort {
 Result<HostPort> ParseHostPort(std::string_view text, std::string_view field);
 // "localhost", 127.0.0.0/8 and ::1.
 bool IsLoopbackHost(std::string_view host);
-// OK for a loopback address; for any other, kInvalidArgument explaining --insecure, unless
-// `insecure`.
-Status CheckListenAddress(std::string_view text, std::string_view field, bool insecure);
+// OK for a loopback address; for any other, kInvalidArgument explaining TLS, --auth and
+// --insecure, unless `insecure` or `tls_and_auth`.
+Status CheckListenAddress(std::string_view text, std::string_view field, bool insecure, bool tls_and_auth = false);
 
 class Server {
  public:

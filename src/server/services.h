@@ -5,6 +5,7 @@
 #include <atomic>
 #include <string>
 
+#include "auth/security.h"
 #include "cairn/store.h"
 #include "esdb/gossip.grpc.pb.h"
 #include "esdb/serverfeatures.grpc.pb.h"
@@ -18,7 +19,8 @@ inline constexpr const char* kProtocolServerVersion = "24.10.0";
 
 class StreamsService final : public event_store::client::streams::Streams::Service {
  public:
-  StreamsService(Store* store, const std::atomic<bool>* stopping) : store_(store), stopping_(stopping) {}
+  StreamsService(Store* store, const std::atomic<bool>* stopping, const auth::Security* security)
+      : store_(store), stopping_(stopping), security_(security) {}
 
   grpc::Status Read(grpc::ServerContext* context, const event_store::client::streams::ReadReq* request,
                     grpc::ServerWriter<event_store::client::streams::ReadResp>* writer) override;
@@ -33,6 +35,7 @@ class StreamsService final : public event_store::client::streams::Streams::Servi
  private:
   Store* store_;
   const std::atomic<bool>* stopping_;
+  const auth::Security* security_;  // null: no authentication
 };
 
 class ServerFeaturesService final : public event_store::client::server_features::ServerFeatures::Service {

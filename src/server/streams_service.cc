@@ -349,12 +349,15 @@ grpc::Status StreamsService::Read(grpc::ServerContext* context, const pb::ReadRe
   }
   const bool subscription = o.count_option_case() == Options::kSubscription;
   if (o.has_stream()) {
+    const std::string& stream = o.stream().stream_identifier().stream_name();
+    if (auto denied = Authorize(security_, context, auth::Permission::kRead, stream); !denied.ok()) return denied;
     if (o.filter_option_case() == Options::kFilter) {
       return InvalidRequest("ReadReq.options.filter: filters apply to $all only");
     }
     if (subscription) return SubscribeStream(store_, context, stopping_, o, &out);
     return ReadStreamOnce(store_, context, o, &out);
   }
+  if (auto denied = Authorize(security_, context, auth::Permission::kReadAll, ""); !denied.ok()) return denied;
   auto filter = ReadFilter::From(o);
   if (!filter.ok()) return ToGrpcStatus(filter.status(), context, "$all");
   if (subscription) return SubscribeAll(store_, context, stopping_, o, *filter, &out);
@@ -369,6 +372,8 @@ grpc::Status StreamsService::Append(grpc::ServerContext* context, grpc::ServerRe
   }
   const std::string stream = req.options().stream_identifier().stream_name();
   const ExpectedVersion expected = ExpectedFrom(req.options());
+  // Writing "$$x" needs metadata-write on x (Security maps it).
+  if (auto denied = Authorize(security_, context, auth::Permission::kWrite, stream); !denied.ok()) return denied;
 
   std::vector<EventData> events;
   size_t total_bytes = 0;
@@ -493,12 +498,16 @@ grpc::Status StreamsService::Append(grpc::ServerContext* context, grpc::ServerRe
 
 grpc::Status StreamsService::Delete(grpc::ServerContext* context, const pb::DeleteReq* request,
                                     pb::DeleteResp* response) {
+  const std::string& stream = request->options().stream_identifier().stream_name();
+  if (auto denied = Authorize(security_, context, auth::Permission::kDelete, stream); !denied.ok()) return denied;
   return EndStream(context, *request, response,
                    [&](std::string_view stream, ExpectedVersion expected) { return store_->DeleteStream(stream, expected); });
 }
 
 grpc::Status StreamsService::Tombstone(grpc::ServerContext* context, const pb::TombstoneReq* request,
                                        pb::TombstoneResp* response) {
+  const std::string& stream = request->options().stream_identifier().stream_name();
+  if (auto denied = Authorize(security_, context, auth::Permission::kDelete, stream); !denied.ok()) return denied;
   return EndStream(context, *request, response,
                    [&](std::string_view stream, ExpectedVersion expected) { return store_->TombstoneStream(stream, expected); });
 }
