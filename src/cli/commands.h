@@ -27,5 +27,8 @@ Command AddVerifyCommand(CLI::App& parent, std::string* db);
 Command AddTourCommand(CLI::App& parent, std::string* db);
 Command AddBenchCommand(CLI::App& parent, std::string* db);
 Command AddServeCommand(CLI::App& parent, std::string* db);
+Command AddStreamsCommand(CLI::App& parent, std::string* db);
+Command AddStatsCommand(CLI::App& parent, std::string* db);
+Command AddUserCommand(CLI::App& parent, std::string* db);
 
 }  // namespace cairn::cli

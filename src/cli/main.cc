@@ -42,6 +42,9 @@ int main(int argc, char** argv) {
   commands.push_back(cairn::cli::AddTourCommand(app, &db));
   commands.push_back(cairn::cli::AddBenchCommand(app, &db));
   commands.push_back(cairn::cli::AddServeCommand(app, &db));
+  commands.push_back(cairn::cli::AddStreamsCommand(app, &db));
+  commands.push_back(cairn::cli::AddStatsCommand(app, &db));
+  commands.push_back(cairn::cli::AddUserCommand(app, &db));
 
   try {
     app.parse(argc, argv);

@@ -379,3 +379,91 @@ TEST_F(CliTest, TourRunsTwiceAndRebuildsTheBalance) {
 
 }  // namespace
 }  // namespace cairn
+
+namespace cairn {
+namespace {
+
+class AdminCliTest : public ::testing::Test {
+ protected:
+  std::string Db() const { return "file:" + dir_.Sub("data"); }
+  testing::CommandResult Cairn(std::vector<std::string> args, const std::string& input = "") const {
+    args.insert(args.begin() + 1, {"--db", Db()});
+    args.insert(args.begin(), testing::CliPath());
+    return testing::RunCommand(args, input);
+  }
+  // `cairn user SUB ...`: --db goes after the subcommand's subcommand.
+  testing::CommandResult User(std::vector<std::string> args, const std::string& input = "") const {
+    std::vector<std::string> full{testing::CliPath(), "user"};
+    full.insert(full.end(), args.begin(), args.end());
+    full.push_back("--db");
+    full.push_back(Db());
+    return testing::RunCommand(full, input);
+  }
+  testing::TempDir dir_;
+};
+
+TEST_F(AdminCliTest, StreamsListsByPrefixInOrderAndPages) {
+  for (const char* s : {"order-2", "order-1", "customer-1", "order-3"}) {
+    ASSERT_EQ(Cairn({"append", s, "--type", "T", "{}"}).exit_code, 0);
+  }
+  ASSERT_EQ(Cairn({"append", "order-1", "--type", "T", "{}"}).exit_code, 0);
+  auto r = Cairn({"streams", "--prefix", "order-", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  std::vector<json> lines;
+  std::istringstream in(r.out);
+  for (std::string line; std::getline(in, line);) lines.push_back(json::parse(line));
+  ASSERT_EQ(lines.size(), 3u);
+  EXPECT_EQ(lines[0]["stream"], "order-1");
+  EXPECT_EQ(lines[0]["last_version"], 1);
+  EXPECT_EQ(lines[2]["stream"], "order-3");
+  r = Cairn({"streams", "--after", "customer-1", "--max", "1"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "order-1\t1\n");
+  r = Cairn({"streams", "--max", "0"});
+  EXPECT_EQ(r.exit_code, 2) << r.out;
+  EXPECT_NE(r.err.find("max_count"), std::string::npos) << r.err;
+}
+
+TEST_F(AdminCliTest, StatsReportsTheStoreTotals) {
+  ASSERT_EQ(Cairn({"append", "a-1", "--type", "T", "{}"}).exit_code, 0);
+  ASSERT_EQ(Cairn({"append", "a-2", "--type", "T", "{}"}).exit_code, 0);
+  auto r = Cairn({"stats", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  json j = json::parse(r.out);
+  EXPECT_EQ(j["total_events"], 2);
+  EXPECT_EQ(j["streams"], 2);
+  EXPECT_GT(j["disk_bytes"].get<uint64_t>(), 0u);
+  EXPECT_EQ(j["since_open"]["appends"], 0);  // this process appended nothing
+}
+
+TEST_F(AdminCliTest, UsersAreAddedListedChangedAndRemovedWithoutPasswordsInTheStore) {
+  auto r = User({"add", "alice", "--group", "ops", "--group", "$admins"}, "alice-password\n");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  r = User({"add", "bob", "--password", "bob-password"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  r = User({"add", "carol"}, "short\n");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("password"), std::string::npos) << r.err;
+  r = User({"add", "bob", "--password", "other-password"});
+  EXPECT_NE(r.exit_code, 0);
+  r = User({"list", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out,
+            "{\"name\":\"alice\",\"groups\":[\"ops\",\"$admins\"]}\n"
+            "{\"name\":\"bob\",\"groups\":[]}\n");
+  ASSERT_EQ(User({"groups", "bob", "tellers"}).exit_code, 0);
+  ASSERT_EQ(User({"passwd", "alice"}, "new-alice-password\n").exit_code, 0);
+  ASSERT_EQ(User({"remove", "alice"}).exit_code, 0);
+  EXPECT_NE(User({"remove", "alice"}).exit_code, 0);
+  r = User({"list"});
+  EXPECT_EQ(r.out, "bob\ttellers\n");
+  // What the store keeps: hashes, not passwords.
+  r = Cairn({"read", "$users"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out.find("alice-password"), std::string::npos);
+  EXPECT_EQ(r.out.find("bob-password"), std::string::npos);
+  EXPECT_NE(r.out.find("scrypt"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace cairn

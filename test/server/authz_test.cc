@@ -22,6 +22,7 @@
 #include "esdb/gossip.grpc.pb.h"
 #include "esdb/serverfeatures.grpc.pb.h"
 #include "esdb/streams.grpc.pb.h"
+#include "server/config.h"
 #include "server/server.h"
 
 namespace cairn::server {
@@ -430,6 +431,79 @@ TEST_F(TlsTest, OnlyTlsWithAuthenticationOrInsecureMayListenBeyondLoopback) {
   bad = Server::Start(store_.get(), not_pem);
   ASSERT_FALSE(bad.ok());
   EXPECT_NE(bad.status().message().find("--tls-cert"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace cairn::server
+
+namespace cairn::server {
+namespace {
+
+class SecurityConfigTest : public ::testing::Test {
+ protected:
+  std::string Write(const std::string& text) {
+    const auto path = std::filesystem::temp_directory_path() / ("cairn-sec-" + std::to_string(::getpid()) + ".toml");
+    std::ofstream(path) << text;
+    paths_.push_back(path);
+    return path.string();
+  }
+  void TearDown() override {
+    for (const auto& p : paths_) std::filesystem::remove(p);
+  }
+  std::vector<std::filesystem::path> paths_;
+};
+
+TEST_F(SecurityConfigTest, SecurityTableBecomesThePolicy) {
+  auto file = LoadConfigFile(Write(R"(
+auth = true
+tls_cert = "/c.pem"
+tls_key = "/k.pem"
+[security]
+read_all = ["auditors"]
+[[security.acl]]
+prefix = ""
+read = ["$authenticated"]
+[[security.acl]]
+prefix = "acct-"
+write = ["tellers", "carol"]
+delete = []
+metadata_read = ["tellers"]
+metadata_write = ["$admins"]
+)"));
+  ASSERT_TRUE(file.ok()) << file.status().ToString();
+  EXPECT_EQ(file->auth, true);
+  EXPECT_EQ(file->tls_cert, "/c.pem");
+  EXPECT_EQ(file->tls_key, "/k.pem");
+  ASSERT_TRUE(file->security.has_value());
+  EXPECT_EQ(file->security->read_all, std::vector<std::string>{"auditors"});
+  ASSERT_EQ(file->security->rules.size(), 2u);
+  EXPECT_EQ(file->security->rules[0].prefix, "");
+  EXPECT_EQ(file->security->rules[0].read, std::vector<std::string>{"$authenticated"});
+  EXPECT_EQ(file->security->rules[1].write, (std::vector<std::string>{"tellers", "carol"}));
+  EXPECT_TRUE(file->security->rules[1].del.empty());
+  EXPECT_EQ(file->security->rules[1].metadata_write, std::vector<std::string>{"$admins"});
+}
+
+TEST_F(SecurityConfigTest, BadSecurityTablesNameTheLineAndKey) {
+  struct Case {
+    std::string text;
+    std::vector<std::string> words;
+  };
+  const std::vector<Case> cases = {
+      {"[security]\nread_everything = [\"x\"]\n", {"line 2", "security.read_everything"}},
+      {"[security]\nread_all = \"x\"\n", {"line 2", "security.read_all", "array"}},
+      {"[[security.acl]]\nprefix = \"a-\"\nread = [1]\n", {"line 3", "security.acl.read"}},
+      {"[[security.acl]]\nprefix = \"a-\"\nwrite = [\"\"]\n", {"line 3", "security.acl.write"}},
+      {"[[security.acl]]\nprefix = \"a-\"\nreed = [\"x\"]\n", {"line 3", "security.acl.reed", "unknown"}},
+      {"[[security.acl]]\nread = [\"x\"]\n", {"prefix"}},
+      {"auth = \"yes\"\n", {"line 1", "auth", "true or false"}},
+  };
+  for (const auto& c : cases) {
+    auto file = LoadConfigFile(Write(c.text));
+    ASSERT_FALSE(file.ok()) << c.text;
+    EXPECT_EQ(file.status().code(), StatusCode::kInvalidArgument) << c.text;
+    for (const auto& w : c.words) EXPECT_NE(file.status().message().find(w), std::string::npos) << file.status().message();
+  }
 }
 
 }  // namespace
