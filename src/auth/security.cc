@@ -216,12 +216,15 @@ Result<std::unique_ptr<Security>> Security::Open(Store* store, const SecurityOpt
     CAIRN_RETURN_IF_ERROR(s->Refresh());
   }
   if (options.enabled) {
-    bool empty;
+    // No administrator yet (the first start, or only users added offline with `cairn user`).
+    bool no_admin = true;
     {
       std::lock_guard lock(s->mu_);
-      empty = s->users_.empty();
+      for (const auto& [name, u] : s->users_) {
+        if (std::find(u.groups.begin(), u.groups.end(), kAdmins) != u.groups.end()) no_admin = false;
+      }
     }
-    if (empty) {
+    if (no_admin) {
       std::string password = options.initial_admin_password;
       if (password.empty()) {
         // 18 random bytes as base64url: 24 characters.

@@ -90,8 +90,8 @@ struct UserInfo {
 class Security {
  public:
   // Loads the users from `store` (borrowed; must outlive this). With security enabled and no user
-  // yet, creates "admin" in "$admins" with the initial password, or a generated one returned in
-  // *generated_password. kInvalidArgument for a bad policy (naming the rule and field).
+  // in "$admins" yet, creates "admin" in "$admins" with the initial password, or a generated one
+  // returned in *generated_password (kAlreadyExists if a user "admin" exists outside "$admins"). kInvalidArgument for a bad policy (naming the rule and field).
   static Result<std::unique_ptr<Security>> Open(Store* store, const SecurityOptions& options,
                                                 std::string* generated_password = nullptr);
 

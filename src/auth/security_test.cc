@@ -70,6 +70,19 @@ TEST_F(SecurityTest, FirstStartCreatesAdminWithAGeneratedPasswordOnlyOnce) {
   EXPECT_TRUE((*second)->Authenticate("admin", generated).ok());
 }
 
+TEST_F(SecurityTest, UsersAddedBeforeTheFirstStartStillGetAnAdmin) {
+  {
+    auto offline = Security::Open(store_.get(), SecurityOptions{});  // `cairn user add` works so
+    ASSERT_TRUE(offline.ok());
+    ASSERT_TRUE((*offline)->CreateUser("teller", "teller-password", {"tellers"}).ok());
+  }
+  auto s = Open(Enabled());
+  auto admin = s->Authenticate("admin", "admin-secret");
+  ASSERT_TRUE(admin.ok()) << admin.status().ToString();
+  EXPECT_TRUE(admin->admin());
+  EXPECT_TRUE(s->Authenticate("teller", "teller-password").ok());
+}
+
 TEST_F(SecurityTest, DisabledCreatesNoUserAndAllowsEverything) {
   SecurityOptions o;
   auto s = Open(o);

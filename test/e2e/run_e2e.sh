@@ -78,4 +78,51 @@ if ! "$cairn" verify --db "file:$work/data" >/dev/null; then
   echo "e2e: FAIL: cairn verify found a problem in the data directory after shutdown" >&2
   status=1
 fi
+
+# The same clients against a server with TLS and authentication (docs/security.md): a certificate
+# made here, users made with `cairn user` before the server starts, a config with one rule.
+cp "$here/secure.mjs" "$modules_dir/secure.mjs"
+# A CA and a server certificate it signs: clients built on rustls (the KurrentDB client's reads)
+# refuse a self-signed certificate that is its own CA.
+openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=cairn-e2e-ca \
+  -keyout "$work/ca.key" -out "$work/ca.pem" 2>/dev/null
+openssl req -newkey rsa:2048 -nodes -subj /CN=localhost -keyout "$work/key.pem" -out "$work/server.csr" 2>/dev/null
+printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n' >"$work/server.ext"
+openssl x509 -req -in "$work/server.csr" -CA "$work/ca.pem" -CAkey "$work/ca.key" -CAcreateserial -days 1 \
+  -extfile "$work/server.ext" -out "$work/cert.pem" 2>/dev/null
+"$cairn" user add teller --group tellers --password teller-password --db "file:$work/secure-data" >/dev/null
+cat >"$work/secure.toml" <<TOML
+tls_cert = "$work/cert.pem"
+tls_key = "$work/key.pem"
+[[security.acl]]
+prefix = "acct-"
+read = ["tellers"]
+write = ["tellers"]
+TOML
+admin_password=$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')
+CAIRN_ADMIN_PASSWORD=$admin_password "$cairn" serve --db "file:$work/secure-data" --grpc 127.0.0.1:0 \
+  --config "$work/secure.toml" >"$work/secure.log" 2>&1 &
+server_pid=$!
+port=""
+for _ in $(seq 1 100); do
+  port=$(sed -n 's/^cairn serve: gRPC .* on 127\.0\.0\.1:\([0-9][0-9]*\).*/\1/p' "$work/secure.log")
+  [[ -n "$port" ]] && break
+  if ! kill -0 "$server_pid" 2>/dev/null; then break; fi
+  sleep 0.1
+done
+if [[ -z "$port" ]]; then
+  echo "e2e: FAIL: cairn serve with TLS did not start" >&2
+  cat "$work/secure.log" >&2
+  exit 1
+fi
+echo "e2e: cairn serve with TLS and authentication on port $port"
+(cd "$modules_dir" && timeout 300 node secure.mjs "$port" "$work/ca.pem" "$admin_password") || status=$?
+kill -TERM "$server_pid"
+wait "$server_pid" || status=$?
+server_pid=""
+cat "$work/secure.log"
+if grep -q "$admin_password" "$work/secure.log"; then
+  echo "e2e: FAIL: the server printed the admin password it was given" >&2
+  status=1
+fi
 exit $status
