@@ -264,6 +264,7 @@ Command AddAppendCommand(CLI::App& parent, std::string* db) {
       "gets {\"error\": CODE, \"message\": ...} (and \"actual_version\" for a conflict) and the rest go on.");
   auto flags = std::make_shared<AppendFlags>();
   AddDbOption(app, db);
+  AddServerOption(app, db);
   app->add_option("STREAM", flags->stream, "The stream to append to, or '-' to read requests from stdin")
       ->required();
   flags->data_option = app->add_option("DATA_JSON", flags->data_json, "The event's data: any JSON value");

@@ -1,6 +1,8 @@
 // Exit codes, error reporting and store opening shared by the subcommands.
 #include "cli/cli_common.h"
 
+#include "server/remote.h"
+
 #include <cstdio>
 #include <cstdlib>
 
@@ -51,6 +53,11 @@ std::string NormalizeDbUrl(std::string_view db) {
 }
 
 Result<std::unique_ptr<Store>> OpenStore(std::string_view db, const Options& options) {
+  if (server::IsRemoteUrl(db)) {
+    auto remote = server::OpenRemoteStore(db);
+    if (!remote.ok()) return remote.status().WithContext("connect");
+    return remote;
+  }
   std::string url = NormalizeDbUrl(db);
   auto store = Store::Open(url, options);
   if (!store.ok()) return store.status().WithContext("open " + url);

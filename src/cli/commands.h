@@ -18,6 +18,9 @@ struct Command {
 
 // Adds "--db URL" to `app`, bound to `db`.
 void AddDbOption(CLI::App* app, std::string* db);
+// Adds "--server URL" (esdb://...), bound to `db` too: the command then goes through a running
+// server over the gRPC protocol (server/remote.h).
+void AddServerOption(CLI::App* app, std::string* db);
 
 Command AddAppendCommand(CLI::App& parent, std::string* db);
 Command AddReadCommand(CLI::App& parent, std::string* db);

@@ -19,6 +19,13 @@ void AddDbOption(CLI::App* app, std::string* db) {
       ->type_name("URL");
 }
 
+void AddServerOption(CLI::App* app, std::string* db) {
+  app->add_option("--server", *db,
+                  "Go through a running server instead of opening a store: "
+                  "esdb://[USER:PASSWORD@]HOST:PORT?tls=false|true[&tlsCAFile=PEM]")
+      ->type_name("URL");
+}
+
 }  // namespace cairn::cli
 
 int main(int argc, char** argv) {

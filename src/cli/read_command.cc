@@ -84,6 +84,7 @@ Command AddReadCommand(CLI::App& parent, std::string* db) {
       "data and metadata are JSON values; data that is not JSON is base64 with \"content_type\":\"bytes\".");
   auto flags = std::make_shared<ReadFlags>();
   AddDbOption(app, db);
+  AddServerOption(app, db);
   app->add_option("STREAM", flags->stream, "The stream, or '$all'")->required();
   app->add_option("--from", flags->from,
                   "Stream: the first version to print (backward: the last). $all: the position to start at "

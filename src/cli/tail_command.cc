@@ -16,6 +16,7 @@
 #include "cairn/subscription.h"
 #include "cli/cli_common.h"
 #include "cli/commands.h"
+#include "server/remote.h"
 #include "cli/json_format.h"
 
 namespace cairn::cli {
@@ -45,13 +46,29 @@ int RunTail(const TailFlags& flags, const std::string& db) {
   sigaction(SIGINT, &action, nullptr);
   sigaction(SIGTERM, &action, nullptr);
 
-  Options options;
-  options.create_if_missing = false;
-  auto store = OpenStore(db, options);
-  if (!store.ok()) return ReportError(store.status());
+  const bool remote = server::IsRemoteUrl(db);
+  std::unique_ptr<Store> local;
+  if (!remote) {
+    Options options;
+    options.create_if_missing = false;
+    auto store = OpenStore(db, options);
+    if (!store.ok()) return ReportError(store.status());
+    local = std::move(store).value();
+  }
+  auto* store = &local;
 
   Result<std::unique_ptr<Subscription>> sub = Status::Internal("no subscription");
-  if (flags.stream == kAll) {
+  if (remote) {
+    // The server runs the subscription (its own catch-up and live delivery).
+    if (flags.stream != kAll && (!flags.types.empty() || !flags.categories.empty() || !flags.prefixes.empty())) {
+      return ReportError(Status::InvalidArgument("--type, --category and --prefix: only for '$all'"));
+    }
+    EventFilter filter;
+    filter.event_types = flags.types;
+    filter.categories = flags.categories;
+    filter.stream_prefixes = flags.prefixes;
+    sub = server::SubscribeRemote(db, flags.stream, flags.from, filter);
+  } else if (flags.stream == kAll) {
     SubscribeToAllOptions o;
     o.from = flags.from ? AllFrom::Checkpoint(Position(*flags.from)) : AllFrom::Now();
     o.filter.event_types = flags.types;
@@ -95,8 +112,10 @@ int RunTail(const TailFlags& flags, const std::string& db) {
   }
   if (!(*sub)->status().ok()) return ReportError((*sub)->status());
   sub->reset();
-  Status closed = (*store)->Close();
-  if (!closed.ok()) return ReportError(closed);
+  if (local) {
+    Status closed = local->Close();
+    if (!closed.ok()) return ReportError(closed);
+  }
   return kExitOk;
 }
 
@@ -111,6 +130,7 @@ Command AddTailCommand(CLI::App& parent, std::string* db) {
       "to watch appends made by another process, tail through the server (`cairn serve`).");
   auto flags = std::make_shared<TailFlags>();
   AddDbOption(app, db);
+  AddServerOption(app, db);
   app->add_option("STREAM", flags->stream, "The stream, or '$all'")->required();
   app->add_option("--from", flags->from,
                   "Start with history. Stream: the first version to print. $all: the position to start at "

@@ -5,11 +5,11 @@
 #include <grpcpp/grpcpp.h>
 
 #include "esdb/streams.grpc.pb.h"
+#include "server/client_calls.h"
 #include "server/protocol.h"
 #include "server/server.h"
 
 namespace cairn::server {
-namespace {
 
 namespace pb = event_store::client::streams;
 
@@ -40,6 +40,59 @@ Status FromGrpc(const grpc::Status& s, const grpc::ClientContext& context, std::
   }
 }
 
+Result<AppendResult> AppendCall(pb::Streams::Stub* stub, grpc::ClientContext* context, std::string_view stream,
+                                ExpectedVersion expected, std::span<const EventData> events) {
+  pb::AppendResp response;
+  auto writer = stub->Append(context, &response);
+  pb::AppendReq req;
+  auto* options = req.mutable_options();
+  options->mutable_stream_identifier()->set_stream_name(stream.data(), stream.size());
+  switch (expected.kind()) {
+    case ExpectedVersion::Kind::kAny:
+      options->mutable_any();
+      break;
+    case ExpectedVersion::Kind::kNoStream:
+      options->mutable_no_stream();
+      break;
+    case ExpectedVersion::Kind::kStreamExists:
+      options->mutable_stream_exists();
+      break;
+    case ExpectedVersion::Kind::kExact:
+      options->set_revision(expected.version());
+      break;
+  }
+  bool open = writer->Write(req);
+  for (const EventData& e : events) {
+    if (!open) break;
+    req.Clear();
+    auto* m = req.mutable_proposed_message();
+    if (!e.id.IsNil()) UuidToProto(e.id, /*structured=*/false, m->mutable_id());
+    (*m->mutable_metadata())["type"] = e.type;
+    (*m->mutable_metadata())["content-type"] =
+        std::string(e.content_type == ContentType::kJson ? kContentTypeJson : kContentTypeBytes);
+    m->set_custom_metadata(e.metadata);
+    m->set_data(e.data);
+    open = writer->Write(req);
+  }
+  writer->WritesDone();
+  grpc::Status s = writer->Finish();
+  if (!s.ok()) return FromGrpc(s, *context, fmt::format("append to {}", stream));
+  if (response.has_wrong_expected_version()) {
+    const auto& w = response.wrong_expected_version();
+    std::optional<uint64_t> actual;
+    if (w.has_current_revision()) actual = w.current_revision();
+    return Status::WrongExpectedVersion(fmt::format("append to {}: wrong expected version", stream), actual);
+  }
+  const auto& ok = response.success();
+  AppendResult result;
+  result.next_version = ok.has_current_revision() ? ok.current_revision() + 1 : 0;
+  result.first_version = result.next_version - std::min<uint64_t>(result.next_version, events.size());
+  if (ok.has_position()) result.position = Position(ok.position().commit_position());
+  return result;
+}
+
+namespace {
+
 class GrpcClient final : public Client {
  public:
   explicit GrpcClient(std::shared_ptr<grpc::Channel> channel) : stub_(pb::Streams::NewStub(channel)) {}
@@ -47,53 +100,7 @@ class GrpcClient final : public Client {
   Result<AppendResult> Append(std::string_view stream, ExpectedVersion expected,
                               std::span<const EventData> events) override {
     grpc::ClientContext context;
-    pb::AppendResp response;
-    auto writer = stub_->Append(&context, &response);
-    pb::AppendReq req;
-    auto* options = req.mutable_options();
-    options->mutable_stream_identifier()->set_stream_name(stream.data(), stream.size());
-    switch (expected.kind()) {
-      case ExpectedVersion::Kind::kAny:
-        options->mutable_any();
-        break;
-      case ExpectedVersion::Kind::kNoStream:
-        options->mutable_no_stream();
-        break;
-      case ExpectedVersion::Kind::kStreamExists:
-        options->mutable_stream_exists();
-        break;
-      case ExpectedVersion::Kind::kExact:
-        options->set_revision(expected.version());
-        break;
-    }
-    bool open = writer->Write(req);
-    for (const EventData& e : events) {
-      if (!open) break;
-      req.Clear();
-      auto* m = req.mutable_proposed_message();
-      if (!e.id.IsNil()) UuidToProto(e.id, /*structured=*/false, m->mutable_id());
-      (*m->mutable_metadata())["type"] = e.type;
-      (*m->mutable_metadata())["content-type"] =
-          std::string(e.content_type == ContentType::kJson ? kContentTypeJson : kContentTypeBytes);
-      m->set_custom_metadata(e.metadata);
-      m->set_data(e.data);
-      open = writer->Write(req);
-    }
-    writer->WritesDone();
-    grpc::Status s = writer->Finish();
-    if (!s.ok()) return FromGrpc(s, context, fmt::format("append to {}", stream));
-    if (response.has_wrong_expected_version()) {
-      const auto& w = response.wrong_expected_version();
-      std::optional<uint64_t> actual;
-      if (w.has_current_revision()) actual = w.current_revision();
-      return Status::WrongExpectedVersion(fmt::format("append to {}: wrong expected version", stream), actual);
-    }
-    const auto& ok = response.success();
-    AppendResult result;
-    result.next_version = ok.has_current_revision() ? ok.current_revision() + 1 : 0;
-    result.first_version = result.next_version - std::min<uint64_t>(result.next_version, events.size());
-    if (ok.has_position()) result.position = Position(ok.position().commit_position());
-    return result;
+    return AppendCall(stub_.get(), &context, stream, expected, events);
   }
 
   Status ReadAll(uint64_t max_count, const std::function<void(const RecordedEventView&)>& fn) override {

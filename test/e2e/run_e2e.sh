@@ -64,6 +64,30 @@ echo "e2e: cairn serve on port $port"
 status=0
 (cd "$modules_dir" && timeout 300 node clients.mjs "$port") || status=$?
 
+# The CLI through the running server (--server): append, a conflict (exit 3), read, a missing
+# stream (exit 4), the stdin protocol, and tail catching up then stopping after --max.
+expect() {  # expect WHAT WANT GOT
+  if [[ "$2" != "$3" ]]; then
+    echo "e2e: FAIL: cairn --server: $1: expected [$2], got [$3]" >&2
+    status=1
+  else
+    echo "ok   cairn --server: $1"
+  fi
+}
+server_url="esdb://127.0.0.1:$port?tls=false"
+out=$("$cairn" append --server "$server_url" cli-1 --type Deposited '{"amount":5}')
+expect "append" '"first_version":0,"next_version":1' "$(grep -o '"first_version":0,"next_version":1' <<<"$out")"
+rc=0; "$cairn" append --server "$server_url" cli-1 --expected no-stream --type Deposited '{}' 2>/dev/null || rc=$?
+expect "wrong expected version exits 3" 3 "$rc"
+out=$(echo '{"stream":"cli-1","expected":0,"events":[{"type":"Withdrawn","data":{"amount":2}}]}' | "$cairn" append --server "$server_url" -)
+expect "append from stdin" '"next_version":2' "$(grep -o '"next_version":2' <<<"$out")"
+out=$("$cairn" read --server "$server_url" cli-1 | grep -o '"type":"[A-Za-z]*"' | tr '\n' ' ')
+expect "read" '"type":"Deposited" "type":"Withdrawn" ' "$out"
+rc=0; "$cairn" read --server "$server_url" cli-missing-1 2>/dev/null || rc=$?
+expect "read of a missing stream exits 4" 4 "$rc"
+out=$(timeout 20 "$cairn" tail --server "$server_url" cli-1 --from 0 --max 2 | grep -c '"stream":"cli-1"')
+expect "tail --from 0 --max 2" 2 "$out"
+
 kill -TERM "$server_pid"
 server_status=0
 wait "$server_pid" || server_status=$?
@@ -117,6 +141,13 @@ if [[ -z "$port" ]]; then
 fi
 echo "e2e: cairn serve with TLS and authentication on port $port"
 (cd "$modules_dir" && timeout 300 node secure.mjs "$port" "$work/ca.pem" "$admin_password") || status=$?
+secure_url="esdb://teller:teller-password@127.0.0.1:$port?tls=true&tlsCAFile=$work/ca.pem"
+out=$("$cairn" append --server "$secure_url" acct-cli-1 --type Opened '{}')
+expect "append with TLS and credentials" '"next_version":1' "$(grep -o '"next_version":1' <<<"$out")"
+rc=0; "$cairn" append --server "${secure_url/teller-password/wrong-password}" acct-cli-1 --type Opened '{}' 2>/dev/null || rc=$?
+expect "a wrong password exits 1" 1 "$rc"
+rc=0; "$cairn" read --server "$secure_url" '$all' >/dev/null 2>&1 || rc=$?
+expect "reading \$all without the permission exits 1" 1 "$rc"
 kill -TERM "$server_pid"
 wait "$server_pid" || status=$?
 server_pid=""

@@ -1,0 +1,24 @@
+// The calling side's pieces shared by Client (client.h) and the remote store (remote.h).
+// Internal to src/server.
+#pragma once
+
+#include <grpcpp/grpcpp.h>
+
+#include <span>
+#include <string_view>
+
+#include "cairn/event.h"
+#include "cairn/status.h"
+#include "cairn/store.h"
+#include "esdb/streams.grpc.pb.h"
+
+namespace cairn::server {
+
+// A failed call as a cairn Status, from its gRPC status and the "exception" trailer.
+Status FromGrpc(const grpc::Status& s, const grpc::ClientContext& context, std::string_view what);
+
+// One Streams.Append call on `context` (credentials and deadline already set on it).
+Result<AppendResult> AppendCall(event_store::client::streams::Streams::Stub* stub, grpc::ClientContext* context,
+                                std::string_view stream, ExpectedVersion expected, std::span<const EventData> events);
+
+}  // namespace cairn::server
