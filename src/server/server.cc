@@ -113,6 +113,7 @@ grpc::Status ServerFeaturesService::GetSupportedMethods(grpc::ServerContext*, co
   static constexpr Method kMethods[] = {
       {"event_store.client.streams.streams", "read"},
       {"event_store.client.streams.streams", "append"},
+      {"event_store.client.streams.streams", "batchappend"},
       {"event_store.client.streams.streams", "delete"},
       {"event_store.client.streams.streams", "tombstone"},
       {"event_store.client.server_features.serverfeatures", "getsupportedmethods"},

@@ -27,6 +27,9 @@ class StreamsService final : public event_store::client::streams::Streams::Servi
   grpc::Status Append(grpc::ServerContext* context,
                       grpc::ServerReader<event_store::client::streams::AppendReq>* reader,
                       event_store::client::streams::AppendResp* response) override;
+  grpc::Status BatchAppend(grpc::ServerContext* context,
+                           grpc::ServerReaderWriter<event_store::client::streams::BatchAppendResp,
+                                                    event_store::client::streams::BatchAppendReq>* stream) override;
   grpc::Status Delete(grpc::ServerContext* context, const event_store::client::streams::DeleteReq* request,
                       event_store::client::streams::DeleteResp* response) override;
   grpc::Status Tombstone(grpc::ServerContext* context, const event_store::client::streams::TombstoneReq* request,

@@ -5,6 +5,8 @@
 
 #include <chrono>
 #include <limits>
+#include <map>
+#include <span>
 #include <memory>
 #include <optional>
 #include <string>
@@ -364,6 +366,100 @@ grpc::Status StreamsService::Read(grpc::ServerContext* context, const pb::ReadRe
   return ReadAllOnce(store_, context, o, *filter, &out);
 }
 
+namespace {
+
+// Why an event of an append is refused before anything is written.
+struct EventProblem {
+  std::string exception;  // the trailer the clients read, or empty
+  std::string message;
+};
+
+// One proposed message (Append's or BatchAppend's: the same fields) as EventData.
+template <typename Proposed>
+std::optional<EventProblem> EventFrom(Proposed* m, const std::string& stream, size_t index, EventData* out) {
+  auto type = m->metadata().find("type");
+  auto content_type = m->metadata().find("content-type");
+  if (type == m->metadata().end() || content_type == m->metadata().end()) {
+    return EventProblem{"missing-required-metadata-property",
+                        fmt::format("append to {}: event {} lacks the \"type\" or \"content-type\" property", stream,
+                                    index)};
+  }
+  if (m->has_id()) {
+    auto id = UuidFromProto(m->id());
+    if (!id) return EventProblem{"", fmt::format("append to {}: event {}: id is not a UUID", stream, index)};
+    out->id = *id;
+  }
+  out->type = type->second;
+  out->content_type = content_type->second == kContentTypeJson ? ContentType::kJson : ContentType::kBytes;
+  out->data = std::move(*m->mutable_data());
+  out->metadata = std::move(*m->mutable_custom_metadata());
+  return std::nullopt;
+}
+
+// What an append did: the stream's current revision (none: no stream) and the position of its
+// first event (none: nothing was written), or why it failed.
+struct AppendOutcome {
+  Status status;
+  std::optional<StreamVersion> current;
+  std::optional<Position> position;
+};
+
+// The append itself, after the request is parsed and authorized: stream metadata through
+// SetStreamMetadata, system streams refused, an empty append checks the expected version only.
+AppendOutcome CommitAppend(Store* store, const std::string& stream, ExpectedVersion expected,
+                           std::span<const EventData> events) {
+  AppendOutcome out;
+  Result<AppendResult> result = Status::Internal("unset");
+  if (stream.starts_with(kMetastreamPrefix)) {
+    // Stream metadata: one "$metadata" event with EventStoreDB's JSON keys, applied through
+    // SetStreamMetadata so that it takes effect at once (its event id is the store's).
+    if (events.size() != 1 || events[0].type != kMetadataType) {
+      out.status = Status::InvalidArgument(
+          fmt::format("append to {}: a metastream takes exactly one \"$metadata\" event", stream));
+      return out;
+    }
+    auto md = StreamMetadata::Parse(events[0].data);
+    if (!md.ok()) {
+      out.status = md.status().WithContext("append to " + stream);
+      return out;
+    }
+    result = store->SetStreamMetadata(std::string_view(stream).substr(kMetastreamPrefix.size()), expected, *md);
+  } else if (stream.starts_with('$')) {
+    out.status = Status(StatusCode::kPermissionDenied,
+                        fmt::format("append to {}: streams starting with '$' belong to the system", stream));
+    return out;
+  } else if (events.empty()) {
+    // An empty append checks the expected version and reports the stream's state.
+    auto info = store->GetStreamInfo(stream);
+    if (!info.ok()) {
+      out.status = info.status();
+      return out;
+    }
+    if (info->tombstoned) {
+      out.status = Status::NotFound("stream " + stream + " is deleted (tombstoned)", ErrorDetail::kStreamDeleted);
+      return out;
+    }
+    if (info->exists) out.current = info->last_version;
+    const bool matches = expected.kind() == ExpectedVersion::Kind::kAny ||
+                         (expected.kind() == ExpectedVersion::Kind::kNoStream && !out.current) ||
+                         (expected.kind() == ExpectedVersion::Kind::kStreamExists && out.current) ||
+                         (expected.kind() == ExpectedVersion::Kind::kExact && out.current == expected.version());
+    if (!matches) out.status = Status::WrongExpectedVersion("append to " + stream + ": wrong expected version", out.current);
+    return out;
+  } else {
+    result = store->Append(stream, expected, events);
+  }
+  if (!result.ok()) {
+    out.status = result.status();
+    return out;
+  }
+  if (result->next_version > 0) out.current = result->next_version - 1;
+  out.position = result->position;
+  return out;
+}
+
+}  // namespace
+
 grpc::Status StreamsService::Append(grpc::ServerContext* context, grpc::ServerReader<pb::AppendReq>* reader,
                                     pb::AppendResp* response) {
   pb::AppendReq req;
@@ -392,76 +488,23 @@ grpc::Status StreamsService::Append(grpc::ServerContext* context, grpc::ServerRe
       return {grpc::StatusCode::INVALID_ARGUMENT,
               fmt::format("append to {}: more than {} bytes of data and metadata in one append", stream, kMaxAppendBytes)};
     }
-    auto type = m->metadata().find("type");
-    auto content_type = m->metadata().find("content-type");
-    if (type == m->metadata().end() || content_type == m->metadata().end()) {
-      context->AddTrailingMetadata("exception", "missing-required-metadata-property");
-      context->AddTrailingMetadata("required-metadata-properties", "type,content-type");
-      return InvalidRequest(fmt::format("append to {}: event {} lacks the \"type\" or \"content-type\" property",
-                                        stream, events.size()));
-    }
     EventData e;
-    if (m->has_id()) {
-      auto id = UuidFromProto(m->id());
-      if (!id) return InvalidRequest(fmt::format("append to {}: event {}: id is not a UUID", stream, events.size()));
-      e.id = *id;
+    if (auto problem = EventFrom(m, stream, events.size(), &e)) {
+      if (!problem->exception.empty()) {
+        context->AddTrailingMetadata("exception", problem->exception);
+        context->AddTrailingMetadata("required-metadata-properties", "type,content-type");
+      }
+      return InvalidRequest(problem->message);
     }
-    e.type = type->second;
-    e.content_type = content_type->second == kContentTypeJson ? ContentType::kJson : ContentType::kBytes;
-    e.data = std::move(*m->mutable_data());
-    e.metadata = std::move(*m->mutable_custom_metadata());
     events.push_back(std::move(e));
   }
 
   // Read() also ends when the client cancels or vanishes: only a half-close commits the append.
   if (context->IsCancelled()) return {grpc::StatusCode::CANCELLED, "append cancelled by the client"};
 
-  Result<AppendResult> result = Status::Internal("unset");
-  if (stream.starts_with(kMetastreamPrefix)) {
-    // Stream metadata: one "$metadata" event with EventStoreDB's JSON keys, applied through
-    // SetStreamMetadata so that it takes effect at once (its event id is the store's).
-    if (events.size() != 1 || events[0].type != kMetadataType) {
-      return InvalidRequest(fmt::format("append to {}: a metastream takes exactly one \"$metadata\" event", stream));
-    }
-    auto md = StreamMetadata::Parse(events[0].data);
-    if (!md.ok()) return ToGrpcStatus(md.status().WithContext("append to " + stream), context, stream);
-    result = store_->SetStreamMetadata(std::string_view(stream).substr(kMetastreamPrefix.size()), expected, *md);
-  } else if (stream.starts_with('$')) {
-    return ToGrpcStatus(Status(StatusCode::kPermissionDenied,
-                               fmt::format("append to {}: streams starting with '$' belong to the system", stream)),
-                        context, stream);
-  } else if (events.empty()) {
-    // An empty append checks the expected version and reports the stream's state.
-    auto info = store_->GetStreamInfo(stream);
-    if (!info.ok()) return ToGrpcStatus(info.status(), context, stream);
-    if (info->tombstoned) {
-      return ToGrpcStatus(Status::NotFound("stream " + stream + " is deleted (tombstoned)", ErrorDetail::kStreamDeleted),
-                          context, stream);
-    }
-    std::optional<StreamVersion> current;
-    if (info->exists) current = info->last_version;
-    bool matches = expected.kind() == ExpectedVersion::Kind::kAny ||
-                   (expected.kind() == ExpectedVersion::Kind::kNoStream && !current) ||
-                   (expected.kind() == ExpectedVersion::Kind::kStreamExists && current) ||
-                   (expected.kind() == ExpectedVersion::Kind::kExact && current == expected.version());
-    if (!matches) {
-      result = Status::WrongExpectedVersion("append to " + stream + ": wrong expected version", current);
-    } else {
-      auto* success = response->mutable_success();
-      if (current) {
-        success->set_current_revision(*current);
-      } else {
-        success->mutable_no_stream();
-      }
-      success->mutable_no_position();
-      return grpc::Status::OK;
-    }
-  } else {
-    result = store_->Append(stream, expected, events);
-  }
-
-  if (!result.ok()) {
-    const Status& s = result.status();
+  AppendOutcome outcome = CommitAppend(store_, stream, expected, events);
+  if (!outcome.status.ok()) {
+    const Status& s = outcome.status;
     if (s.detail() != ErrorDetail::kWrongExpectedVersion) return ToGrpcStatus(s, context, stream, expected);
     auto* wev = response->mutable_wrong_expected_version();
     if (s.actual_version()) {
@@ -486,13 +529,152 @@ grpc::Status StreamsService::Append(grpc::ServerContext* context, grpc::ServerRe
     return grpc::Status::OK;
   }
   auto* success = response->mutable_success();
-  if (result->next_version == 0) {
-    success->mutable_no_stream();
+  if (outcome.current) {
+    success->set_current_revision(*outcome.current);
   } else {
-    success->set_current_revision(result->next_version - 1);
+    success->mutable_no_stream();
   }
-  success->mutable_position()->set_commit_position(result->position.value());
-  success->mutable_position()->set_prepare_position(result->position.value());
+  if (outcome.position) {
+    success->mutable_position()->set_commit_position(outcome.position->value());
+    success->mutable_position()->set_prepare_position(outcome.position->value());
+  } else {
+    success->mutable_no_position();
+  }
+  return grpc::Status::OK;
+}
+
+grpc::Status StreamsService::BatchAppend(grpc::ServerContext* context,
+                                         grpc::ServerReaderWriter<pb::BatchAppendResp, pb::BatchAppendReq>* stream) {
+  // Many appends on one call, each a correlation id: its first message carries the options, its
+  // last is_final. Appends run one after another on this thread (each is acknowledged by the
+  // store before its answer), so a client's appends on one call commit in the order it sent them.
+  struct Open {
+    pb::BatchAppendReq::Options options;
+    std::vector<EventData> events;
+    size_t bytes = 0;
+    std::optional<EventProblem> problem;  // the first reason to refuse it, answered at is_final
+  };
+  std::map<std::string, Open> open;  // by the correlation id's bytes
+  pb::BatchAppendReq req;
+  pb::BatchAppendResp resp;
+  auto answer_error = [&](const pb::BatchAppendReq::Options& o, const event_store::client::UUID& id,
+                          grpc::StatusCode code, const std::string& message, const google::protobuf::Message& details) {
+    resp.Clear();
+    *resp.mutable_correlation_id() = id;
+    *resp.mutable_stream_identifier() = o.stream_identifier();
+    auto* e = resp.mutable_error();
+    e->set_code(static_cast<int32_t>(code));
+    e->set_message(message);
+    e->mutable_details()->PackFrom(details);
+    return stream->Write(resp);
+  };
+  while (stream->Read(&req)) {
+    const std::string key = req.correlation_id().SerializeAsString();
+    auto it = open.find(key);
+    if (it == open.end()) {
+      if (!req.has_options()) {
+        event_store::client::BadRequest bad;
+        bad.set_message("BatchAppendReq: the first message of a correlation id must carry options");
+        if (!answer_error(req.options(), req.correlation_id(), grpc::StatusCode::INVALID_ARGUMENT, bad.message(), bad)) break;
+        continue;
+      }
+      it = open.emplace(key, Open{req.options(), {}, 0, std::nullopt}).first;
+    }
+    Open& a = it->second;
+    const std::string name = a.options.stream_identifier().stream_name();
+    for (auto& m : *req.mutable_proposed_messages()) {
+      if (a.problem) break;
+      a.bytes += m.data().size() + m.custom_metadata().size();
+      if (a.events.size() >= kMaxAppendEvents || a.bytes > kMaxAppendBytes) {
+        a.problem = EventProblem{"maximum-append-size-exceeded",
+                                 fmt::format("append to {}: more than {} events or {} bytes in one append", name,
+                                             kMaxAppendEvents, kMaxAppendBytes)};
+        break;
+      }
+      EventData e;
+      a.problem = EventFrom(&m, name, a.events.size(), &e);
+      if (!a.problem) a.events.push_back(std::move(e));
+    }
+    if (!req.is_final()) continue;
+    Open done = std::move(it->second);
+    open.erase(it);
+    const auto& id = req.correlation_id();
+    if (done.problem) {
+      bool ok;
+      if (done.problem->exception == "maximum-append-size-exceeded") {
+        event_store::client::MaximumAppendSizeExceeded max;
+        max.set_maxappendsize(static_cast<uint32_t>(kMaxAppendBytes));
+        ok = answer_error(done.options, id, grpc::StatusCode::INVALID_ARGUMENT, done.problem->message, max);
+      } else {
+        event_store::client::BadRequest bad;
+        bad.set_message(done.problem->message);
+        ok = answer_error(done.options, id, grpc::StatusCode::INVALID_ARGUMENT, done.problem->message, bad);
+      }
+      if (!ok) break;
+      continue;
+    }
+    ExpectedVersion expected = ExpectedVersion::Any();
+    if (done.options.has_stream_position()) expected = ExpectedVersion::Exact(done.options.stream_position());
+    if (done.options.has_no_stream()) expected = ExpectedVersion::NoStream();
+    if (done.options.has_stream_exists()) expected = ExpectedVersion::StreamExists();
+    const std::string stream_name = done.options.stream_identifier().stream_name();
+    AppendOutcome outcome;
+    if (grpc::Status denied = Authorize(security_, context, auth::Permission::kWrite, stream_name); !denied.ok()) {
+      outcome.status = Status(denied.error_code() == grpc::StatusCode::UNAUTHENTICATED ? StatusCode::kUnauthenticated
+                                                                                        : StatusCode::kPermissionDenied,
+                              denied.error_message());
+    } else {
+      outcome = CommitAppend(store_, stream_name, expected, done.events);
+    }
+    bool ok = true;
+    if (outcome.status.ok()) {
+      resp.Clear();
+      *resp.mutable_correlation_id() = id;
+      *resp.mutable_stream_identifier() = done.options.stream_identifier();
+      auto* success = resp.mutable_success();
+      if (outcome.current) {
+        success->set_current_revision(*outcome.current);
+      } else {
+        success->mutable_no_stream();
+      }
+      if (outcome.position) {
+        success->mutable_position()->set_commit_position(outcome.position->value());
+        success->mutable_position()->set_prepare_position(outcome.position->value());
+      } else {
+        success->mutable_no_position();
+      }
+      ok = stream->Write(resp);
+    } else {
+      const Status& s = outcome.status;
+      const std::string message = s.ToString();
+      if (s.detail() == ErrorDetail::kWrongExpectedVersion) {
+        event_store::client::WrongExpectedVersion w;
+        if (s.actual_version()) {
+          w.set_current_stream_revision(*s.actual_version());
+        } else {
+          w.mutable_current_no_stream();
+        }
+        switch (expected.kind()) {
+          case ExpectedVersion::Kind::kAny: w.mutable_expected_any(); break;
+          case ExpectedVersion::Kind::kNoStream: w.mutable_expected_no_stream(); break;
+          case ExpectedVersion::Kind::kStreamExists: w.mutable_expected_stream_exists(); break;
+          case ExpectedVersion::Kind::kExact: w.set_expected_stream_position(expected.version()); break;
+        }
+        ok = answer_error(done.options, id, grpc::StatusCode::FAILED_PRECONDITION, message, w);
+      } else if (s.detail() == ErrorDetail::kStreamDeleted) {
+        event_store::client::StreamDeleted d;
+        *d.mutable_stream_identifier() = done.options.stream_identifier();
+        ok = answer_error(done.options, id, grpc::StatusCode::FAILED_PRECONDITION, message, d);
+      } else if (s.code() == StatusCode::kPermissionDenied || s.code() == StatusCode::kUnauthenticated) {
+        event_store::client::AccessDenied d;
+        ok = answer_error(done.options, id, grpc::StatusCode::PERMISSION_DENIED, message, d);
+      } else {
+        event_store::client::Unknown u;
+        ok = answer_error(done.options, id, grpc::StatusCode::INTERNAL, message, u);
+      }
+    }
+    if (!ok) break;
+  }
   return grpc::Status::OK;
 }
 

@@ -3,8 +3,12 @@
 // Usage: node clients.mjs PORT  (run by run_e2e.sh, which starts the server).
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
-import * as esdb from "@eventstore/db-client";
-import * as kurrent from "@kurrent/kurrentdb-client";
+// One client library per process: both register their generated protobuf classes under the same
+// global names, so loading both in one process makes one serialize with the other's classes.
+const only = process.argv.at(-1);
+assert.ok(only === "eventstore" || only === "kurrent", "the last argument: eventstore or kurrent");
+const esdb = only === "eventstore" ? await import("@eventstore/db-client") : null;
+const kurrent = only === "kurrent" ? await import("@kurrent/kurrentdb-client") : null;
 
 const port = Number(process.argv[2]);
 assert.ok(port > 0, "usage: node clients.mjs PORT");
@@ -26,7 +30,7 @@ const clients = [
     appendOptions: (state) => ({ streamState: state }),
     versions: (e) => ({ expected: e.expectedState, actual: e.actualState }),
   },
-];
+].filter((c) => c.lib !== null);
 
 let passed = 0;
 let failed = 0;

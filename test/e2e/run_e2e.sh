@@ -62,7 +62,9 @@ fi
 echo "e2e: cairn serve on port $port"
 
 status=0
-(cd "$modules_dir" && timeout 300 node clients.mjs "$port") || status=$?
+for lib in eventstore kurrent; do
+  (cd "$modules_dir" && timeout 300 node clients.mjs "$port" "$lib") || status=$?
+done
 
 # The CLI through the running server (--server): append, a conflict (exit 3), read, a missing
 # stream (exit 4), the stdin protocol, and tail catching up then stopping after --max.
@@ -140,7 +142,9 @@ if [[ -z "$port" ]]; then
   exit 1
 fi
 echo "e2e: cairn serve with TLS and authentication on port $port"
-(cd "$modules_dir" && timeout 300 node secure.mjs "$port" "$work/ca.pem" "$admin_password") || status=$?
+for lib in eventstore kurrent; do
+  (cd "$modules_dir" && timeout 300 node secure.mjs "$port" "$work/ca.pem" "$admin_password" "$lib") || status=$?
+done
 secure_url="esdb://teller:teller-password@127.0.0.1:$port?tls=true&tlsCAFile=$work/ca.pem"
 out=$("$cairn" append --server "$secure_url" acct-cli-1 --type Opened '{}')
 expect "append with TLS and credentials" '"next_version":1' "$(grep -o '"next_version":1' <<<"$out")"

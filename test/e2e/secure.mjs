@@ -5,8 +5,12 @@
 // with a config whose rules let the group "tellers" read and write "acct-" streams).
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
-import * as esdb from "@eventstore/db-client";
-import * as kurrent from "@kurrent/kurrentdb-client";
+// One client library per process: both register their generated protobuf classes under the same
+// global names, so loading both in one process makes one serialize with the other's classes.
+const only = process.argv.at(-1);
+assert.ok(only === "eventstore" || only === "kurrent", "the last argument: eventstore or kurrent");
+const esdb = only === "eventstore" ? await import("@eventstore/db-client") : null;
+const kurrent = only === "kurrent" ? await import("@kurrent/kurrentdb-client") : null;
 
 const [port, caFile, adminPassword] = [Number(process.argv[2]), process.argv[3], process.argv[4]];
 assert.ok(port > 0 && caFile && adminPassword, "usage: node secure.mjs PORT CA_FILE ADMIN_PASSWORD");
@@ -18,16 +22,16 @@ const clients = [
     lib: esdb,
     connect: (cred) =>
       esdb.EventStoreDBClient.connectionString(`esdb://${cred}@127.0.0.1:${port}?tls=true&tlsCAFile=${caFile}`),
-    Client: esdb.EventStoreDBClient,
+    Client: esdb?.EventStoreDBClient,
   },
   {
     name: "kurrent-kurrentdb-client",
     lib: kurrent,
     connect: (cred) =>
       kurrent.KurrentDBClient.connectionString(`kurrentdb://${cred}@127.0.0.1:${port}?tls=true&tlsCAFile=${caFile}`),
-    Client: kurrent.KurrentDBClient,
+    Client: kurrent?.KurrentDBClient,
   },
-];
+].filter((c) => c.lib !== null);
 
 let passed = 0;
 let failed = 0;

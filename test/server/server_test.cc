@@ -2,6 +2,7 @@
 // error trailers, id forms, filter checkpoints, the loopback rule and graceful shutdown.
 // How: a real Server on a memory store and a loopback port, driven by gRPC stubs generated from
 // our .proto files.
+#include <fmt/format.h>
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 
@@ -342,6 +343,61 @@ TEST_F(ServerTest, ClientVanishingMidAppendWritesNothing) {
   EXPECT_FALSE(store_->GetStreamInfo("half-1")->exists);
 }
 
+// BatchAppend: several appends on one call, each answered under its correlation id, with the
+// errors the clients unpack from the answer's details.
+TEST_F(ServerTest, BatchAppendAnswersEachCorrelationIdWithSuccessOrDetails) {
+  AppendOk("batch-2", 2);
+  grpc::ClientContext context;
+  auto call = streams_->BatchAppend(&context);
+  auto request = [](int n, const std::string& stream, bool final, int events, std::optional<uint64_t> expected) {
+    pb::BatchAppendReq req;
+    event_store::client::UUID id;
+    id.set_string(fmt::format("00000000-0000-7000-8000-{:012}", n));
+    *req.mutable_correlation_id() = id;
+    req.mutable_options()->mutable_stream_identifier()->set_stream_name(stream);
+    if (expected) {
+      req.mutable_options()->set_stream_position(*expected);
+    } else {
+      req.mutable_options()->mutable_any();
+    }
+    for (int i = 0; i < events; ++i) {
+      auto* m = req.add_proposed_messages();
+      (*m->mutable_metadata())["type"] = "Batched";
+      (*m->mutable_metadata())["content-type"] = "application/json";
+      m->set_data("{}");
+    }
+    req.set_is_final(final);
+    return req;
+  };
+  // 1: three events in two messages; 2: wrong expected version; 3: a system stream.
+  ASSERT_TRUE(call->Write(request(1, "batch-1", false, 2, std::nullopt)));
+  pb::BatchAppendReq tail = request(1, "batch-1", true, 1, std::nullopt);
+  tail.clear_options();
+  ASSERT_TRUE(call->Write(tail));
+  ASSERT_TRUE(call->Write(request(2, "batch-2", true, 1, 5)));
+  ASSERT_TRUE(call->Write(request(3, "$secret", true, 1, std::nullopt)));
+  call->WritesDone();
+  std::vector<pb::BatchAppendResp> answers;
+  pb::BatchAppendResp resp;
+  while (call->Read(&resp)) answers.push_back(resp);
+  ASSERT_TRUE(call->Finish().ok());
+  ASSERT_EQ(answers.size(), 3u);
+  EXPECT_TRUE(answers[0].has_success());
+  EXPECT_EQ(answers[0].success().current_revision(), 2u);
+  EXPECT_EQ(answers[0].correlation_id().string(), "00000000-0000-7000-8000-000000000001");
+  ASSERT_TRUE(answers[1].has_error());
+  event_store::client::WrongExpectedVersion w;
+  ASSERT_TRUE(answers[1].error().details().UnpackTo(&w));
+  EXPECT_EQ(w.current_stream_revision(), 1u);
+  EXPECT_EQ(w.expected_stream_position(), 5u);
+  ASSERT_TRUE(answers[2].has_error());
+  EXPECT_TRUE(answers[2].error().details().Is<event_store::client::AccessDenied>());
+  auto events = store_->ReadStream("batch-1")->Collect();
+  ASSERT_TRUE(events.ok());
+  EXPECT_EQ(events->size(), 3u);
+  EXPECT_EQ(store_->GetStreamInfo("batch-2")->last_version, 1u);  // the refused append wrote nothing
+}
+
 TEST_F(ServerTest, FeaturesListOnlyImplementedMethods) {
   event_store::client::server_features::SupportedMethods methods;
   grpc::ClientContext context;
@@ -350,7 +406,7 @@ TEST_F(ServerTest, FeaturesListOnlyImplementedMethods) {
   for (const auto& m : methods.methods()) names.insert(m.service_name() + "/" + m.method_name());
   EXPECT_TRUE(names.contains("event_store.client.streams.streams/append"));
   EXPECT_TRUE(names.contains("event_store.client.streams.streams/read"));
-  EXPECT_FALSE(names.contains("event_store.client.streams.streams/batchappend"));
+  EXPECT_TRUE(names.contains("event_store.client.streams.streams/batchappend"));
   EXPECT_FALSE(methods.event_store_server_version().empty());
 }
 
