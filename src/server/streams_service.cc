@@ -667,7 +667,10 @@ grpc::Status StreamsService::BatchAppend(grpc::ServerContext* context,
         ok = answer_error(done.options, id, grpc::StatusCode::FAILED_PRECONDITION, message, d);
       } else if (s.code() == StatusCode::kPermissionDenied || s.code() == StatusCode::kUnauthenticated) {
         event_store::client::AccessDenied d;
-        ok = answer_error(done.options, id, grpc::StatusCode::PERMISSION_DENIED, message, d);
+        ok = answer_error(done.options, id,
+                          s.code() == StatusCode::kUnauthenticated ? grpc::StatusCode::UNAUTHENTICATED
+                                                                   : grpc::StatusCode::PERMISSION_DENIED,
+                          message, d);
       } else {
         event_store::client::Unknown u;
         ok = answer_error(done.options, id, grpc::StatusCode::INTERNAL, message, u);
