@@ -22,7 +22,8 @@ class Client {
   // HOST:PORT, without TLS. Connecting is lazy: errors show on the first call.
   static Result<std::unique_ptr<Client>> Connect(std::string_view address);
 
-  // One Streams.Append call. A wrong expected version is kConflict/kWrongExpectedVersion with the
+  // One append, on a long Streams.BatchAppend call as the official clients do it (one append at
+  // a time per Client). A wrong expected version is kConflict/kWrongExpectedVersion with the
   // actual version, as from Store::Append.
   virtual Result<AppendResult> Append(std::string_view stream, ExpectedVersion expected,
                                       std::span<const EventData> events) = 0;

@@ -16,6 +16,8 @@ namespace cairn::server {
 
 // A failed call as a cairn Status, from its gRPC status and the "exception" trailer.
 Status FromGrpc(const grpc::Status& s, const grpc::ClientContext& context, std::string_view what);
+// The same from the status and the "exception" trailer's value (empty when none).
+Status FromGrpcCode(const grpc::Status& s, std::string_view exception, std::string_view what);
 
 // One Streams.Append call on `context` (credentials and deadline already set on it).
 Result<AppendResult> AppendCall(event_store::client::streams::Streams::Stub* stub, grpc::ClientContext* context,
