@@ -9,7 +9,9 @@
 #include "conformance/backend.h"
 #include "conformance/conformance.h"
 #include "env/env.h"
+#include "postgres/pg_store.h"
 #include "storage/engine.h"
+#include "util/pg_test_util.h"
 #include "util/test_util.h"
 
 namespace cairn::conformance {
@@ -70,6 +72,36 @@ class EmbeddedBackend : public Backend {
   int fresh_count_ = 0;
 };
 
+// The PostgreSQL backend on the test cluster (util/pg_test_util.h): each OpenFresh is a new
+// schema of the one database, dropped with the backend. Several processes may open one store, so
+// there is no lock to test; the clock is a ManualClockEnv as for the engine.
+class PostgresBackend : public Backend {
+ public:
+  explicit PostgresBackend(std::string url)
+      : url_(std::move(url)), clock_(std::make_unique<env::ManualClockEnv>(env::Env::Posix(), kClockStart.nanos)) {}
+  ~PostgresBackend() override {
+    for (const auto& s : schemas_) testing::DropSchema(url_, s);
+  }
+
+  Result<std::unique_ptr<Store>> OpenFresh(const Options& options) override {
+    schemas_.push_back(testing::UniqueSchema("conf"));
+    return Reopen(options);
+  }
+  bool persistent() const override { return true; }
+  Result<std::unique_ptr<Store>> Reopen(const Options& options) override {
+    return postgres::OpenPgStore(testing::WithSchema(url_, schemas_.back()), options, clock_.get());
+  }
+  bool exclusive_open() const override { return false; }
+  bool has_clock() const override { return true; }
+  Timestamp Now() const override { return Timestamp{clock_->NowNanos()}; }
+  void SetClock(Timestamp time) override { clock_->SetNowNanos(time.nanos); }
+
+ private:
+  std::string url_;
+  std::unique_ptr<env::ManualClockEnv> clock_;
+  std::vector<std::string> schemas_;
+};
+
 }  // namespace
 
 const std::vector<BackendFactory>& AllBackends() {
@@ -84,6 +116,13 @@ const std::vector<BackendFactory>& AllBackends() {
        [] { return std::make_unique<EmbeddedBackend>(EmbeddedBackend::Files::kPosix, kSmallSegmentBytes, true); }},
       {"memory-index-always",
        [] { return std::make_unique<EmbeddedBackend>(EmbeddedBackend::Files::kMemory, 0, true); }},
+      // Needs a test database: ctest starts one (test/postgres/pg_cluster.sh); else skipped.
+      {"postgres",
+       []() -> std::unique_ptr<Backend> {
+         auto url = testing::TestPostgresUrl();
+         if (!url) return nullptr;
+         return std::make_unique<PostgresBackend>(*url);
+       }},
   };
   return backends;
 }

@@ -1,0 +1,1307 @@
+// PgStore: see pg_store.h for the design (ordering, group commit, idempotency window, wake-up).
+#include "postgres/pg_store.h"
+
+#include <fmt/format.h>
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <charconv>
+#include <condition_variable>
+#include <cstdio>
+#include <deque>
+#include <limits>
+#include <mutex>
+#include <optional>
+#include <random>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "postgres/pg.h"
+#include "postgres/schema.h"
+#include "storage/validate.h"
+#include "util/check.h"
+
+namespace cairn::postgres {
+
+namespace {
+
+// Bounds (see STYLE.md: every queue and batch has one).
+// Requests in one group commit: one transaction; past it the rest wait for the next group.
+constexpr size_t kMaxGroupRequests = 2'000;
+// Event bytes in one group commit (one append alone may reach kMaxAppendBytes).
+constexpr uint64_t kMaxGroupBytes = 32 << 20;
+// Appends waiting for the writer, in bytes. Past it, callers block (back-pressure).
+constexpr uint64_t kMaxQueuedBytes = 64 << 20;
+// Idle reader connections kept for cursors and lookups.
+constexpr size_t kMaxIdleReaders = 8;
+// Rows per page of a cursor: the first page is small (most reads are), later ones grow.
+constexpr int64_t kFirstPageRows = 256;
+constexpr int64_t kMaxPageRows = 16'384;
+
+constexpr int64_t kTombstoneVersion = std::numeric_limits<int64_t>::max();  // EventStoreDB's marker
+constexpr uint64_t kSoftDeletedTruncateBefore = 0x7fffffffffffffffULL;      // the engine's too
+constexpr std::string_view kMetadataType = "$metadata";
+constexpr std::string_view kTombstoneType = "$streamDeleted";
+
+std::string MetastreamName(std::string_view stream) { return "$$" + std::string(stream); }
+
+Status ExpectedMismatch(std::string_view stream, ExpectedVersion expected, std::optional<uint64_t> actual) {
+  return Status::WrongExpectedVersion(
+      fmt::format("append to {}: expected version {}, actual {}", stream, expected.ToString(),
+                  actual ? std::to_string(*actual) : std::string("no-stream")),
+      actual);
+}
+
+Status CheckExpected(std::string_view stream, ExpectedVersion expected, std::optional<uint64_t> actual) {
+  switch (expected.kind()) {
+    case ExpectedVersion::Kind::kAny: return Status::Ok();
+    case ExpectedVersion::Kind::kNoStream:
+      return actual ? ExpectedMismatch(stream, expected, actual) : Status::Ok();
+    case ExpectedVersion::Kind::kStreamExists:
+      return actual ? Status::Ok() : ExpectedMismatch(stream, expected, actual);
+    case ExpectedVersion::Kind::kExact:
+      return actual && *actual == expected.version() ? Status::Ok() : ExpectedMismatch(stream, expected, actual);
+  }
+  return Status::Internal("unknown expected version kind");
+}
+
+Status StreamDeleted(std::string_view stream) {
+  return Status::NotFound(fmt::format("stream {} is deleted (tombstoned)", stream), ErrorDetail::kStreamDeleted);
+}
+Status StreamNotFound(std::string_view stream) {
+  return Status::NotFound(fmt::format("stream {} not found", stream), ErrorDetail::kStreamNotFound);
+}
+
+// ---------------------------------------------------------------------------------------------
+// URL
+
+struct ParsedPgUrl {
+  ConnInfo info;
+  std::string schema = "cairn";
+  Options options;
+  // How often the listener re-reads the head besides NOTIFY (the safety net for a notification
+  // lost with a connection).
+  uint32_t head_poll_ms = 1000;
+  // For tests only: the writer sleeps a random 0..N ms after its group took its positions (under
+  // the head lock) and before COMMIT, to widen the window in which a wrong design reorders.
+  uint32_t debug_commit_delay_ms = 0;
+};
+
+Result<uint64_t> ParseNumber(std::string_view key, std::string_view value) {
+  uint64_t v = 0;
+  auto [p, ec] = std::from_chars(value.data(), value.data() + value.size(), v);
+  if (ec != std::errc() || p != value.data() + value.size() || value.empty()) {
+    return Status::InvalidArgument(fmt::format("store URL: {}={} is not a non-negative integer", key, value));
+  }
+  return v;
+}
+
+Result<ParsedPgUrl> ParsePgUrl(std::string_view url, const Options& base) {
+  ParsedPgUrl out;
+  out.options = base;
+  std::string_view rest = url;
+  std::string_view query;
+  if (size_t q = rest.find('?'); q != std::string_view::npos) {
+    query = rest.substr(q + 1);
+    rest = rest.substr(0, q);
+  }
+  std::vector<std::string> passed;  // parameters for libpq
+  bool has_timeout = false;
+  while (!query.empty()) {
+    size_t amp = query.find('&');
+    std::string_view kv = query.substr(0, amp);
+    query = amp == std::string_view::npos ? std::string_view() : query.substr(amp + 1);
+    if (kv.empty()) continue;
+    size_t eq = kv.find('=');
+    if (eq == std::string_view::npos) return Status::InvalidArgument(fmt::format("store URL: option \"{}\" has no value", kv));
+    std::string_view key = kv.substr(0, eq), value = kv.substr(eq + 1);
+    if (key == "schema") {
+      out.schema = std::string(value);
+      if (!ValidSchemaName(out.schema)) {
+        return Status::InvalidArgument(fmt::format(
+            "store URL: schema={} must be 1 to 48 of a-z, 0-9 and _, not starting with a digit", value));
+      }
+    } else if (key == "sync") {
+      if (value == "always") out.options.sync = SyncMode::kAlways;
+      else if (value == "interval") out.options.sync = SyncMode::kInterval;
+      else if (value == "none") out.options.sync = SyncMode::kNone;
+      else return Status::InvalidArgument(fmt::format("store URL: sync={} (expected always, interval or none)", value));
+    } else if (key == "idempotency_window") {
+      CAIRN_ASSIGN_OR_RETURN(out.options.idempotency_window_events, ParseNumber(key, value));
+    } else if (key == "segment_size") {
+      CAIRN_ASSIGN_OR_RETURN(out.options.segment_size_bytes, ParseNumber(key, value));
+    } else if (key == "head_poll_ms" || key == "debug_commit_delay_ms") {
+      CAIRN_ASSIGN_OR_RETURN(uint64_t v, ParseNumber(key, value));
+      if (v == 0 || v > 3'600'000) return Status::InvalidArgument(fmt::format("store URL: {} must be 1 to 3600000", key));
+      (key == "head_poll_ms" ? out.head_poll_ms : out.debug_commit_delay_ms) = static_cast<uint32_t>(v);
+    } else {
+      if (key == "connect_timeout") has_timeout = true;
+      passed.emplace_back(kv);
+    }
+  }
+  // An unreachable server should fail the open in seconds, not hang on the OS's TCP timeout.
+  if (!has_timeout) passed.emplace_back("connect_timeout=10");
+  std::string conninfo(rest);
+  for (size_t i = 0; i < passed.size(); ++i) conninfo += (i == 0 ? "?" : "&") + passed[i];
+  CAIRN_ASSIGN_OR_RETURN(out.info, ParseConnInfo(conninfo));
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Rows
+
+// The columns every event read selects, in this order.
+constexpr std::string_view kEventColumns =
+    "position, stream, version, event_id, type, content_type, data, metadata, recorded_at";
+
+void FillView(const Res& r, int row, RecordedEventView* out) {
+  out->position = Position(static_cast<uint64_t>(r.Int64(row, 0)));
+  out->stream = r.Bytes(row, 1);
+  out->version = static_cast<uint64_t>(r.Int64(row, 2));
+  out->id = r.GetUuid(row, 3);
+  out->type = r.Bytes(row, 4);
+  out->content_type = static_cast<ContentType>(r.Int16(row, 5));
+  out->data = r.Bytes(row, 6);
+  out->metadata = r.Bytes(row, 7);
+  out->recorded_at = Timestamp{r.Int64(row, 8)};
+}
+
+// A stream's row in `streams`, as the writer and readers see it.
+struct StreamState {
+  bool in_db = false;
+  int64_t next_version = 0;  // versions ever written (the next one to write)
+  std::optional<int64_t> last_position;
+  std::optional<int64_t> tombstone_position;
+  bool has_meta = false;
+  StreamMetadata metadata;
+  bool dirty = false;
+
+  bool tombstoned() const { return tombstone_position.has_value(); }
+  bool soft_deleted() const { return metadata.truncate_before == kSoftDeletedTruncateBefore; }
+  // What expected versions are checked against: nullopt when no events or soft-deleted.
+  std::optional<uint64_t> actual() const {
+    return next_version > 0 && !soft_deleted() ? std::optional<uint64_t>(next_version - 1) : std::nullopt;
+  }
+};
+
+// Columns: name, next_version, last_position, tombstone_position, metadata (from `col`).
+StreamState StateFromRow(const Res& r, int row, int col) {
+  StreamState s;
+  s.in_db = true;
+  s.next_version = r.Int64(row, col + 1);
+  if (!r.IsNull(row, col + 2)) s.last_position = r.Int64(row, col + 2);
+  if (!r.IsNull(row, col + 3)) s.tombstone_position = r.Int64(row, col + 3);
+  if (!r.IsNull(row, col + 4)) {
+    auto md = StreamMetadata::Parse(r.Bytes(row, col + 4));
+    if (md.ok()) {
+      s.metadata = std::move(*md);
+      s.has_meta = true;
+    }
+  }
+  return s;
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+// The store
+
+class PgStore final : public Store {
+ public:
+  PgStore(ParsedPgUrl url, env::Env* clock) : url_(std::move(url)), clock_(clock) {
+    s_ = url_.schema;
+    window_ = static_cast<int64_t>(std::min<uint64_t>(url_.options.idempotency_window_events,
+                                                      std::numeric_limits<int64_t>::max() / 2));
+  }
+  ~PgStore() override;
+
+  Status Start();
+
+  Result<AppendResult> Append(std::string_view stream, ExpectedVersion expected, std::span<const EventData> events,
+                              const AppendOptions& options) override;
+  void AppendAsync(std::string_view stream, ExpectedVersion expected, std::span<const EventData> events,
+                   AppendCallback done, const AppendOptions& options) override;
+  Result<EventCursor> ReadStream(std::string_view stream, const ReadStreamOptions& options) override;
+  Result<EventCursor> ReadAll(const ReadAllOptions& options) override;
+  Result<Position> PositionAtTime(Timestamp time) override;
+  Result<StreamInfo> GetStreamInfo(std::string_view stream) override;
+  Result<AppendResult> SetStreamMetadata(std::string_view stream, ExpectedVersion expected,
+                                         const StreamMetadata& metadata) override;
+  Result<AppendResult> DeleteStream(std::string_view stream, ExpectedVersion expected) override;
+  Result<AppendResult> TombstoneStream(std::string_view stream, ExpectedVersion expected) override;
+  Position HeadPosition() const override { return Position(head_.load(std::memory_order_acquire)); }
+  Position WaitForAppend(Position after, std::chrono::milliseconds timeout) override;
+  Status Close() override;
+
+  // For cursors: a reader connection from the pool, and back.
+  Result<std::unique_ptr<Conn>> AcquireReader(bool* pooled = nullptr);
+  void ReleaseReader(std::unique_ptr<Conn> c);
+  // Runs fn(Conn&) -> Result<T> on a reader connection. A pooled connection that turns out broken
+  // (the server restarted since it was used) empties the pool and the call is tried once more on
+  // a new connection, so that a restart costs the readers nothing but the reconnect.
+  template <typename Fn>
+  auto WithReader(Fn fn) -> decltype(fn(std::declval<Conn&>())) {
+    for (int attempt = 0;; ++attempt) {
+      bool pooled = false;
+      auto c = AcquireReader(&pooled);
+      if (!c.ok()) return c.status();
+      auto r = fn(**c);
+      if (!r.ok() && pooled && attempt == 0 && !(*c)->Healthy()) {
+        std::lock_guard lock(pool_mu_);
+        idle_.clear();
+        continue;
+      }
+      ReleaseReader(std::move(c).value());
+      return r;
+    }
+  }
+  const std::string& schema() const { return s_; }
+  // Reads the committed head (one past the last position) and moves HeadPosition() up to it.
+  Result<int64_t> ReadHead(Conn& c);
+
+ private:
+  struct Request {
+    enum class Kind : uint8_t { kAppend, kMetadata, kDelete, kTombstone };
+    Kind kind = Kind::kAppend;
+    std::string stream;
+    ExpectedVersion expected = ExpectedVersion::Any();
+    std::vector<EventData> owned;
+    std::span<const EventData> events;
+    StreamMetadata metadata;
+    Status error;  // bad input found before queueing: reported in queue order
+    uint64_t bytes = 0;
+    AppendCallback done;
+    std::optional<Result<AppendResult>>* sync_slot = nullptr;
+  };
+
+  // What one group's transaction builds: the rows to insert and the state they lead to.
+  struct Group;
+  struct KnownEvent {
+    std::string stream;
+    int64_t version = 0;
+    int64_t position = 0;
+    int16_t flags = 0;
+  };
+
+  void BumpHead(uint64_t head);
+  void Enqueue(std::unique_ptr<Request> req);
+  void CompleteAlone(Request& req, Result<AppendResult> result);
+  Result<AppendResult> Submit(std::unique_ptr<Request> req);
+  void WriterLoop();
+  void ProcessGroup(std::vector<std::unique_ptr<Request>>& group);
+  Status RunGroup(std::vector<std::unique_ptr<Request>>& group, std::vector<Result<AppendResult>>* results);
+  Result<AppendResult> Process(Group& g, Request& req);
+  Result<AppendResult> ProcessAppend(Group& g, Request& req, StreamState& st);
+  int64_t AddEvent(Group& g, const std::string& stream, int64_t version, const Uuid& id, bool generated, int16_t flags,
+                   ContentType ct, std::string_view type, std::string_view data, std::string_view metadata);
+  int64_t AddMetadataEvent(Group& g, const std::string& stream, const StreamMetadata& md, int16_t flags);
+  Status EnsureWriter();
+  void ListenerLoop();
+  Result<StreamState> LoadStream(Conn& c, std::string_view name, int64_t* head);
+
+  ParsedPgUrl url_;
+  env::Env* clock_;
+  std::string s_;  // the schema
+  int64_t window_ = 0;
+
+  std::atomic<uint64_t> head_{1};
+  std::mutex head_mu_;
+  std::condition_variable head_cv_;
+
+  // Queue.
+  std::mutex queue_mu_;
+  std::condition_variable queue_cv_;
+  std::condition_variable space_cv_;
+  std::deque<std::unique_ptr<Request>> queue_;
+  uint64_t queued_bytes_ = 0;
+  bool stopping_ = false;
+  bool closed_ = false;
+  std::thread writer_;
+  std::unique_ptr<Conn> writer_conn_;  // writer thread only
+
+  std::mutex done_mu_;
+  std::condition_variable done_cv_;
+
+  // Readers.
+  std::mutex pool_mu_;
+  std::vector<std::unique_ptr<Conn>> idle_;
+
+  // Listener.
+  std::thread listener_;
+  int wake_fd_ = -1;
+  std::atomic<bool> listener_stop_{false};
+};
+
+struct PgStore::Group {
+  int64_t last = 0;  // the last position assigned so far (the head row's, then this group's)
+  int64_t time = 0;
+  int64_t first = 0;  // the group's first position, 0 when it wrote nothing yet
+  std::unordered_map<std::string, StreamState> streams;
+  std::unordered_map<std::string, KnownEvent> known;  // by the id's 16 bytes
+  ArrayBuilder positions{kOidInt8}, names{kOidText}, versions{kOidInt8}, ids{kOidUuid}, types{kOidText},
+      content_types{kOidInt2}, flags{kOidInt2}, data{kOidBytea}, metadata{kOidBytea};
+  StreamState& State(const std::string& name) { return streams[name]; }
+};
+
+std::string IdKey(const Uuid& id) { return std::string(reinterpret_cast<const char*>(id.bytes.data()), 16); }
+
+PgStore::~PgStore() { (void)Close(); }
+
+Status PgStore::Start() {
+  const Options& o = url_.options;
+  if (o.segment_size_bytes < (64 << 10) || o.segment_size_bytes > (uint64_t{1} << 40) || o.segment_size_bytes % 8 != 0) {
+    return Status::InvalidArgument(fmt::format(
+        "segment_size_bytes is {}: it must be a multiple of 8 between 65536 and 1099511627776 (on PostgreSQL it "
+        "bounds one append, as on the embedded engine)",
+        o.segment_size_bytes));
+  }
+  if (o.sync == SyncMode::kInterval && o.sync_interval_ms == 0) {
+    return Status::InvalidArgument("sync_interval_ms must be at least 1 with sync=interval");
+  }
+  {
+    CAIRN_ASSIGN_OR_RETURN(auto c, Conn::Connect(url_.info));
+    CAIRN_RETURN_IF_ERROR(Migrate(*c, s_));
+    CAIRN_ASSIGN_OR_RETURN(int64_t head, ReadHead(*c));
+    (void)head;
+    ReleaseReader(std::move(c));
+  }
+  if (o.sync != SyncMode::kAlways) {
+    std::fprintf(stderr,
+                 "cairn: warning: %s (schema %s) opened with sync=%s: synchronous_commit is off for cairn's writes, "
+                 "so acknowledged appends can be lost if PostgreSQL crashes\n",
+                 url_.info.where.c_str(), s_.c_str(), o.sync == SyncMode::kNone ? "none" : "interval");
+  }
+  CAIRN_RETURN_IF_ERROR(EnsureWriter());
+  wake_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (wake_fd_ < 0) return Status::IOError("eventfd failed");
+  listener_ = std::thread([this] { ListenerLoop(); });
+  writer_ = std::thread([this] { WriterLoop(); });
+  return Status::Ok();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Connections
+
+Result<std::unique_ptr<Conn>> PgStore::AcquireReader(bool* pooled) {
+  {
+    std::lock_guard lock(pool_mu_);
+    if (!idle_.empty()) {
+      auto c = std::move(idle_.back());
+      idle_.pop_back();
+      if (pooled != nullptr) *pooled = true;
+      return c;
+    }
+  }
+  if (pooled != nullptr) *pooled = false;
+  return Conn::Connect(url_.info);
+}
+
+void PgStore::ReleaseReader(std::unique_ptr<Conn> c) {
+  if (c == nullptr || !c->Healthy()) return;
+  std::lock_guard lock(pool_mu_);
+  if (idle_.size() < kMaxIdleReaders) idle_.push_back(std::move(c));
+}
+
+Result<int64_t> PgStore::ReadHead(Conn& c) {
+  CAIRN_ASSIGN_OR_RETURN(Res r, c.Exec(fmt::format("SELECT last_position FROM {}.head WHERE id = 1", s_), Params()));
+  if (r.rows() != 1) return Status::Internal(fmt::format("PostgreSQL schema {}: the head row is missing", s_));
+  const int64_t head = r.Int64(0, 0) + 1;
+  BumpHead(static_cast<uint64_t>(head));
+  return head;
+}
+
+void PgStore::BumpHead(uint64_t head) {
+  uint64_t cur = head_.load(std::memory_order_acquire);
+  bool moved = false;
+  while (head > cur) {
+    if (head_.compare_exchange_weak(cur, head, std::memory_order_acq_rel)) {
+      moved = true;
+      break;
+    }
+  }
+  if (moved) {
+    { std::lock_guard lock(head_mu_); }
+    head_cv_.notify_all();
+  }
+}
+
+Status PgStore::EnsureWriter() {
+  if (writer_conn_ != nullptr && writer_conn_->Healthy()) return Status::Ok();
+  writer_conn_.reset();
+  CAIRN_ASSIGN_OR_RETURN(auto c, Conn::Connect(url_.info));
+  if (url_.options.sync != SyncMode::kAlways) CAIRN_RETURN_IF_ERROR(c->Exec("SET synchronous_commit = off").status());
+  const std::string& s = s_;
+  CAIRN_RETURN_IF_ERROR(c->Prepare("lock_head", fmt::format("SELECT last_position, last_time FROM {}.head WHERE id = 1 FOR UPDATE", s)));
+  CAIRN_RETURN_IF_ERROR(c->Prepare("load_streams",
+      fmt::format("SELECT name, next_version, last_position, tombstone_position, metadata FROM {}.streams "
+                  "WHERE name = ANY($1::text[])", s)));
+  CAIRN_RETURN_IF_ERROR(c->Prepare("find_ids",
+      fmt::format("SELECT event_id, stream, version, position, flags FROM {}.events "
+                  "WHERE event_id = ANY($1::uuid[]) AND (flags & 4) = 0", s)));
+  CAIRN_RETURN_IF_ERROR(c->Prepare("insert_events",
+      fmt::format("INSERT INTO {}.events (position, stream, version, event_id, type, content_type, flags, data, "
+                  "metadata, recorded_at) SELECT p, s, v, i, t, c, f, d, m, $10::int8 FROM unnest($1::int8[], "
+                  "$2::text[], $3::int8[], $4::uuid[], $5::text[], $6::int2[], $7::int2[], $8::bytea[], $9::bytea[]) "
+                  "AS u(p, s, v, i, t, c, f, d, m)", s)));
+  CAIRN_RETURN_IF_ERROR(c->Prepare("upsert_streams",
+      fmt::format("INSERT INTO {}.streams (name, next_version, last_position, tombstone_position, metadata) "
+                  "SELECT n, v, NULLIF(lp, -1), NULLIF(tp, -1), NULLIF(m, '') FROM unnest($1::text[], $2::int8[], "
+                  "$3::int8[], $4::int8[], $5::text[]) AS u(n, v, lp, tp, m) ON CONFLICT (name) DO UPDATE SET "
+                  "next_version = EXCLUDED.next_version, last_position = EXCLUDED.last_position, "
+                  "tombstone_position = EXCLUDED.tombstone_position, metadata = EXCLUDED.metadata", s)));
+  CAIRN_RETURN_IF_ERROR(c->Prepare("insert_commit",
+      fmt::format("INSERT INTO {}.commits (first_position, last_position, recorded_at) VALUES ($1, $2, $3)", s)));
+  CAIRN_RETURN_IF_ERROR(c->Prepare("update_head",
+      fmt::format("UPDATE {}.head SET last_position = $1, last_time = $2 WHERE id = 1", s)));
+  writer_conn_ = std::move(c);
+  return Status::Ok();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Appends: validation and queueing (caller threads)
+
+void PgStore::CompleteAlone(Request& req, Result<AppendResult> result) {
+  if (req.sync_slot == nullptr) {
+    req.done(std::move(result));
+    return;
+  }
+  {
+    std::lock_guard lock(done_mu_);
+    *req.sync_slot = std::move(result);
+  }
+  done_cv_.notify_all();
+}
+
+void PgStore::Enqueue(std::unique_ptr<Request> req) {
+  std::unique_lock lock(queue_mu_);
+  if (closed_ || stopping_) {
+    lock.unlock();
+    CompleteAlone(*req, Status::FailedPrecondition("the store is closed"));
+    return;
+  }
+  space_cv_.wait(lock, [&] { return queued_bytes_ < kMaxQueuedBytes || queue_.empty() || stopping_; });
+  if (stopping_) {
+    lock.unlock();
+    CompleteAlone(*req, Status::FailedPrecondition("the store is closed"));
+    return;
+  }
+  queued_bytes_ += req->bytes;
+  queue_.push_back(std::move(req));
+  queue_cv_.notify_one();
+}
+
+Result<AppendResult> PgStore::Submit(std::unique_ptr<Request> req) {
+  std::optional<Result<AppendResult>> slot;
+  req->sync_slot = &slot;
+  Enqueue(std::move(req));
+  std::unique_lock lock(done_mu_);
+  done_cv_.wait(lock, [&] { return slot.has_value(); });
+  return std::move(*slot);
+}
+
+namespace {
+
+// The engine's checks, plus what PostgreSQL text cannot hold.
+Result<uint64_t> ValidatePgAppend(std::string_view stream, ExpectedVersion expected, std::span<const EventData> events,
+                                  const AppendOptions& options, uint64_t segment_size) {
+  CAIRN_ASSIGN_OR_RETURN(uint64_t bytes, storage::ValidateAppend(stream, expected, events, options, segment_size));
+  for (size_t i = 0; i < events.size(); ++i) {
+    if (events[i].type.find('\0') != std::string::npos) {
+      return Status::InvalidArgument(
+          fmt::format("event {}: event type contains a NUL byte (PostgreSQL text cannot hold it)", i));
+    }
+  }
+  return bytes;
+}
+
+}  // namespace
+
+Result<AppendResult> PgStore::Append(std::string_view stream, ExpectedVersion expected, std::span<const EventData> events,
+                                     const AppendOptions& options) {
+  auto req = std::make_unique<Request>();
+  req->stream = std::string(stream);
+  req->expected = expected;
+  req->events = events;  // the caller blocks until done: no copy needed
+  auto size = ValidatePgAppend(stream, expected, events, options, url_.options.segment_size_bytes);
+  if (!size.ok()) return size.status();
+  req->bytes = *size;
+  return Submit(std::move(req));
+}
+
+void PgStore::AppendAsync(std::string_view stream, ExpectedVersion expected, std::span<const EventData> events,
+                          AppendCallback done, const AppendOptions& options) {
+  auto req = std::make_unique<Request>();
+  req->stream = std::string(stream);
+  req->expected = expected;
+  req->done = std::move(done);
+  auto size = ValidatePgAppend(stream, expected, events, options, url_.options.segment_size_bytes);
+  if (!size.ok()) {
+    req->error = size.status();
+  } else {
+    req->owned.assign(events.begin(), events.end());
+    req->events = req->owned;
+    req->bytes = *size;
+  }
+  Enqueue(std::move(req));
+}
+
+Result<AppendResult> PgStore::SetStreamMetadata(std::string_view stream, ExpectedVersion expected,
+                                                const StreamMetadata& metadata) {
+  CAIRN_RETURN_IF_ERROR(storage::ValidateStreamName(stream, /*allow_system=*/true));
+  CAIRN_RETURN_IF_ERROR(storage::ValidateExpected(expected));
+  if (stream.starts_with("$$")) return Status::InvalidArgument("stream name: a metastream has no metadata of its own");
+  std::string json = metadata.ToJson();
+  if (json.size() > kMaxEventBytes) {
+    return Status::InvalidArgument(fmt::format("stream metadata is {} bytes, the limit is {}", json.size(), kMaxEventBytes));
+  }
+  auto req = std::make_unique<Request>();
+  req->kind = Request::Kind::kMetadata;
+  req->stream = std::string(stream);
+  req->expected = expected;
+  req->metadata = metadata;
+  req->bytes = json.size() + stream.size();
+  return Submit(std::move(req));
+}
+
+Result<AppendResult> PgStore::DeleteStream(std::string_view stream, ExpectedVersion expected) {
+  CAIRN_RETURN_IF_ERROR(storage::ValidateStreamName(stream, /*allow_system=*/false));
+  CAIRN_RETURN_IF_ERROR(storage::ValidateExpected(expected));
+  auto req = std::make_unique<Request>();
+  req->kind = Request::Kind::kDelete;
+  req->stream = std::string(stream);
+  req->expected = expected;
+  req->bytes = 4096;
+  return Submit(std::move(req));
+}
+
+Result<AppendResult> PgStore::TombstoneStream(std::string_view stream, ExpectedVersion expected) {
+  CAIRN_RETURN_IF_ERROR(storage::ValidateStreamName(stream, /*allow_system=*/false));
+  CAIRN_RETURN_IF_ERROR(storage::ValidateExpected(expected));
+  auto req = std::make_unique<Request>();
+  req->kind = Request::Kind::kTombstone;
+  req->stream = std::string(stream);
+  req->expected = expected;
+  req->bytes = stream.size() + 64;
+  return Submit(std::move(req));
+}
+
+// ---------------------------------------------------------------------------------------------
+// The writer thread
+
+void PgStore::WriterLoop() {
+  std::vector<std::unique_ptr<Request>> group;
+  for (;;) {
+    {
+      std::unique_lock lock(queue_mu_);
+      queue_cv_.wait(lock, [&] { return !queue_.empty() || stopping_; });
+      if (queue_.empty() && stopping_) break;
+      uint64_t bytes = 0;
+      while (!queue_.empty() && group.size() < kMaxGroupRequests &&
+             (group.empty() || bytes + queue_.front()->bytes <= kMaxGroupBytes)) {
+        bytes += queue_.front()->bytes;
+        queued_bytes_ -= queue_.front()->bytes;
+        group.push_back(std::move(queue_.front()));
+        queue_.pop_front();
+      }
+      space_cv_.notify_all();
+    }
+    ProcessGroup(group);
+    group.clear();
+  }
+  writer_conn_.reset();
+}
+
+void PgStore::ProcessGroup(std::vector<std::unique_ptr<Request>>& group) {
+  std::vector<Result<AppendResult>> results;
+  results.reserve(group.size());
+  Status s = RunGroup(group, &results);
+  if (!s.ok()) {
+    // The transaction failed as a whole: nothing it would have written is there (or, when the
+    // connection broke during COMMIT, nobody knows: the message says to retry, which is safe
+    // because retries with the same ids are idempotent).
+    writer_conn_.reset();
+    results.resize(group.size(), s);
+    for (auto& r : results) {
+      if (r.ok()) r = s;
+    }
+  }
+  bool any_sync = false;
+  {
+    std::lock_guard lock(done_mu_);
+    for (size_t i = 0; i < group.size(); ++i) {
+      if (group[i]->sync_slot != nullptr) {
+        *group[i]->sync_slot = std::move(results[i]);
+        any_sync = true;
+      }
+    }
+  }
+  if (any_sync) done_cv_.notify_all();
+  for (size_t i = 0; i < group.size(); ++i) {
+    if (group[i]->sync_slot == nullptr) group[i]->done(std::move(results[i]));
+  }
+}
+
+Status PgStore::RunGroup(std::vector<std::unique_ptr<Request>>& group, std::vector<Result<AppendResult>>* results) {
+  // Names and ids the group needs, for the two lookups of round trip 1.
+  ArrayBuilder names(kOidText), ids(kOidUuid);
+  {
+    std::unordered_map<std::string, bool> seen_names;
+    std::unordered_map<std::string, bool> seen_ids;
+    auto add_name = [&](std::string n) {
+      if (seen_names.emplace(n, true).second) names.Bytes(n);
+    };
+    bool any = false;
+    for (const auto& req : group) {
+      if (!req->error.ok()) continue;
+      any = true;
+      add_name(req->stream);
+      if (req->stream.starts_with("$$")) {
+        add_name(req->stream.substr(2));
+      } else {
+        add_name(MetastreamName(req->stream));
+      }
+      if (req->kind == Request::Kind::kAppend && window_ > 0) {
+        for (const auto& e : req->events) {
+          if (!e.id.IsNil() && seen_ids.emplace(IdKey(e.id), true).second) ids.Uuid(e.id);
+        }
+      }
+    }
+    if (!any) {
+      for (const auto& req : group) results->push_back(req->error);
+      return Status::Ok();
+    }
+  }
+  auto fail_all_with = [&](Status s) { return s.WithContext("append"); };
+  Status st = EnsureWriter();
+  if (!st.ok()) return fail_all_with(st);
+  Conn& c = *writer_conn_;
+
+  Group g;
+  {
+    Conn::Pipeline p(c);
+    p.Send("BEGIN", Params());
+    p.SendPrepared("lock_head", Params());
+    p.SendPrepared("load_streams", Params().Array(names.Finish()));
+    if (ids.size() > 0) p.SendPrepared("find_ids", Params().Array(ids.Finish()));
+    auto rs = p.Sync();
+    if (!rs.ok()) return fail_all_with(rs.status());
+    const Res& head = (*rs)[1];
+    if (head.rows() != 1) return Status::Internal(fmt::format("PostgreSQL schema {}: the head row is missing", s_));
+    g.last = head.Int64(0, 0);
+    g.time = std::max(clock_->NowNanos(), head.Int64(0, 1));
+    const Res& streams = (*rs)[2];
+    for (int i = 0; i < streams.rows(); ++i) g.streams[std::string(streams.Bytes(i, 0))] = StateFromRow(streams, i, 0);
+    if (ids.size() > 0) {
+      const Res& found = (*rs)[3];
+      for (int i = 0; i < found.rows(); ++i) {
+        KnownEvent k{std::string(found.Bytes(i, 1)), found.Int64(i, 2), found.Int64(i, 3), found.Int16(i, 4)};
+        std::string key = IdKey(found.GetUuid(i, 0));
+        auto it = g.known.find(key);
+        if (it == g.known.end() || it->second.position < k.position) g.known[key] = std::move(k);
+      }
+    }
+  }
+  // The other processes' commits we just waited behind are visible now.
+  BumpHead(static_cast<uint64_t>(g.last + 1));
+
+  for (auto& req : group) {
+    results->push_back(req->error.ok() ? Process(g, *req) : Result<AppendResult>(req->error));
+  }
+
+  if (g.first == 0) {
+    // Nothing to write (every request failed its checks): end the transaction.
+    auto r = c.Exec("ROLLBACK");
+    return r.ok() ? Status::Ok() : r.status();
+  }
+  ArrayBuilder sn(kOidText), sv(kOidInt8), slp(kOidInt8), stp(kOidInt8), smd(kOidText);
+  for (const auto& [name, state] : g.streams) {
+    if (!state.dirty) continue;
+    sn.Bytes(name);
+    sv.Int64(state.next_version);
+    slp.Int64(state.last_position.value_or(-1));
+    stp.Int64(state.tombstone_position.value_or(-1));
+    smd.Bytes(state.has_meta ? state.metadata.ToJson() : std::string());
+  }
+  if (url_.debug_commit_delay_ms > 0) {
+    thread_local std::mt19937 rng(std::random_device{}());
+    std::this_thread::sleep_for(std::chrono::milliseconds(rng() % (url_.debug_commit_delay_ms + 1)));
+  }
+  {
+    Conn::Pipeline p(c);
+    p.SendPrepared("insert_events", Params()
+                                        .Array(g.positions.Finish())
+                                        .Array(g.names.Finish())
+                                        .Array(g.versions.Finish())
+                                        .Array(g.ids.Finish())
+                                        .Array(g.types.Finish())
+                                        .Array(g.content_types.Finish())
+                                        .Array(g.flags.Finish())
+                                        .Array(g.data.Finish())
+                                        .Array(g.metadata.Finish())
+                                        .Int64(g.time));
+    p.SendPrepared("upsert_streams",
+                   Params().Array(sn.Finish()).Array(sv.Finish()).Array(slp.Finish()).Array(stp.Finish()).Array(smd.Finish()));
+    p.SendPrepared("insert_commit", Params().Int64(g.first).Int64(g.last).Int64(g.time));
+    p.SendPrepared("update_head", Params().Int64(g.last).Int64(g.time));
+    p.Send("SELECT pg_notify($1, $2)", Params().Text(s_).Text(std::to_string(g.last + 1)));
+    p.Send("COMMIT", Params());
+    auto rs = p.Sync();
+    if (!rs.ok()) {
+      return Status::Unavailable(fmt::format(
+          "{} (the append is not acknowledged; if the connection broke during COMMIT it may have been stored: "
+          "retry with the same event ids, which is idempotent)",
+          rs.status().message()));
+    }
+  }
+  BumpHead(static_cast<uint64_t>(g.last + 1));
+  return Status::Ok();
+}
+
+int64_t PgStore::AddEvent(Group& g, const std::string& stream, int64_t version, const Uuid& id, bool generated,
+                          int16_t flags, ContentType ct, std::string_view type, std::string_view data,
+                          std::string_view metadata) {
+  const int64_t pos = ++g.last;
+  if (g.first == 0) g.first = pos;
+  const Uuid stored = generated ? Uuid::V7(g.time / 1'000'000) : id;
+  if (generated) flags |= kFlagGeneratedId;
+  g.positions.Int64(pos);
+  g.names.Bytes(stream);
+  g.versions.Int64(version);
+  g.ids.Uuid(stored);
+  g.types.Bytes(type);
+  g.content_types.Int16(static_cast<int16_t>(ct));
+  g.flags.Int16(flags);
+  g.data.Bytes(data);
+  g.metadata.Bytes(metadata);
+  if (!generated) g.known[IdKey(stored)] = KnownEvent{stream, version, pos, flags};
+  return pos;
+}
+
+int64_t PgStore::AddMetadataEvent(Group& g, const std::string& stream, const StreamMetadata& md, int16_t flags) {
+  const std::string meta_name = MetastreamName(stream);
+  StreamState& meta = g.State(meta_name);
+  const std::string json = md.ToJson();
+  const int64_t pos = AddEvent(g, meta_name, meta.next_version, Uuid{}, true, flags, ContentType::kJson, kMetadataType,
+                               json, {});
+  meta.next_version++;
+  meta.last_position = pos;
+  meta.dirty = true;
+  StreamState& target = g.State(stream);
+  target.metadata = md;
+  target.has_meta = true;
+  target.dirty = true;
+  return pos;
+}
+
+Result<AppendResult> PgStore::Process(Group& g, Request& req) {
+  StreamState& st = g.State(req.stream);
+  if (st.tombstoned()) return StreamDeleted(req.stream);
+  const std::optional<uint64_t> actual = st.actual();
+  constexpr int16_t kWhole = kFlagStartsAppend | kFlagEndsAppend;
+
+  switch (req.kind) {
+    case Request::Kind::kAppend:
+      return ProcessAppend(g, req, st);
+
+    case Request::Kind::kMetadata: {
+      const std::string meta_name = MetastreamName(req.stream);
+      StreamState& meta = g.State(meta_name);
+      std::optional<uint64_t> meta_actual;
+      if (meta.next_version > 0) meta_actual = meta.next_version - 1;
+      CAIRN_RETURN_IF_ERROR(CheckExpected(meta_name, req.expected, meta_actual));
+      const uint64_t version = static_cast<uint64_t>(meta.next_version);
+      const int64_t pos = AddMetadataEvent(g, req.stream, req.metadata, kWhole);
+      return AppendResult{version, version + 1, Position(static_cast<uint64_t>(pos))};
+    }
+
+    case Request::Kind::kDelete: {
+      CAIRN_RETURN_IF_ERROR(CheckExpected(req.stream, req.expected, actual));
+      if (!actual) return StreamNotFound(req.stream);
+      StreamMetadata md = st.metadata;
+      md.truncate_before = kSoftDeletedTruncateBefore;
+      const int64_t pos = AddMetadataEvent(g, req.stream, md, kWhole);
+      const uint64_t next = static_cast<uint64_t>(g.State(req.stream).next_version);
+      return AppendResult{next, next, Position(static_cast<uint64_t>(pos))};
+    }
+
+    case Request::Kind::kTombstone: {
+      CAIRN_RETURN_IF_ERROR(CheckExpected(req.stream, req.expected, actual));
+      const int64_t pos = AddEvent(g, req.stream, kTombstoneVersion, Uuid{}, true, kWhole, ContentType::kJson,
+                                   kTombstoneType, {}, {});
+      StreamState& s = g.State(req.stream);
+      s.tombstone_position = pos;
+      s.dirty = true;
+      const uint64_t next = static_cast<uint64_t>(s.next_version);
+      return AppendResult{next, next, Position(static_cast<uint64_t>(pos))};
+    }
+  }
+  return Status::Internal("unknown request kind");
+}
+
+Result<AppendResult> PgStore::ProcessAppend(Group& g, Request& req, StreamState& st_in) {
+  const auto& events = req.events;
+  const size_t n = events.size();
+
+  // Idempotency first: a retry of an acknowledged append must succeed even though the stream
+  // has since moved past its expected version. Known = stored among the last window_ positions.
+  auto known = [&](size_t i) -> const KnownEvent* {
+    if (window_ == 0 || events[i].id.IsNil()) return nullptr;
+    auto it = g.known.find(IdKey(events[i].id));
+    if (it == g.known.end() || it->second.position <= g.last - window_) return nullptr;
+    return &it->second;
+  };
+  const KnownEvent* first = known(0);
+  bool any_known = first != nullptr;
+  for (size_t i = 1; i < n && !any_known; ++i) any_known = known(i) != nullptr;
+  if (any_known) {
+    bool same = first != nullptr && first->stream == req.stream && first->version != kTombstoneVersion &&
+                (first->flags & kFlagStartsAppend) != 0;
+    const KnownEvent* last = first;
+    for (size_t i = 1; i < n && same; ++i) {
+      const KnownEvent* k = known(i);
+      same = k != nullptr && k->stream == req.stream && k->version == first->version + static_cast<int64_t>(i);
+      last = k;
+    }
+    same = same && last != nullptr && (last->flags & kFlagEndsAppend) != 0;
+    if (same) {
+      const uint64_t v = static_cast<uint64_t>(first->version);
+      return AppendResult{v, v + n, Position(static_cast<uint64_t>(first->position))};
+    }
+    for (size_t i = 0; i < n; ++i) {
+      if (const KnownEvent* k = known(i)) {
+        return Status::AlreadyExists(
+            fmt::format("append to {}: event id {} is already stored in stream {} at version {}, by another append",
+                        req.stream, events[i].id.ToString(), k->stream, k->version),
+            ErrorDetail::kDuplicateEventId);
+      }
+    }
+  }
+
+  (void)st_in;
+  StreamState& st = g.State(req.stream);
+  const bool soft_deleted = st.soft_deleted();
+  CAIRN_RETURN_IF_ERROR(CheckExpected(req.stream, req.expected, st.actual()));
+  if (static_cast<uint64_t>(st.next_version) + n - 1 > kMaxStreamVersion) {
+    return Status::InvalidArgument(fmt::format("append to {}: versions would pass the limit {}", req.stream, kMaxStreamVersion));
+  }
+  if (soft_deleted) {
+    // Re-opening a soft-deleted stream: its metadata now truncates before the first new version,
+    // written in the same transaction as the events.
+    StreamMetadata reopened = st.metadata;
+    reopened.truncate_before = static_cast<uint64_t>(st.next_version);
+    AddMetadataEvent(g, req.stream, reopened, 0);
+  }
+  // `$metadata` events appended to a metastream directly (as EventStoreDB's clients write
+  // metadata) apply to their stream at once; data that does not parse changes nothing.
+  std::string target_name;
+  if (req.stream.starts_with("$$")) target_name = req.stream.substr(2);
+
+  StreamState& s = g.State(req.stream);
+  const int64_t first_version = s.next_version;
+  int64_t first_position = 0;
+  for (size_t i = 0; i < n; ++i) {
+    const EventData& e = events[i];
+    int16_t flags = 0;
+    if (i == 0) flags |= kFlagStartsAppend;
+    if (i + 1 == n) flags |= kFlagEndsAppend;
+    const int64_t pos = AddEvent(g, req.stream, first_version + static_cast<int64_t>(i), e.id, e.id.IsNil(), flags,
+                                 e.content_type, e.type, e.data, e.metadata);
+    if (i == 0) first_position = pos;
+    s.last_position = pos;
+    if (!target_name.empty() && e.type == kMetadataType) {
+      auto md = StreamMetadata::Parse(e.data);
+      if (md.ok()) {
+        StreamState& target = g.State(target_name);
+        target.metadata = std::move(*md);
+        target.has_meta = true;
+        target.dirty = true;
+      }
+    }
+  }
+  s.next_version += static_cast<int64_t>(n);
+  s.dirty = true;
+  const uint64_t fv = static_cast<uint64_t>(first_version);
+  return AppendResult{fv, fv + n, Position(static_cast<uint64_t>(first_position))};
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reads
+
+namespace {
+
+// Reads pages of events with a reader connection per page (the connection goes back to the pool
+// between pages, so an idle cursor holds none). Views point into the current page.
+class PageCursor : public CursorImpl {
+ public:
+  // `query(from_exclusive_or_inclusive, rows)` runs one page.
+  using PageFn = std::function<Result<Res>(Conn&, int64_t rows)>;
+
+  PageCursor(PgStore& store, uint64_t max_count) : store_(store), remaining_(max_count) {}
+
+  bool Next(RecordedEventView* out) override {
+    while (status_.ok()) {
+      if (row_ < page_.rows()) {
+        FillView(page_, row_, out);
+        row_++;
+        remaining_--;
+        Advance(*out);
+        return true;
+      }
+      if (exhausted_ || remaining_ == 0) {
+        Finish();
+        return false;
+      }
+      const int64_t rows = static_cast<int64_t>(std::min<uint64_t>(remaining_, static_cast<uint64_t>(page_rows_)));
+      auto page = store_.WithReader([&](Conn& c) { return Fetch(c, rows); });
+      if (!page.ok()) {
+        status_ = page.status();
+        return false;
+      }
+      page_ = std::move(page).value();
+      row_ = 0;
+      if (page_.rows() < rows) exhausted_ = true;
+      page_rows_ = std::min(page_rows_ * 4, kMaxPageRows);
+    }
+    return false;
+  }
+  Status status() const override { return status_; }
+
+ protected:
+  virtual Result<Res> Fetch(Conn& c, int64_t rows) = 0;
+  virtual void Advance(const RecordedEventView& e) = 0;
+  virtual void Finish() {}
+
+  PgStore& store_;
+  uint64_t remaining_;
+
+ private:
+  Res page_;
+  int row_ = 0;
+  int64_t page_rows_ = kFirstPageRows;
+  bool exhausted_ = false;
+  Status status_;
+};
+
+class AllCursor final : public PageCursor {
+ public:
+  AllCursor(PgStore& store, const ReadAllOptions& options, int64_t limit)
+      : PageCursor(store, options.max_count), forward_(options.direction == ReadDirection::kForward), limit_(limit) {
+    const uint64_t from = options.from.value();
+    if (forward_) {
+      next_ = static_cast<int64_t>(std::min<uint64_t>(from, static_cast<uint64_t>(std::numeric_limits<int64_t>::max())));
+    } else {
+      next_ = std::min<int64_t>(static_cast<int64_t>(std::min<uint64_t>(from, uint64_t{1} << 62)), limit_);
+    }
+    checkpoint_ = from;
+    // The filter in SQL: one parameter per criterion, after the three of the page.
+    const EventFilter& f = options.filter;
+    int n = 4;
+    if (!f.stream_prefixes.empty()) {
+      ArrayBuilder a(kOidText);
+      for (const auto& p : f.stream_prefixes) a.Bytes(p);
+      where_ += fmt::format(" AND EXISTS (SELECT 1 FROM unnest(${}::text[]) AS p WHERE starts_with(stream, p))", n++);
+      filter_.push_back(a.Finish());
+    }
+    if (!f.categories.empty()) {
+      ArrayBuilder a(kOidText);
+      for (const auto& p : f.categories) a.Bytes(p);
+      where_ += fmt::format(" AND split_part(stream, '-', 1) = ANY(${}::text[])", n++);
+      filter_.push_back(a.Finish());
+    }
+    if (!f.event_types.empty()) {
+      ArrayBuilder a(kOidText);
+      for (const auto& p : f.event_types) a.Bytes(p);
+      where_ += fmt::format(" AND type = ANY(${}::text[])", n++);
+      filter_.push_back(a.Finish());
+    }
+    if (f.exclude_system_events) where_ += " AND NOT starts_with(type, '$')";
+  }
+
+  Position checkpoint() const override { return Position(checkpoint_); }
+
+ protected:
+  Result<Res> Fetch(Conn& c, int64_t rows) override {
+    Params p;
+    std::string sql;
+    if (forward_) {
+      sql = fmt::format("SELECT {} FROM {}.events WHERE position >= $1 AND position < $2{} ORDER BY position LIMIT $3",
+                        kEventColumns, store_.schema(), where_);
+      p.Int64(next_).Int64(limit_).Int64(rows);
+    } else {
+      sql = fmt::format("SELECT {} FROM {}.events WHERE position < $1 AND position >= $2{} ORDER BY position DESC LIMIT $3",
+                        kEventColumns, store_.schema(), where_);
+      p.Int64(next_).Int64(0).Int64(rows);
+    }
+    for (const auto& a : filter_) p.Array(a);
+    return c.Exec(sql, p);
+  }
+  void Advance(const RecordedEventView& e) override {
+    const int64_t pos = static_cast<int64_t>(e.position.value());
+    if (forward_) {
+      next_ = pos + 1;
+      checkpoint_ = static_cast<uint64_t>(pos + 1);
+    } else {
+      next_ = pos;
+      checkpoint_ = static_cast<uint64_t>(pos);
+    }
+  }
+  void Finish() override {
+    // Forward, the whole range up to the limit was scanned (a filter may have skipped the rest).
+    if (forward_ && remaining_ > 0 && checkpoint_ < static_cast<uint64_t>(limit_)) checkpoint_ = static_cast<uint64_t>(limit_);
+  }
+
+ private:
+  bool forward_;
+  int64_t limit_;  // positions below it are visible to this cursor
+  int64_t next_;
+  uint64_t checkpoint_;
+  std::string where_;
+  std::vector<std::string> filter_;
+};
+
+class StreamCursor final : public PageCursor {
+ public:
+  // Versions [lo, hi) visible (hi = the stream's next version), positions below `limit`.
+  StreamCursor(PgStore& store, std::string stream, const ReadStreamOptions& options, int64_t lo, int64_t hi,
+               int64_t limit)
+      : PageCursor(store, options.max_count), stream_(std::move(stream)), forward_(options.direction == ReadDirection::kForward),
+        lo_(lo), hi_(hi), limit_(limit) {
+    if (forward_) {
+      next_ = std::max<int64_t>(lo_, options.from ? static_cast<int64_t>(*options.from) : 0);
+    } else {
+      next_ = std::min<int64_t>(hi_ - 1, options.from ? static_cast<int64_t>(*options.from) : hi_ - 1);
+    }
+  }
+  Position checkpoint() const override { return Position(checkpoint_); }
+
+ protected:
+  Result<Res> Fetch(Conn& c, int64_t rows) override {
+    if (forward_ ? next_ >= hi_ : next_ < lo_) return Res();
+    Params p;
+    p.Text(stream_).Int64(next_).Int64(forward_ ? hi_ : lo_).Int64(limit_).Int64(rows);
+    std::string sql =
+        forward_ ? fmt::format("SELECT {} FROM {}.events WHERE stream = $1 AND version >= $2 AND version < $3 AND "
+                               "position < $4 ORDER BY version LIMIT $5",
+                               kEventColumns, store_.schema())
+                 : fmt::format("SELECT {} FROM {}.events WHERE stream = $1 AND version <= $2 AND version >= $3 AND "
+                               "position < $4 ORDER BY version DESC LIMIT $5",
+                               kEventColumns, store_.schema());
+    return c.Exec(sql, p);
+  }
+  void Advance(const RecordedEventView& e) override {
+    const int64_t v = static_cast<int64_t>(e.version);
+    next_ = forward_ ? v + 1 : v - 1;
+    checkpoint_ = e.position.value();
+  }
+
+ private:
+  std::string stream_;
+  bool forward_;
+  int64_t lo_, hi_, limit_;
+  int64_t next_;
+  uint64_t checkpoint_ = 0;
+};
+
+}  // namespace
+
+Result<StreamState> PgStore::LoadStream(Conn& c, std::string_view name, int64_t* head) {
+  // One statement, one snapshot: the stream's row as of the head read with it.
+  CAIRN_ASSIGN_OR_RETURN(
+      Res r, c.Exec(fmt::format("SELECT h.last_position, s.name, s.next_version, s.last_position, s.tombstone_position, "
+                                "s.metadata FROM {0}.head h LEFT JOIN {0}.streams s ON s.name = $1 WHERE h.id = 1",
+                                s_),
+                    Params().Text(name)));
+  if (r.rows() != 1) return Status::Internal(fmt::format("PostgreSQL schema {}: the head row is missing", s_));
+  *head = r.Int64(0, 0) + 1;
+  BumpHead(static_cast<uint64_t>(*head));
+  if (r.IsNull(0, 1)) return StreamState{};
+  return StateFromRow(r, 0, 1);
+}
+
+Result<EventCursor> PgStore::ReadStream(std::string_view stream, const ReadStreamOptions& options) {
+  CAIRN_RETURN_IF_ERROR(storage::ValidateStreamName(stream, /*allow_system=*/true));
+  if (options.from && *options.from > kMaxStreamVersion) {
+    return Status::InvalidArgument(fmt::format("from version {} exceeds the limit {}", *options.from, kMaxStreamVersion));
+  }
+  int64_t limit = 0;
+  CAIRN_ASSIGN_OR_RETURN(StreamState st, WithReader([&](Conn& c) { return LoadStream(c, stream, &limit); }));
+  if (!st.in_db) return StreamNotFound(stream);
+  if (st.tombstoned()) return StreamDeleted(stream);
+  if (st.next_version == 0 || st.soft_deleted()) return StreamNotFound(stream);
+  if (options.as_of) {
+    CAIRN_ASSIGN_OR_RETURN(Position at, PositionAtTime(*options.as_of));
+    if (at != Position::End()) limit = std::min<int64_t>(limit, static_cast<int64_t>(at.value()));
+  }
+  const int64_t size = st.next_version;
+  int64_t lo = 0;
+  const StreamMetadata& md = st.metadata;
+  if (md.truncate_before) lo = std::max<int64_t>(lo, static_cast<int64_t>(std::min<uint64_t>(*md.truncate_before, uint64_t{1} << 62)));
+  if (md.max_count) {
+    const uint64_t keep = *md.max_count;
+    lo = std::max<int64_t>(lo, static_cast<uint64_t>(size) > keep ? size - static_cast<int64_t>(keep) : 0);
+  }
+  if (md.max_age_seconds && lo < size) {
+    const int64_t cutoff =
+        clock_->NowNanos() - static_cast<int64_t>(std::min<uint64_t>(*md.max_age_seconds, 1ULL << 32)) * 1'000'000'000;
+    // Times never decrease with versions: the first young enough event, then all after it.
+    CAIRN_ASSIGN_OR_RETURN(Res r, WithReader([&](Conn& c) {
+      return c.Exec(fmt::format("SELECT version FROM {}.events WHERE stream = $1 AND version >= $2 AND version < $3 "
+                                "AND recorded_at >= $4 ORDER BY version LIMIT 1",
+                                s_),
+                    Params().Text(stream).Int64(lo).Int64(size).Int64(cutoff));
+    }));
+    lo = r.rows() == 0 ? size : r.Int64(0, 0);
+  }
+  return EventCursor(std::make_unique<StreamCursor>(*this, std::string(stream), options, lo, size, limit));
+}
+
+Result<EventCursor> PgStore::ReadAll(const ReadAllOptions& options) {
+  CAIRN_ASSIGN_OR_RETURN(int64_t limit, WithReader([&](Conn& c) { return ReadHead(c); }));
+  if (options.as_of) {
+    CAIRN_ASSIGN_OR_RETURN(Position at, PositionAtTime(*options.as_of));
+    if (at != Position::End()) limit = std::min<int64_t>(limit, static_cast<int64_t>(at.value()));
+  }
+  return EventCursor(std::make_unique<AllCursor>(*this, options, limit));
+}
+
+Result<Position> PgStore::PositionAtTime(Timestamp time) {
+  // Every event of one commit has its recorded time, and times never decrease with positions:
+  // the first event after `time` is the first of the first commit after it.
+  CAIRN_ASSIGN_OR_RETURN(Res r, WithReader([&](Conn& c) {
+    return c.Exec(fmt::format("SELECT first_position FROM {}.commits WHERE recorded_at > $1 "
+                              "ORDER BY recorded_at, first_position LIMIT 1",
+                              s_),
+                  Params().Int64(time.nanos));
+  }));
+  if (r.rows() == 0) return Position::End();
+  return Position(static_cast<uint64_t>(r.Int64(0, 0)));
+}
+
+Result<StreamInfo> PgStore::GetStreamInfo(std::string_view stream) {
+  CAIRN_RETURN_IF_ERROR(storage::ValidateStreamName(stream, /*allow_system=*/true));
+  const std::string meta_name = MetastreamName(stream);
+  auto r = WithReader([&](Conn& c) {
+    return c.Exec(fmt::format("SELECT name, next_version, last_position, tombstone_position, metadata FROM {}.streams "
+                              "WHERE name = $1 OR name = $2",
+                              s_),
+                  Params().Text(stream).Text(meta_name));
+  });
+  if (!r.ok()) return r.status();
+  StreamInfo info;
+  for (int i = 0; i < r->rows(); ++i) {
+    StreamState st = StateFromRow(*r, i, 0);
+    if (r->Bytes(i, 0) == meta_name && meta_name != stream) {
+      if (st.next_version > 0) info.metadata_version = static_cast<uint64_t>(st.next_version - 1);
+      continue;
+    }
+    info.tombstoned = st.tombstoned();
+    info.deleted = st.soft_deleted() && !info.tombstoned;
+    info.exists = st.next_version > 0 && !info.deleted && !info.tombstoned;
+    if (st.next_version > 0) {
+      info.last_version = static_cast<uint64_t>(st.next_version - 1);
+      if (st.last_position) info.last_position = Position(static_cast<uint64_t>(*st.last_position));
+    }
+    info.metadata = st.metadata;
+  }
+  return info;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Wake-up and life cycle
+
+Position PgStore::WaitForAppend(Position after, std::chrono::milliseconds timeout) {
+  std::unique_lock lock(head_mu_);
+  head_cv_.wait_for(lock, timeout, [&] {
+    if (head_.load(std::memory_order_acquire) > after.value()) return true;
+    std::lock_guard q(queue_mu_);
+    return closed_;
+  });
+  return HeadPosition();
+}
+
+void PgStore::ListenerLoop() {
+  std::unique_ptr<Conn> c;
+  const std::string listen = fmt::format("LISTEN \"{}\"", s_);
+  while (!listener_stop_.load()) {
+    if (c == nullptr) {
+      auto conn = Conn::Connect(url_.info);
+      // LISTEN before reading the head, so that no commit falls between the two.
+      if (conn.ok() && (*conn)->Exec(listen).ok() && ReadHead(**conn).ok()) {
+        c = std::move(conn).value();
+      } else {
+        pollfd w{wake_fd_, POLLIN, 0};
+        (void)poll(&w, 1, 500);
+        continue;
+      }
+    }
+    pollfd fds[2] = {{c->socket(), POLLIN, 0}, {wake_fd_, POLLIN, 0}};
+    const int n = poll(fds, 2, static_cast<int>(url_.head_poll_ms));
+    if (listener_stop_.load()) break;
+    if (n == 0) {
+      // The safety net: a notification lost with a connection is caught here within a second.
+      if (!ReadHead(*c).ok()) c.reset();
+      continue;
+    }
+    if (n < 0) continue;
+    if (fds[0].revents != 0) {
+      if (!c->ConsumeInput().ok()) {
+        c.reset();
+        continue;
+      }
+      std::string channel, payload;
+      uint64_t best = 0;
+      while (c->NextNotification(&channel, &payload)) {
+        uint64_t v = 0;
+        auto [p, ec] = std::from_chars(payload.data(), payload.data() + payload.size(), v);
+        if (ec == std::errc() && p == payload.data() + payload.size()) best = std::max(best, v);
+      }
+      if (best != 0) BumpHead(best);
+    }
+  }
+}
+
+Status PgStore::Close() {
+  {
+    std::lock_guard lock(queue_mu_);
+    if (closed_) return Status::Ok();
+    stopping_ = true;
+  }
+  queue_cv_.notify_all();
+  space_cv_.notify_all();
+  if (writer_.joinable()) writer_.join();
+  {
+    std::lock_guard lock(queue_mu_);
+    closed_ = true;
+  }
+  listener_stop_.store(true);
+  if (wake_fd_ >= 0) {
+    uint64_t one = 1;
+    ssize_t w = write(wake_fd_, &one, sizeof one);
+    (void)w;
+  }
+  if (listener_.joinable()) listener_.join();
+  if (wake_fd_ >= 0) {
+    ::close(wake_fd_);
+    wake_fd_ = -1;
+  }
+  { std::lock_guard lock(head_mu_); }
+  head_cv_.notify_all();
+  {
+    std::lock_guard lock(pool_mu_);
+    idle_.clear();
+  }
+  return Status::Ok();
+}
+
+Result<std::unique_ptr<Store>> OpenPgStore(std::string_view url, const Options& options, env::Env* clock) {
+  CAIRN_ASSIGN_OR_RETURN(ParsedPgUrl parsed, ParsePgUrl(url, options));
+  auto store = std::make_unique<PgStore>(std::move(parsed), clock != nullptr ? clock : env::Env::Posix());
+  CAIRN_RETURN_IF_ERROR(store->Start());
+  return std::unique_ptr<Store>(std::move(store));
+}
+
+}  // namespace cairn::postgres

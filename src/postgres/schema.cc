@@ -1,0 +1,111 @@
+#include "postgres/schema.h"
+
+#include <fmt/format.h>
+
+#include <vector>
+
+namespace cairn::postgres {
+
+namespace {
+
+struct Migration {
+  int version;
+  const char* sql;  // "{s}" stands for the schema name
+};
+
+// On disk: append new migrations at the end; never edit one that was released.
+const std::vector<Migration>& Migrations() {
+  static const std::vector<Migration> kMigrations = {
+      {1, R"sql(
+CREATE TABLE {s}.head (
+  id int PRIMARY KEY CHECK (id = 1),
+  last_position bigint NOT NULL,
+  last_time bigint NOT NULL
+);
+INSERT INTO {s}.head VALUES (1, 0, 0);
+CREATE TABLE {s}.events (
+  position bigint PRIMARY KEY,
+  stream text NOT NULL,
+  version bigint NOT NULL,
+  event_id uuid NOT NULL,
+  type text NOT NULL,
+  content_type smallint NOT NULL,
+  flags smallint NOT NULL,
+  data bytea NOT NULL,
+  metadata bytea NOT NULL,
+  recorded_at bigint NOT NULL,
+  UNIQUE (stream, version)
+);
+CREATE INDEX events_event_id ON {s}.events (event_id) WHERE (flags & 4) = 0;
+CREATE TABLE {s}.streams (
+  name text PRIMARY KEY,
+  next_version bigint NOT NULL,
+  last_position bigint,
+  tombstone_position bigint,
+  metadata text
+);
+CREATE TABLE {s}.commits (
+  first_position bigint PRIMARY KEY,
+  last_position bigint NOT NULL,
+  recorded_at bigint NOT NULL
+);
+CREATE INDEX commits_recorded_at ON {s}.commits (recorded_at, first_position);
+)sql"},
+  };
+  return kMigrations;
+}
+
+std::string Expand(const char* sql, const std::string& schema) {
+  std::string out;
+  for (const char* p = sql; *p != '\0'; ++p) {
+    if (p[0] == '{' && p[1] == 's' && p[2] == '}') {
+      out += schema;
+      p += 2;
+    } else {
+      out += *p;
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+bool ValidSchemaName(const std::string& name) {
+  if (name.empty() || name.size() > 48) return false;
+  for (size_t i = 0; i < name.size(); ++i) {
+    const char c = name[i];
+    const bool ok = (c >= 'a' && c <= 'z') || c == '_' || (i > 0 && c >= '0' && c <= '9');
+    if (!ok) return false;
+  }
+  return true;
+}
+
+Status Migrate(Conn& conn, const std::string& schema) {
+  CAIRN_ASSIGN_OR_RETURN(Txn txn, Txn::Begin(conn));
+  // One migrator at a time per schema, across processes: the lock ends with the transaction.
+  CAIRN_RETURN_IF_ERROR(
+      conn.Exec(fmt::format("SELECT pg_advisory_xact_lock(hashtext({}))", Literal("cairn.migrate." + schema))).status());
+  CAIRN_RETURN_IF_ERROR(conn.Exec(fmt::format("CREATE SCHEMA IF NOT EXISTS {}", schema)).status());
+  CAIRN_RETURN_IF_ERROR(conn.Exec(fmt::format("CREATE TABLE IF NOT EXISTS {}.schema_version (version int PRIMARY KEY, "
+                                              "applied_at timestamptz NOT NULL DEFAULT now())",
+                                              schema))
+                            .status());
+  CAIRN_ASSIGN_OR_RETURN(Res r, conn.Exec(fmt::format("SELECT coalesce(max(version), 0)::int8 FROM {}.schema_version", schema),
+                                          Params()));
+  const int64_t have = r.Int64(0, 0);
+  if (have > kSchemaVersion) {
+    return Status::FailedPrecondition(fmt::format(
+        "PostgreSQL schema \"{}\" at {} is at version {}, newer than this cairn binary knows (up to {}): "
+        "upgrade cairn (or open another schema with ?schema=NAME)",
+        schema, conn.where(), have, kSchemaVersion));
+  }
+  for (const Migration& m : Migrations()) {
+    if (m.version <= have) continue;
+    CAIRN_RETURN_IF_ERROR(conn.Exec(Expand(m.sql, schema)).status().WithContext(fmt::format("migration {}", m.version)));
+    CAIRN_RETURN_IF_ERROR(
+        conn.Exec(fmt::format("INSERT INTO {}.schema_version (version) VALUES ({})", schema, m.version)).status());
+  }
+  return txn.Commit();
+}
+
+}  // namespace cairn::postgres

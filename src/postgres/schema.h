@@ -1,0 +1,42 @@
+// The PostgreSQL backend's schema and its versioned migrations.
+//
+// Every store lives in one PostgreSQL schema (default "cairn"; ?schema=NAME in the URL). Its
+// tables (docs/scale-out.md has the why of each):
+//
+//   schema_version (version int PRIMARY KEY, applied_at timestamptz)   migrations applied
+//   head     (one row: last_position, last_time)      the position counter; its row lock is the
+//                                                     append lock that orders commits
+//   events   (position PK, stream, version, event_id, type, content_type, flags, data, metadata,
+//             recorded_at)                            the log; UNIQUE (stream, version)
+//   streams  (name PK, next_version, last_position, tombstone_position, metadata)
+//   commits  (first_position PK, last_position, recorded_at)   one row per append transaction:
+//                                                     the time index (PositionAtTime, as_of)
+//
+// Migrations run at open, in one transaction under an advisory lock (so that processes opening
+// the same store at once do not race), and are recorded in schema_version. A database whose
+// schema is newer than this binary knows is refused with kFailedPrecondition naming both versions.
+#pragma once
+
+#include <string>
+
+#include "cairn/status.h"
+#include "postgres/pg.h"
+
+namespace cairn::postgres {
+
+// The newest schema version this binary knows. On disk: never reuse a version number.
+inline constexpr int kSchemaVersion = 1;
+
+// Event flags (events.flags). On disk: never change or reuse.
+inline constexpr int16_t kFlagStartsAppend = 1;  // the first event of one Append call
+inline constexpr int16_t kFlagEndsAppend = 2;    // the last event of one Append call
+inline constexpr int16_t kFlagGeneratedId = 4;   // the store made the id: never matched for idempotency
+
+// Whether `name` is a schema name cairn accepts: [a-z_][a-z0-9_]*, at most 48 bytes (so that it
+// needs no quoting and the NOTIFY channel derived from it fits).
+bool ValidSchemaName(const std::string& name);
+
+// Creates or upgrades the schema. kFailedPrecondition when it is newer than kSchemaVersion.
+Status Migrate(Conn& conn, const std::string& schema);
+
+}  // namespace cairn::postgres

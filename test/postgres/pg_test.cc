@@ -1,0 +1,417 @@
+// Proves what only the PostgreSQL backend has to prove, beyond the conformance suite: a clear error
+// when the server is unreachable or the schema is newer than the binary; commit order across
+// processes (8 writer processes with random delays inside their transactions, and a $all
+// subscriber whose sequence must equal the final $all order); optimistic concurrency and
+// idempotency across processes; and live wake-up through LISTEN/NOTIFY rather than polling.
+// How: real PostgreSQL (the ctest fixture's cluster), child processes of this same binary
+// (the PgChild tests, which run only when the parent sets CAIRN_PG_CHILD).
+#include <fmt/format.h>
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdlib>
+#include <map>
+#include <random>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "cairn/store.h"
+#include "cairn/subscription.h"
+#include "postgres/pg.h"
+#include "postgres/pg_store.h"
+#include "util/pg_test_util.h"
+#include "util/test_util.h"
+
+namespace cairn {
+namespace {
+
+using std::chrono::milliseconds;
+
+std::string Env(const char* name) {
+  const char* v = std::getenv(name);
+  return v == nullptr ? std::string() : std::string(v);
+}
+
+EventData Event(std::string type, std::string data, Uuid id = Uuid::V7()) {
+  EventData e;
+  e.id = id;
+  e.type = std::move(type);
+  e.data = std::move(data);
+  return e;
+}
+
+// Runs this test binary as a child with --gtest_filter=PgChild.<role> and the given environment.
+pid_t SpawnChild(const std::string& role, const std::map<std::string, std::string>& env) {
+  const pid_t pid = fork();
+  if (pid < 0) return pid;
+  if (pid == 0) {
+    setenv("CAIRN_PG_CHILD", role.c_str(), 1);
+    for (const auto& [k, v] : env) setenv(k.c_str(), v.c_str(), 1);
+    const std::string filter = "--gtest_filter=PgChild." + role;
+    execl("/proc/self/exe", "pg_child", filter.c_str(), "--gtest_brief=1", static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  return pid;
+}
+
+int WaitChild(pid_t pid) {
+  int status = 0;
+  while (waitpid(pid, &status, 0) < 0) {
+  }
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+class PgTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto url = testing::TestPostgresUrl();
+    if (!url) GTEST_SKIP() << "no test PostgreSQL (set CAIRN_TEST_POSTGRES_URL, or run through ctest)";
+    base_ = *url;
+    schema_ = testing::UniqueSchema("pgt");
+  }
+  void TearDown() override {
+    if (!base_.empty()) testing::DropSchema(base_, schema_);
+  }
+  std::string Url(const std::string& more = "") const { return testing::WithSchema(base_, schema_, more); }
+
+  std::string base_;
+  std::string schema_;
+};
+
+// ---- Opening.
+
+TEST(PgOpenTest, UnreachableServerIsUnavailableNamingHostAndPort) {
+  // Port 1 on loopback: nothing listens there, the connection is refused at once.
+  auto store = Store::Open("postgres://cairn:secret@127.0.0.1:1/cairn?connect_timeout=5");
+  ASSERT_FALSE(store.ok());
+  EXPECT_EQ(store.status().code(), StatusCode::kUnavailable) << store.status().ToString();
+  EXPECT_NE(store.status().message().find("127.0.0.1:1"), std::string::npos) << store.status().ToString();
+  // The password is not repeated in the message.
+  EXPECT_EQ(store.status().message().find("secret"), std::string::npos) << store.status().ToString();
+}
+
+TEST(PgOpenTest, BadCairnOptionsAreInvalidArgumentNamingThem) {
+  auto bad_schema = Store::Open("postgres://u@127.0.0.1:1/db?schema=Bad-Name");
+  EXPECT_EQ(bad_schema.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(bad_schema.status().message().find("schema"), std::string::npos);
+  auto bad_sync = Store::Open("postgres://u@127.0.0.1:1/db?sync=sometimes");
+  EXPECT_EQ(bad_sync.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(bad_sync.status().message().find("sync"), std::string::npos);
+  auto bad_libpq = Store::Open("postgres://u@127.0.0.1:1/db?no_such_option=1");
+  EXPECT_EQ(bad_libpq.status().code(), StatusCode::kInvalidArgument) << bad_libpq.status().ToString();
+}
+
+TEST_F(PgTest, MigrationRecordsTheSchemaVersion) {
+  {
+    auto store = Store::Open(Url());
+    ASSERT_TRUE(store.ok()) << store.status().ToString();
+  }
+  auto info = postgres::ParseConnInfo(base_.substr(0, base_.find('?')));
+  ASSERT_TRUE(info.ok());
+  auto conn = postgres::Conn::Connect(*info);
+  ASSERT_TRUE(conn.ok()) << conn.status().ToString();
+  auto r = (*conn)->Exec(fmt::format("SELECT max(version)::int8, count(*)::int8 FROM {}.schema_version", schema_),
+                         postgres::Params());
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->Int64(0, 0), 1);
+  EXPECT_EQ(r->Int64(0, 1), 1);
+  // A second open migrates nothing more.
+  {
+    auto store = Store::Open(Url());
+    ASSERT_TRUE(store.ok()) << store.status().ToString();
+  }
+  auto again = (*conn)->Exec(fmt::format("SELECT count(*)::int8 FROM {}.schema_version", schema_), postgres::Params());
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->Int64(0, 0), 1);
+}
+
+TEST_F(PgTest, SchemaNewerThanTheBinaryIsRefusedNamingBothVersions) {
+  {
+    auto store = Store::Open(Url());
+    ASSERT_TRUE(store.ok()) << store.status().ToString();
+    ASSERT_TRUE((*store)->Append("keep-1", ExpectedVersion::NoStream(), std::vector<EventData>{Event("A", "{}")}).ok());
+  }
+  auto info = postgres::ParseConnInfo(base_.substr(0, base_.find('?')));
+  ASSERT_TRUE(info.ok());
+  auto conn = postgres::Conn::Connect(*info);
+  ASSERT_TRUE(conn.ok());
+  ASSERT_TRUE((*conn)->Exec(fmt::format("INSERT INTO {}.schema_version (version) VALUES (42)", schema_)).ok());
+  auto store = Store::Open(Url());
+  ASSERT_FALSE(store.ok());
+  EXPECT_EQ(store.status().code(), StatusCode::kFailedPrecondition) << store.status().ToString();
+  EXPECT_NE(store.status().message().find("42"), std::string::npos) << store.status().ToString();
+  EXPECT_NE(store.status().message().find("up to 1"), std::string::npos) << store.status().ToString();
+  // Nothing was changed by the refused open.
+  auto count = (*conn)->Exec(fmt::format("SELECT count(*)::int8 FROM {}.events", schema_), postgres::Params());
+  ASSERT_TRUE(count.ok());
+  EXPECT_EQ(count->Int64(0, 0), 1);
+}
+
+TEST_F(PgTest, EventTypeWithNulIsInvalidArgument) {
+  auto store = Store::Open(Url());
+  ASSERT_TRUE(store.ok()) << store.status().ToString();
+  auto r = (*store)->Append("nul-1", ExpectedVersion::Any(), std::vector<EventData>{Event(std::string("A\0B", 3), "{}")});
+  EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(r.status().message().find("type"), std::string::npos) << r.status().ToString();
+  // The store goes on.
+  EXPECT_TRUE((*store)->Append("nul-1", ExpectedVersion::NoStream(), std::vector<EventData>{Event("A", "{}")}).ok());
+}
+
+// ---- Live wake-up.
+
+TEST_F(PgTest, WaitForAppendIsWokenByAnotherStoresCommitThroughNotify) {
+  // The safety-net poll is an hour here: only NOTIFY can wake the waiter in time.
+  auto waiter = Store::Open(Url("head_poll_ms=3600000"));
+  ASSERT_TRUE(waiter.ok()) << waiter.status().ToString();
+  auto writer = Store::Open(Url());
+  ASSERT_TRUE(writer.ok()) << writer.status().ToString();
+  ASSERT_TRUE((*writer)->Append("wake-1", ExpectedVersion::Any(), std::vector<EventData>{Event("A", "{}")}).ok());
+  // The waiter learns of that commit from NOTIFY too.
+  const Position target = (*writer)->HeadPosition();
+  const Position seen = (*waiter)->WaitForAppend(Position(target.value() - 1), milliseconds(20'000));
+  EXPECT_EQ(seen, target);
+
+  for (int round = 0; round < 3; ++round) {
+    const Position head = (*waiter)->HeadPosition();
+    std::thread appender([&] {
+      std::this_thread::sleep_for(milliseconds(50));
+      EXPECT_TRUE((*writer)->Append("wake-1", ExpectedVersion::Any(), std::vector<EventData>{Event("A", "{}")}).ok());
+    });
+    const auto started = std::chrono::steady_clock::now();
+    const Position woke = (*waiter)->WaitForAppend(head, milliseconds(60'000));
+    const auto waited = std::chrono::steady_clock::now() - started;
+    appender.join();
+    EXPECT_GT(woke, head) << "round " << round;
+    // Far below the hour of the poll: woken by the notification.
+    EXPECT_LT(waited, milliseconds(30'000)) << "round " << round;
+  }
+}
+
+// ---- Several stores (connections, processes) on one database.
+
+TEST_F(PgTest, TwoStoresOnOneSchemaShareVersionsAndIdempotency) {
+  auto a = Store::Open(Url());
+  auto b = Store::Open(Url());
+  ASSERT_TRUE(a.ok() && b.ok());
+  std::vector<EventData> batch = {Event("A", "{}"), Event("B", "{}")};
+  auto first = (*a)->Append("shared-1", ExpectedVersion::NoStream(), batch);
+  ASSERT_TRUE(first.ok()) << first.status().ToString();
+  // b sees a's events, its expected-version check uses them, and a retry of a's append through b
+  // returns a's result without writing.
+  auto conflict = (*b)->Append("shared-1", ExpectedVersion::NoStream(), std::vector<EventData>{Event("C", "{}")});
+  EXPECT_EQ(conflict.status().code(), StatusCode::kConflict);
+  EXPECT_EQ(conflict.status().actual_version(), 1u);
+  auto retry = (*b)->Append("shared-1", ExpectedVersion::NoStream(), batch);
+  ASSERT_TRUE(retry.ok()) << retry.status().ToString();
+  EXPECT_EQ(*retry, *first);
+  auto next = (*b)->Append("shared-1", ExpectedVersion::Exact(1), std::vector<EventData>{Event("C", "{}")});
+  ASSERT_TRUE(next.ok());
+  EXPECT_EQ(next->first_version, 2u);
+  auto events = (*a)->ReadStream("shared-1", {});
+  ASSERT_TRUE(events.ok());
+  auto all = events->Collect();
+  ASSERT_TRUE(all.ok());
+  EXPECT_EQ(all->size(), 3u);
+}
+
+// A child: appends `CAIRN_PG_APPENDS` appends of 1 to 3 events to its own stream "writer-<i>"
+// with exact expected versions, through a store whose writer sleeps randomly inside each
+// transaction (debug_commit_delay_ms). Exit code 0 when every append succeeded.
+TEST(PgChild, OrderedWriter) {
+  if (Env("CAIRN_PG_CHILD") != "OrderedWriter") GTEST_SKIP() << "run by PgTest.CommitOrder...";
+  auto store = Store::Open(Env("CAIRN_PG_URL"));
+  ASSERT_TRUE(store.ok()) << store.status().ToString();
+  const int appends = std::stoi(Env("CAIRN_PG_APPENDS"));
+  const std::string stream = "writer-" + Env("CAIRN_PG_INDEX");
+  std::mt19937 rng(static_cast<unsigned>(getpid()));
+  StreamVersion next = 0;
+  for (int i = 0; i < appends; ++i) {
+    std::vector<EventData> batch;
+    const int n = 1 + static_cast<int>(rng() % 3);
+    for (int k = 0; k < n; ++k) batch.push_back(Event("Ordered", fmt::format(R"({{"i":{}}})", i)));
+    auto r = (*store)->Append(stream, next == 0 ? ExpectedVersion::NoStream() : ExpectedVersion::Exact(next - 1), batch);
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    ASSERT_EQ(r->first_version, next);
+    next = r->next_version;
+    std::this_thread::sleep_for(std::chrono::microseconds(rng() % 2000));
+  }
+}
+
+TEST_F(PgTest, CommitOrderAcrossEightWriterProcessesMatchesALiveSubscriber) {
+  constexpr int kWriters = 8;
+  constexpr int kAppends = 40;
+  auto store = Store::Open(Url());
+  ASSERT_TRUE(store.ok()) << store.status().ToString();
+
+  // The subscriber: every event from the start, live, in the order it is delivered.
+  auto sub = SubscribeToAll(**store, {.from = AllFrom::Start()});
+  ASSERT_TRUE(sub.ok());
+  std::vector<RecordedEvent> seen;
+  std::atomic<bool> writers_done{false};
+  std::atomic<uint64_t> expected_total{0};
+  std::thread subscriber([&] {
+    while (true) {
+      if (!(*sub)->Next(milliseconds(200))) {
+        if ((*sub)->done()) return;
+        if (writers_done.load() && seen.size() >= expected_total.load()) return;
+        continue;
+      }
+      const SubscriptionMessage& m = (*sub)->message();
+      if (m.kind == SubscriptionMessage::Kind::kEvent) seen.push_back(m.event.ToOwned());
+    }
+  });
+
+  std::vector<pid_t> children;
+  for (int w = 0; w < kWriters; ++w) {
+    children.push_back(SpawnChild("OrderedWriter", {{"CAIRN_PG_URL", Url("debug_commit_delay_ms=8")},
+                                                    {"CAIRN_PG_APPENDS", std::to_string(kAppends)},
+                                                    {"CAIRN_PG_INDEX", std::to_string(w)}}));
+    ASSERT_GT(children.back(), 0);
+  }
+  for (pid_t pid : children) EXPECT_EQ(WaitChild(pid), 0);
+
+  auto final_cursor = (*store)->ReadAll({});
+  ASSERT_TRUE(final_cursor.ok());
+  auto final_all = final_cursor->Collect();
+  ASSERT_TRUE(final_all.ok()) << final_all.status().ToString();
+  expected_total = final_all->size();
+  writers_done = true;
+  subscriber.join();
+  (*sub)->Stop();
+  ASSERT_TRUE((*sub)->status().ok()) << (*sub)->status().ToString();
+
+  // Positions are dense (1, 2, 3, ...) and every writer's stream is whole.
+  std::map<std::string, StreamVersion> next;
+  for (size_t i = 0; i < final_all->size(); ++i) {
+    const RecordedEvent& e = (*final_all)[i];
+    ASSERT_EQ(e.position.value(), i + 1) << "a hole in the positions";
+    ASSERT_EQ(e.version, next[e.stream]++) << e.stream;
+  }
+  EXPECT_EQ(next.size(), static_cast<size_t>(kWriters));
+  // The live subscriber saw exactly the final order: nothing skipped, nothing reordered.
+  ASSERT_EQ(seen.size(), final_all->size());
+  for (size_t i = 0; i < seen.size(); ++i) {
+    ASSERT_EQ(seen[i].position, (*final_all)[i].position) << "event " << i;
+    ASSERT_EQ(seen[i].id, (*final_all)[i].id) << "event " << i;
+  }
+}
+
+// A child: increments the shared counter stream CAIRN_PG_INCREMENTS times with exact expected
+// versions (re-reading on each conflict), then re-sends one fixed append (ids from
+// CAIRN_PG_RETRY_IDS) to "retried-1". Prints one line per successful increment: "<version>
+// <event id>", and "retry <first_version> <position>".
+TEST(PgChild, ContendingWriter) {
+  if (Env("CAIRN_PG_CHILD") != "ContendingWriter") GTEST_SKIP() << "run by PgTest.OptimisticConcurrency...";
+  auto store = Store::Open(Env("CAIRN_PG_URL"));
+  ASSERT_TRUE(store.ok()) << store.status().ToString();
+  const int increments = std::stoi(Env("CAIRN_PG_INCREMENTS"));
+  for (int i = 0; i < increments; ++i) {
+    EventData e = Event("Incremented", "{}");
+    for (;;) {
+      auto info = (*store)->GetStreamInfo("counter-1");
+      ASSERT_TRUE(info.ok());
+      auto expected = info->last_version ? ExpectedVersion::Exact(*info->last_version) : ExpectedVersion::NoStream();
+      auto r = (*store)->Append("counter-1", expected, std::vector<EventData>{e});
+      if (r.ok()) {
+        std::printf("%llu %s\n", static_cast<unsigned long long>(r->first_version), e.id.ToString().c_str());
+        break;
+      }
+      ASSERT_EQ(r.status().code(), StatusCode::kConflict) << r.status().ToString();
+    }
+  }
+  std::vector<EventData> retried;
+  const std::string ids = Env("CAIRN_PG_RETRY_IDS");
+  for (size_t at = 0; at < ids.size(); at += 37) {
+    auto id = Uuid::Parse(ids.substr(at, 36));
+    ASSERT_TRUE(id.has_value());
+    retried.push_back(Event("Retried", "{}", *id));
+  }
+  auto r = (*store)->Append("retried-1", ExpectedVersion::NoStream(), retried);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  std::printf("retry %llu %llu\n", static_cast<unsigned long long>(r->first_version),
+              static_cast<unsigned long long>(r->position.value()));
+  std::fflush(stdout);
+}
+
+TEST_F(PgTest, OptimisticConcurrencyAndIdempotencyHoldAcrossProcesses) {
+  constexpr int kProcesses = 4;
+  constexpr int kIncrements = 25;
+  {
+    auto store = Store::Open(Url());
+    ASSERT_TRUE(store.ok()) << store.status().ToString();
+  }
+  std::string ids;
+  for (int i = 0; i < 3; ++i) ids += (i ? "," : "") + Uuid::V7().ToString();
+  std::vector<int> out_fds;
+  std::vector<pid_t> children;
+  for (int p = 0; p < kProcesses; ++p) {
+    int fds[2];
+    ASSERT_EQ(pipe(fds), 0);
+    const pid_t pid = fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+      dup2(fds[1], STDOUT_FILENO);
+      close(fds[0]);
+      close(fds[1]);
+      setenv("CAIRN_PG_CHILD", "ContendingWriter", 1);
+      setenv("CAIRN_PG_URL", Url().c_str(), 1);
+      setenv("CAIRN_PG_INCREMENTS", std::to_string(kIncrements).c_str(), 1);
+      setenv("CAIRN_PG_RETRY_IDS", ids.c_str(), 1);
+      execl("/proc/self/exe", "pg_child", "--gtest_filter=PgChild.ContendingWriter", "--gtest_brief=1",
+            static_cast<char*>(nullptr));
+      _exit(127);
+    }
+    close(fds[1]);
+    out_fds.push_back(fds[0]);
+    children.push_back(pid);
+  }
+  std::map<StreamVersion, std::string> acked;  // version -> event id, from every process
+  std::set<std::string> retry_answers;
+  for (int p = 0; p < kProcesses; ++p) {
+    std::string out;
+    char buf[4096];
+    ssize_t n;
+    while ((n = read(out_fds[p], buf, sizeof buf)) > 0) out.append(buf, static_cast<size_t>(n));
+    close(out_fds[p]);
+    EXPECT_EQ(WaitChild(children[p]), 0) << out;
+    size_t at = 0;
+    while (at < out.size()) {
+      size_t nl = out.find('\n', at);
+      if (nl == std::string::npos) break;
+      std::string line = out.substr(at, nl - at);
+      at = nl + 1;
+      if (line.starts_with("retry ")) {
+        retry_answers.insert(line);
+      } else if (!line.empty() && std::isdigit(static_cast<unsigned char>(line[0]))) {
+        const size_t space = line.find(' ');
+        const StreamVersion v = std::stoull(line.substr(0, space));
+        EXPECT_TRUE(acked.emplace(v, line.substr(space + 1)).second) << "version " << v << " acknowledged twice";
+      }
+    }
+  }
+  // Every increment landed exactly once, at the version it was acknowledged with.
+  auto store = Store::Open(Url());
+  ASSERT_TRUE(store.ok());
+  auto cursor = (*store)->ReadStream("counter-1", {});
+  ASSERT_TRUE(cursor.ok());
+  auto events = cursor->Collect();
+  ASSERT_TRUE(events.ok());
+  ASSERT_EQ(events->size(), static_cast<size_t>(kProcesses * kIncrements));
+  ASSERT_EQ(acked.size(), events->size());
+  for (const auto& e : *events) EXPECT_EQ(acked[e.version], e.id.ToString()) << "version " << e.version;
+  // The same append sent by every process was written once; all got the same answer.
+  EXPECT_EQ(retry_answers.size(), 1u);
+  auto retried = (*store)->ReadStream("retried-1", {});
+  ASSERT_TRUE(retried.ok());
+  auto retried_events = retried->Collect();
+  ASSERT_TRUE(retried_events.ok());
+  EXPECT_EQ(retried_events->size(), 3u);
+}
+
+}  // namespace
+}  // namespace cairn
