@@ -203,6 +203,8 @@ Result<std::unique_ptr<Conn>> Conn::Connect(const ConnInfo& info) {
   }
   // Binary results carry raw bytes; text parameters and names travel as UTF-8.
   PQsetClientEncoding(c, "UTF8");
+  // A library does not print: the server's NOTICEs (e.g. "drop cascades to ...") are dropped.
+  PQsetNoticeProcessor(c, [](void*, const char*) {}, nullptr);
   return std::unique_ptr<Conn>(new Conn(c, info.where));
 }
 

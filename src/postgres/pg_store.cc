@@ -233,6 +233,7 @@ class PgStore final : public Store {
                                          const StreamMetadata& metadata) override;
   Result<AppendResult> DeleteStream(std::string_view stream, ExpectedVersion expected) override;
   Result<AppendResult> TombstoneStream(std::string_view stream, ExpectedVersion expected) override;
+  Result<std::vector<StreamSummary>> ListStreams(const ListStreamsOptions& options) override;
   Position HeadPosition() const override { return Position(head_.load(std::memory_order_acquire)); }
   Position WaitForAppend(Position after, std::chrono::milliseconds timeout) override;
   Status Close() override;
@@ -1208,6 +1209,39 @@ Result<StreamInfo> PgStore::GetStreamInfo(std::string_view stream) {
     info.metadata = st.metadata;
   }
   return info;
+}
+
+Result<std::vector<StreamSummary>> PgStore::ListStreams(const ListStreamsOptions& options) {
+  if (options.max_count == 0 || options.max_count > kMaxListStreams) {
+    return Status::InvalidArgument(fmt::format("max_count {} is outside 1..{}", options.max_count, kMaxListStreams));
+  }
+  if (options.prefix.size() > kMaxStreamNameBytes) {
+    return Status::InvalidArgument(fmt::format("prefix of {} bytes exceeds the limit of {} bytes", options.prefix.size(),
+                                               kMaxStreamNameBytes));
+  }
+  const bool system = options.include_system || options.prefix.starts_with('$');
+  // streams.name is COLLATE "C": the primary key's order is the bytewise order the API promises.
+  // A stream only ever given metadata has no events and no tombstone: not listed.
+  CAIRN_ASSIGN_OR_RETURN(Res r, WithReader([&](Conn& c) {
+    return c.Exec(fmt::format("SELECT name, next_version, last_position, tombstone_position, metadata FROM {}.streams "
+                              "WHERE name > $1 AND starts_with(name, $2) AND (next_version > 0 OR tombstone_position "
+                              "IS NOT NULL){} ORDER BY name LIMIT $3",
+                              s_, system ? "" : " AND NOT starts_with(name, '$')"),
+                  Params().Text(options.after).Text(options.prefix).Int64(static_cast<int64_t>(options.max_count)));
+  }));
+  std::vector<StreamSummary> out;
+  out.reserve(static_cast<size_t>(r.rows()));
+  for (int i = 0; i < r.rows(); ++i) {
+    const StreamState st = StateFromRow(r, i, 0);
+    StreamSummary sum;
+    sum.name = std::string(r.Bytes(i, 0));
+    sum.last_version = st.next_version > 0 ? static_cast<uint64_t>(st.next_version - 1) : 0;
+    sum.last_position = Position(static_cast<uint64_t>(st.last_position.value_or(0)));
+    sum.tombstoned = st.tombstoned();
+    sum.deleted = !sum.tombstoned && st.soft_deleted();
+    out.push_back(std::move(sum));
+  }
+  return out;
 }
 
 // ---------------------------------------------------------------------------------------------

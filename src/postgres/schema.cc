@@ -38,7 +38,7 @@ CREATE TABLE {s}.events (
 );
 CREATE INDEX events_event_id ON {s}.events (event_id) WHERE (flags & 4) = 0;
 CREATE TABLE {s}.streams (
-  name text PRIMARY KEY,
+  name text COLLATE "C" PRIMARY KEY,
   next_version bigint NOT NULL,
   last_position bigint,
   tombstone_position bigint,
