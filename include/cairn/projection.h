@@ -67,6 +67,7 @@ class Sql {
   // Rows of a query (for lookups a handler needs, e.g. a name to denormalize).
   virtual Result<std::vector<std::vector<SqlValue>>> Query(std::string_view sql, const std::vector<SqlValue>& params = {}) = 0;
   // The raw connection, for what the above does not cover. Do not BEGIN, COMMIT or ROLLBACK.
+  // nullptr when the read model is in PostgreSQL.
   virtual sqlite3* handle() = 0;
 };
 
@@ -139,6 +140,11 @@ class ProjectionRunner {
  public:
   ~ProjectionRunner();
 
+  // `sqlite_path` may instead be a postgres://user:pass@host:port/db URL: the read model, its
+  // checkpoint and parked events then live in that PostgreSQL database (current schema), with the
+  // same rule (changes and checkpoint in one transaction). Handlers write PostgreSQL's SQL there;
+  // parameters may still be ?1, ?2, ... (or $1, $2), sent as text and typed by the server.
+  // Run one runner per projection at a time.
   // Opens (creating when missing) the SQLite file at `sqlite_path`, its bookkeeping tables and the
   // projection's tables. kInvalidArgument for a bad projection (no handler, a bad name); kIOError
   // when SQLite cannot open the file.

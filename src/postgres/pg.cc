@@ -38,6 +38,8 @@ Res& Res::operator=(Res&& o) noexcept {
   return *this;
 }
 int Res::rows() const { return r_ == nullptr ? 0 : PQntuples(r_); }
+int Res::columns() const { return r_ == nullptr ? 0 : PQnfields(r_); }
+uint32_t Res::ColumnType(int col) const { return PQftype(r_, col); }
 bool Res::IsNull(int row, int col) const { return PQgetisnull(r_, row, col) != 0; }
 std::string_view Res::Bytes(int row, int col) const {
   return std::string_view(PQgetvalue(r_, row, col), static_cast<size_t>(PQgetlength(r_, row, col)));
@@ -68,10 +70,19 @@ bool Res::Bool(int row, int col) const {
 // ---------------------------------------------------------------------------------------------
 // Params and arrays
 
-void Params::Add(uint32_t oid, std::string bytes, bool null) {
+void Params::Add(uint32_t oid, std::string bytes, bool null, int format) {
   values_.push_back(std::move(bytes));
   nulls_.push_back(null);
   oids_.push_back(oid);
+  formats_.push_back(format);
+}
+Params& Params::Untyped(std::string text) {
+  Add(0, std::move(text), false, 0);
+  return *this;
+}
+Params& Params::UntypedNull() {
+  Add(0, std::string(), true, 0);
+  return *this;
 }
 Params& Params::Int64(int64_t v) {
   uint64_t be = htobe64(static_cast<uint64_t>(v));
@@ -106,7 +117,7 @@ void Params::Prepare(std::vector<const char*>* values, std::vector<int>* lengths
   for (size_t i = 0; i < values_.size(); ++i) {
     values->push_back(nulls_[i] ? nullptr : values_[i].data());
     lengths->push_back(static_cast<int>(values_[i].size()));
-    formats->push_back(1);
+    formats->push_back(formats_[i]);
     types->push_back(oids_[i]);
   }
 }
@@ -257,6 +268,17 @@ Result<Res> Conn::Exec(std::string_view sql, const Params& params) {
   std::string q(sql);
   return Check(PQexecParams(c_, q.c_str(), params.count(), types.data(), values.data(), lengths.data(),
                             formats.data(), 1),
+               sql.substr(0, std::min<size_t>(sql.size(), 60)));
+}
+
+Result<Res> Conn::ExecText(std::string_view sql, const Params& params) {
+  std::vector<const char*> values;
+  std::vector<int> lengths, formats;
+  std::vector<unsigned> types;
+  params.Prepare(&values, &lengths, &formats, &types);
+  std::string q(sql);
+  return Check(PQexecParams(c_, q.c_str(), params.count(), types.data(), values.data(), lengths.data(),
+                            formats.data(), 0),
                sql.substr(0, std::min<size_t>(sql.size(), 60)));
 }
 

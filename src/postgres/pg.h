@@ -55,6 +55,8 @@ class Res {
   int16_t Int16(int row, int col) const;
   Uuid GetUuid(int row, int col) const;
   bool Bool(int row, int col) const;
+  int columns() const;
+  uint32_t ColumnType(int col) const;  // the column's type OID
 
  private:
   pg_result* r_ = nullptr;
@@ -69,6 +71,9 @@ class Params {
   Params& Null(uint32_t oid);
   // A one-dimensional array, built with ArrayBuilder.
   Params& Array(std::string encoded);
+  // A value in text format with no declared type: the server infers it from the statement.
+  Params& Untyped(std::string text);
+  Params& UntypedNull();
 
   int count() const { return static_cast<int>(values_.size()); }
   // For libpq: pointers into this object, valid until it changes.
@@ -76,10 +81,11 @@ class Params {
                std::vector<unsigned>* types) const;
 
  private:
-  void Add(uint32_t oid, std::string bytes, bool null = false);
+  void Add(uint32_t oid, std::string bytes, bool null = false, int format = 1);
   std::vector<std::string> values_;
   std::vector<bool> nulls_;
   std::vector<uint32_t> oids_;
+  std::vector<int> formats_;
 };
 
 // The binary wire format of a one-dimensional array without NULLs (array_recv): for unnest().
@@ -125,6 +131,8 @@ class Conn {
   Result<Res> Exec(std::string_view sql);
   // Runs one statement with binary parameters and binary results.
   Result<Res> Exec(std::string_view sql, const Params& params);
+  // The same with results in text format (for values of any type shown as text).
+  Result<Res> ExecText(std::string_view sql, const Params& params);
   // Prepares a named statement on this connection.
   Status Prepare(const std::string& name, std::string_view sql);
   Result<Res> ExecPrepared(const std::string& name, const Params& params);

@@ -10,11 +10,14 @@
 #include "cairn/projection.h"
 #include "cairn/store.h"
 #include "cairn/subscription.h"
+#include "projection/pg_sql.h"
 #include "projection/sqlite_sql.h"
 #include "util/check.h"
 
 namespace cairn {
 
+using projection::PgSql;
+using projection::SinkSql;
 using projection::SqliteSql;
 using Clock = std::chrono::steady_clock;
 
@@ -60,8 +63,9 @@ struct ProjectionRunner::Impl {
   Store& store;
   Projection projection;
   ProjectionOptions options;
-  sqlite3* db = nullptr;
-  std::unique_ptr<SqliteSql> sql;
+  sqlite3* db = nullptr;  // SQLite sink only
+  std::unique_ptr<SinkSql> sql;
+  bool pg = false;  // the read model is in PostgreSQL (a postgres:// target)
   // Handlers grouped by type, in the order added; a short list, scanned per event.
   std::vector<std::pair<std::string, std::vector<const Projection::HandlerDef*>>> by_type;
   EventFilter filter;
@@ -73,11 +77,15 @@ struct ProjectionRunner::Impl {
   }
 
   Status Exec(std::string_view text, const std::vector<SqlValue>& params = {}) { return sql->Exec(text, params); }
+  // The two dialects differ in a few statements of the runner's own; handlers write their own.
+  const char* BeginSql() const { return pg ? "BEGIN" : "BEGIN IMMEDIATE"; }
 
   Status CreateTables() {
     for (const auto& t : projection.tables_) {
-      CAIRN_ASSIGN_OR_RETURN(auto rows, sql->Query("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1",
-                                                   {SqlValue(t.name)}));
+      CAIRN_ASSIGN_OR_RETURN(
+          auto rows, sql->Query(pg ? "SELECT 1 FROM pg_catalog.pg_tables WHERE schemaname = current_schema() AND tablename = ?1"
+                                   : "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1",
+                                {SqlValue(t.name)}));
       if (!rows.empty()) continue;
       Status s = sql->Script(t.create_sql);
       if (!s.ok()) return s.WithContext(fmt::format("projection {}: create table {}", projection.name(), t.name));
@@ -149,27 +157,48 @@ Result<std::unique_ptr<ProjectionRunner>> ProjectionRunner::Open(Store& store, P
   impl->filter.event_types.clear();
   for (const auto& [type, handlers] : impl->by_type) impl->filter.event_types.push_back(type);
 
-  if (sqlite3_open_v2(sqlite_path.c_str(), &impl->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-                      nullptr) != SQLITE_OK) {
-    std::string message = impl->db ? sqlite3_errmsg(impl->db) : "out of memory";
-    return Status::IOError(fmt::format("open SQLite database {}: {}", sqlite_path, message));
+  Status s;
+  if (sqlite_path.starts_with("postgres://") || sqlite_path.starts_with("postgresql://")) {
+    // The read model in PostgreSQL: the same tables and the same one-transaction rule.
+    auto pg = PgSql::Connect(sqlite_path);
+    if (!pg.ok()) return pg.status().WithContext("projection read model");
+    impl->sql = std::move(pg).value();
+    impl->pg = true;
+    s = impl->sql->Script(
+        "CREATE TABLE IF NOT EXISTS cairn_projections ("
+        "  name TEXT PRIMARY KEY, checkpoint BIGINT NOT NULL DEFAULT 0,"
+        "  events_handled BIGINT NOT NULL DEFAULT 0, events_parked BIGINT NOT NULL DEFAULT 0,"
+        "  last_recorded_at BIGINT);"
+        "CREATE TABLE IF NOT EXISTS cairn_parked ("
+        "  name TEXT NOT NULL, position BIGINT NOT NULL, stream TEXT NOT NULL, version BIGINT NOT NULL,"
+        "  type TEXT NOT NULL, event_id TEXT NOT NULL, handler TEXT NOT NULL, reason TEXT NOT NULL,"
+        "  PRIMARY KEY (name, position));");
+    if (!s.ok()) return s.WithContext("projection read model");
+  } else {
+    if (sqlite3_open_v2(sqlite_path.c_str(), &impl->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                        nullptr) != SQLITE_OK) {
+      std::string message = impl->db ? sqlite3_errmsg(impl->db) : "out of memory";
+      return Status::IOError(fmt::format("open SQLite database {}: {}", sqlite_path, message));
+    }
+    impl->sql = std::make_unique<SqliteSql>(impl->db);
+    sqlite3_busy_timeout(impl->db, 5000);
+    s = impl->sql->Script(
+        "PRAGMA journal_mode = WAL;"
+        "PRAGMA synchronous = NORMAL;"
+        "CREATE TABLE IF NOT EXISTS cairn_projections ("
+        "  name TEXT PRIMARY KEY, checkpoint INTEGER NOT NULL DEFAULT 0,"
+        "  events_handled INTEGER NOT NULL DEFAULT 0, events_parked INTEGER NOT NULL DEFAULT 0,"
+        "  last_recorded_at INTEGER);"
+        "CREATE TABLE IF NOT EXISTS cairn_parked ("
+        "  name TEXT NOT NULL, position INTEGER NOT NULL, stream TEXT NOT NULL, version INTEGER NOT NULL,"
+        "  type TEXT NOT NULL, event_id TEXT NOT NULL, handler TEXT NOT NULL, reason TEXT NOT NULL,"
+        "  PRIMARY KEY (name, position));");
+    if (!s.ok()) return s.WithContext("open SQLite database " + sqlite_path);
   }
-  impl->sql = std::make_unique<SqliteSql>(impl->db);
-  sqlite3_busy_timeout(impl->db, 5000);
-  Status s = impl->sql->Script(
-      "PRAGMA journal_mode = WAL;"
-      "PRAGMA synchronous = NORMAL;"
-      "CREATE TABLE IF NOT EXISTS cairn_projections ("
-      "  name TEXT PRIMARY KEY, checkpoint INTEGER NOT NULL DEFAULT 0,"
-      "  events_handled INTEGER NOT NULL DEFAULT 0, events_parked INTEGER NOT NULL DEFAULT 0,"
-      "  last_recorded_at INTEGER);"
-      "CREATE TABLE IF NOT EXISTS cairn_parked ("
-      "  name TEXT NOT NULL, position INTEGER NOT NULL, stream TEXT NOT NULL, version INTEGER NOT NULL,"
-      "  type TEXT NOT NULL, event_id TEXT NOT NULL, handler TEXT NOT NULL, reason TEXT NOT NULL,"
-      "  PRIMARY KEY (name, position));");
-  if (!s.ok()) return s.WithContext("open SQLite database " + sqlite_path);
-  CAIRN_RETURN_IF_ERROR(impl->sql->Script("BEGIN IMMEDIATE"));
-  s = impl->Exec("INSERT OR IGNORE INTO cairn_projections (name) VALUES (?1)", {impl->projection.name()});
+  CAIRN_RETURN_IF_ERROR(impl->sql->Script(impl->BeginSql()));
+  s = impl->Exec(impl->pg ? "INSERT INTO cairn_projections (name) VALUES (?1) ON CONFLICT DO NOTHING"
+                          : "INSERT OR IGNORE INTO cairn_projections (name) VALUES (?1)",
+                 {impl->projection.name()});
   if (s.ok()) s = impl->CreateTables();
   if (s.ok()) s = impl->sql->Script("COMMIT");
   if (!s.ok()) {
@@ -181,7 +210,7 @@ Result<std::unique_ptr<ProjectionRunner>> ProjectionRunner::Open(Store& store, P
 
 Status ProjectionRunner::Run(const ProjectionRunOptions& run_options) {
   Impl& m = *impl_;
-  SqliteSql& sql = *m.sql;
+  SinkSql& sql = *m.sql;
   const std::string& name = m.projection.name();
   CAIRN_ASSIGN_OR_RETURN(Position committed, m.LoadCheckpoint());
   CAIRN_ASSIGN_OR_RETURN(std::unique_ptr<Subscription> sub, m.Subscribe(committed));
@@ -197,7 +226,7 @@ Status ProjectionRunner::Run(const ProjectionRunOptions& run_options) {
   Status failure;
 
   auto begin = [&]() -> Status {
-    CAIRN_RETURN_IF_ERROR(sql.Exec("BEGIN IMMEDIATE"));
+    CAIRN_RETURN_IF_ERROR(sql.Exec(m.BeginSql()));
     in_txn = true;
     batch = 0;
     return Status::Ok();
@@ -285,8 +314,12 @@ Status ProjectionRunner::Run(const ProjectionRunOptions& run_options) {
       Status s = begin();
       if (s.ok()) {
         s = sql.Exec(
-            "INSERT OR REPLACE INTO cairn_parked (name, position, stream, version, type, event_id, handler, reason)"
-            " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            m.pg ? "INSERT INTO cairn_parked (name, position, stream, version, type, event_id, handler, reason)"
+                   " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT (name, position) DO UPDATE SET"
+                   " stream = EXCLUDED.stream, version = EXCLUDED.version, type = EXCLUDED.type,"
+                   " event_id = EXCLUDED.event_id, handler = EXCLUDED.handler, reason = EXCLUDED.reason"
+                 : "INSERT OR REPLACE INTO cairn_parked (name, position, stream, version, type, event_id, handler, reason)"
+                   " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             {name, ToSql(e.position), std::string(e.stream), static_cast<int64_t>(e.version), std::string(e.type),
              e.id.ToString(), failed_handler, failure.ToString()});
       }
@@ -330,7 +363,7 @@ Status ProjectionRunner::Run(const ProjectionRunOptions& run_options) {
 Status ProjectionRunner::Rebuild() {
   Impl& m = *impl_;
   m.sql->ClearCache();
-  CAIRN_RETURN_IF_ERROR(m.sql->Script("BEGIN IMMEDIATE"));
+  CAIRN_RETURN_IF_ERROR(m.sql->Script(m.BeginSql()));
   Status s;
   for (const auto& t : m.projection.tables_) {
     if (!s.ok()) break;

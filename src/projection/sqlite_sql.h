@@ -10,10 +10,11 @@
 #include <vector>
 
 #include "cairn/projection.h"
+#include "projection/sink_sql.h"
 
 namespace cairn::projection {
 
-class SqliteSql final : public Sql {
+class SqliteSql final : public SinkSql {
  public:
   explicit SqliteSql(sqlite3* db) : db_(db) {}
   ~SqliteSql() override;
@@ -26,9 +27,10 @@ class SqliteSql final : public Sql {
   sqlite3* handle() override { return db_; }
 
   // Runs SQL text without parameters (may hold several statements), not cached.
-  Status Script(std::string_view sql);
+  Status Script(std::string_view sql) override;
   // Finalizes every cached statement (before the connection closes, or a schema change).
-  void ClearCache();
+  void ClearCache() override;
+  bool postgres() const override { return false; }
 
   Status Error(std::string_view what, std::string_view sql) const;
 

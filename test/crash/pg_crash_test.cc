@@ -6,6 +6,7 @@
 // appending through one Store that reconnects by itself, and a check after each restart.
 #include <fmt/format.h>
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 
 #include <atomic>
 #include <chrono>
@@ -33,6 +34,8 @@ testing::CommandResult Cluster(const std::string& command, const std::string& di
 TEST(PgCrashTest, AcknowledgedAppendsSurviveImmediateStops) {
   constexpr int kRounds = 10;
   testing::TempDir tmp;
+  // The server may run as the postgres user (when the test runs as root): it must reach the dir.
+  ASSERT_EQ(chmod(tmp.path().c_str(), 0755), 0);
   const std::string dir = tmp.Sub("cluster");
   auto started = Cluster("start", dir);
   if (started.exit_code != 0) GTEST_SKIP() << "cannot start a PostgreSQL cluster: " << started.err;

@@ -62,6 +62,10 @@ case $cmd in
     if [[ $(id -u) -eq 0 ]]; then
       chown postgres: "$dir"
       chmod 700 "$dir"
+      runuser -u postgres -- test -x "$dir" || {
+        echo "pg_cluster.sh: the postgres user cannot reach $dir (make its parent directories searchable)" >&2
+        exit 1
+      }
     fi
     as_owner "$PGBIN/initdb" -D "$dir/data" -U cairn --auth=trust -E UTF8 --locale=C.UTF-8 >"$dir/initdb.log" 2>&1 || {
       cat "$dir/initdb.log" >&2
