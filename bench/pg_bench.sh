@@ -109,11 +109,11 @@ cairn_rate() {  # args -> events/s from the TSV row
   echo "$line" | awk -F'\t' '{ print $4 }'
 }
 echo "cairn: 8 writers x 1 event per append, ${seconds}s" >&2
-c1=$(cairn_rate --db "$url?schema=bench_a1" --workload append --writers 8 --batch 1 --events 100000000 --max-seconds "$seconds" --streams 100000)
+c1=$(cairn_rate --db "$url?schema=bench_a1" --workload append --writers 8 --batch 1 --events 2000000 --max-seconds "$seconds" --streams 100000)
 echo "cairn: 8 writers x 100 events per append, ${seconds}s" >&2
-c100=$(cairn_rate --db "$url?schema=bench_a100" --workload append --writers 8 --batch 100 --events 1000000000 --max-seconds "$seconds" --streams 100000)
+c100=$(cairn_rate --db "$url?schema=bench_a100" --workload append --writers 8 --batch 100 --events 20000000 --max-seconds "$seconds" --streams 100000)
 echo "cairn: read-all of $read_events events (filled first, untimed)" >&2
-cread=$(cairn_rate --db "$url?schema=bench_read" --workload read-all --events "$read_events" --streams 100000)
+cread=$(cairn_rate --db "$url?schema=bench_read" --workload read-all --events "$read_events" --streams 100000 --stream-events 1000)
 
 printf '\n%-34s %14s %14s %8s\n' "workload" "baseline ev/s" "cairn ev/s" "ratio"
 printf '%-34s %14s %14s %8s\n' "append 8 clients x 1 event" "$base1" "$c1" "$(awk -v a="$c1" -v b="$base1" 'BEGIN { printf "%.2f", a / b }')"

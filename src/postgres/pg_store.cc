@@ -36,6 +36,10 @@ constexpr size_t kMaxGroupRequests = 2'000;
 constexpr uint64_t kMaxGroupBytes = 32 << 20;
 // Appends waiting for the writer, in bytes. Past it, callers block (back-pressure).
 constexpr uint64_t kMaxQueuedBytes = 64 << 20;
+// Group-commit gathering: a group costs two round trips and a WAL flush whatever its size, so
+// when fewer requests wait than the last group had (its callers are still coming back with their
+// next append), the writer waits this long at most for them (PostgreSQL's commit_delay idea).
+constexpr auto kGatherWait = std::chrono::microseconds(1000);
 // Idle reader connections kept for cursors and lookups.
 constexpr size_t kMaxIdleReaders = 8;
 // Rows per page of a cursor: the first page is small (most reads are), later ones grow.
@@ -595,11 +599,15 @@ Result<AppendResult> PgStore::TombstoneStream(std::string_view stream, ExpectedV
 
 void PgStore::WriterLoop() {
   std::vector<std::unique_ptr<Request>> group;
+  size_t last_group = 0;
   for (;;) {
     {
       std::unique_lock lock(queue_mu_);
       queue_cv_.wait(lock, [&] { return !queue_.empty() || stopping_; });
       if (queue_.empty() && stopping_) break;
+      if (queue_.size() < last_group && !stopping_) {
+        queue_cv_.wait_for(lock, kGatherWait, [&] { return queue_.size() >= last_group || stopping_; });
+      }
       uint64_t bytes = 0;
       while (!queue_.empty() && group.size() < kMaxGroupRequests &&
              (group.empty() || bytes + queue_.front()->bytes <= kMaxGroupBytes)) {
@@ -610,6 +618,7 @@ void PgStore::WriterLoop() {
       }
       space_cv_.notify_all();
     }
+    last_group = group.size();
     ProcessGroup(group);
     group.clear();
   }
