@@ -1,6 +1,7 @@
 // `cairn serve`: opens the store and serves it in the EventStoreDB / KurrentDB v1 gRPC client
-// protocol until SIGTERM or SIGINT, then shuts down gracefully (stop accepting, let calls in
-// flight finish, close the store).
+// protocol and over HTTP (the JSON API, live tails, metrics and the web UI, docs/http-api.md)
+// until SIGTERM or SIGINT, then shuts down gracefully (stop accepting, let calls in flight
+// finish, close the store).
 #include <fmt/format.h>
 #include <pthread.h>
 #include <signal.h>
@@ -15,6 +16,7 @@
 #include "cli/cli_common.h"
 #include "cli/commands.h"
 #include "server/config.h"
+#include "server/http/http_server.h"
 #include "server/server.h"
 
 namespace cairn::cli {
@@ -110,7 +112,17 @@ int RunServe(ServeFlags& flags, std::string& db) {
     (void)(*store)->Close();
     return ReportError(server.status());
   }
+  server::http::HttpOptions http_options;
+  http_options.address = flags.http;
+  http_options.insecure = flags.insecure;
+  auto http = server::http::HttpServer::Start(store->get(), http_options);
+  if (!http.ok()) {
+    (*server)->Shutdown();
+    (void)(*store)->Close();
+    return ReportError(http.status());
+  }
   auto hp = server::ParseHostPort(flags.grpc, "--grpc");
+  auto http_hp = server::ParseHostPort(flags.http, "--http");
   std::printf("cairn serve: store %s\n", NormalizeDbUrl(db).c_str());
   std::printf("cairn serve: gRPC (EventStoreDB/KurrentDB client protocol) on %s:%d%s%s\n", hp->host.c_str(),
               (*server)->grpc_port(), tls ? " with TLS" : "",
@@ -125,7 +137,9 @@ int RunServe(ServeFlags& flags, std::string& db) {
   std::printf("cairn serve: connection string esdb://%s%s:%d?tls=%s\n", flags.auth ? "admin:PASSWORD@" : "",
               hp->host.find(':') == std::string::npos ? hp->host.c_str() : ("[" + hp->host + "]").c_str(),
               (*server)->grpc_port(), tls ? "true" : "false");
-  std::printf("cairn serve: the HTTP API (--http %s) is not built yet; nothing listens there\n", flags.http.c_str());
+  std::printf("cairn serve: HTTP API and web UI on http://%s:%d/\n",
+              http_hp->host.find(':') == std::string::npos ? http_hp->host.c_str() : ("[" + http_hp->host + "]").c_str(),
+              (*http)->port());
   std::printf("cairn serve: ready; stop with Ctrl-C or SIGTERM\n");
   std::fflush(stdout);
 
@@ -133,6 +147,7 @@ int RunServe(ServeFlags& flags, std::string& db) {
   sigwait(&stop_signals, &signal_number);
   std::printf("cairn serve: %s received, shutting down\n", signal_number == SIGINT ? "SIGINT" : "SIGTERM");
   std::fflush(stdout);
+  (*http)->Shutdown();
   (*server)->Shutdown();
   Status closed = (*store)->Close();
   if (!closed.ok()) return ReportError(closed);
@@ -161,7 +176,7 @@ Command AddServeCommand(CLI::App& parent, std::string* db) {
   flags->grpc_option = app->add_option("--grpc", flags->grpc, "gRPC address HOST:PORT (default 127.0.0.1:2113)")
       ->envname("CAIRN_GRPC")
       ->type_name("HOST:PORT");
-  flags->http_option = app->add_option("--http", flags->http, "HTTP address HOST:PORT (default 127.0.0.1:2114; the HTTP API is not built yet)")
+  flags->http_option = app->add_option("--http", flags->http, "HTTP address HOST:PORT (default 127.0.0.1:2114): JSON API, live tails, /metrics, web UI")
       ->envname("CAIRN_HTTP")
       ->type_name("HOST:PORT");
   flags->insecure_option = app->add_flag("--insecure", flags->insecure,

@@ -44,7 +44,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-"$cairn" serve --db "file:$work/data" --grpc 127.0.0.1:0 >"$work/server.log" 2>&1 &
+"$cairn" serve --db "file:$work/data" --grpc 127.0.0.1:0 --http 127.0.0.1:0 >"$work/server.log" 2>&1 &
 server_pid=$!
 
 port=""

@@ -1,11 +1,11 @@
 // The JSON line formats of events, append requests and results (see json_format.h).
-#include "cli/json_format.h"
+#include "server/json_format.h"
 
 #include <fmt/format.h>
 
 #include <optional>
 
-namespace cairn::cli {
+namespace cairn::server {
 namespace {
 
 using json = Json;
@@ -201,4 +201,4 @@ std::string Base64Encode(std::string_view bytes) {
   return out;
 }
 
-}  // namespace cairn::cli
+}  // namespace cairn::server
