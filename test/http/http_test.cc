@@ -502,6 +502,64 @@ TEST_F(HttpTest, MetricsAreInPrometheusTextFormat) {
   }
 }
 
+TEST_F(HttpTest, MetricsIncludeTheStoresCountersAndHistograms) {
+  StartServer();
+  AppendOk("h-1", 2);
+  AppendOk("h-2", 1);
+  auto r = client_->Get("/metrics");
+  ASSERT_TRUE(r);
+  const std::string& text = r->body;
+  EXPECT_NE(text.find("\ncairn_appends_total 2\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("\ncairn_events_written_total 3\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("\ncairn_streams 2\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("# TYPE cairn_fsync_seconds histogram\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("cairn_batch_events_bucket{le=\"+Inf\"} "), std::string::npos) << text;
+  EXPECT_NE(text.find("cairn_batch_events_count "), std::string::npos) << text;
+
+  json stats = Body(client_->Get("/stats"));
+  EXPECT_EQ(stats["appends"], 2);
+  EXPECT_EQ(stats["events_written"], 3);
+  EXPECT_EQ(stats["streams"], 2);
+  EXPECT_EQ(stats["live_tails"], 0);
+}
+
+TEST_F(HttpTest, StreamsAreListedByPrefixOrCategoryAPageAtATime) {
+  StartServer();
+  for (const char* name : {"order-1", "order-2", "order-3", "orders_archive", "user-1"}) AppendOk(name, 1);
+  ASSERT_EQ(client_->Delete("/streams/order-2")->status, 200);
+  std::vector<std::string> names;
+  std::string link = "/streams?category=order&max=2";
+  for (int pages = 0; pages < 10 && !link.empty(); ++pages) {
+    auto r = client_->Get(link.c_str());
+    ASSERT_TRUE(r);
+    ASSERT_EQ(r->status, 200) << r->body;
+    json page = Body(r);
+    for (const auto& s : page["streams"]) {
+      names.push_back(s["name"].get<std::string>() + (s["deleted"] == true ? "(deleted)" : ""));
+    }
+    link = page["links"]["next"].is_null() ? "" : page["links"]["next"].get<std::string>();
+  }
+  EXPECT_EQ(names, (std::vector<std::string>{"order-1", "order-2(deleted)", "order-3"}));
+  json by_prefix = Body(client_->Get("/streams?prefix=order"));
+  EXPECT_EQ(by_prefix["streams"].size(), 4u);
+  EXPECT_EQ(by_prefix["streams"][0]["last_version"], 0);
+  EXPECT_EQ(client_->Get("/streams?max=0")->status, 400);
+  EXPECT_EQ(client_->Get("/streams?prefix=a&category=b")->status, 400);
+}
+
+TEST_F(HttpTest, EventsAreFoundByIdForCorrelationLinks) {
+  StartServer();
+  auto r = Post("/streams/cause-1", R"({"events":[{"id":"0190a6e4-1b2c-7d3e-8f40-00000000000a","type":"Ordered","data":{}}]})");
+  ASSERT_EQ(r->status, 200);
+  AppendOk("effect-1", 1, "Shipped", R"({"$causationId":"0190a6e4-1b2c-7d3e-8f40-00000000000a"})");
+  json found = Body(client_->Get("/events/0190a6e4-1b2c-7d3e-8f40-00000000000A"));
+  EXPECT_EQ(found["stream"], "cause-1");
+  EXPECT_EQ(found["type"], "Ordered");
+  auto missing = client_->Get("/events/0190a6e4-1b2c-7d3e-8f40-00000000000b");
+  EXPECT_EQ(missing->status, 404);
+  EXPECT_EQ(client_->Get("/events/not-a-uuid")->status, 400);
+}
+
 TEST_F(HttpTest, WebUiIsServedAtTheRoot) {
   StartServer();
   auto r = client_->Get("/");
@@ -509,6 +567,11 @@ TEST_F(HttpTest, WebUiIsServedAtTheRoot) {
   EXPECT_EQ(r->status, 200);
   EXPECT_EQ(r->get_header_value("Content-Type"), "text/html; charset=utf-8");
   EXPECT_NE(r->body.find("<title>cairn"), std::string::npos);
+  auto script = client_->Get("/app.js");
+  ASSERT_TRUE(script);
+  EXPECT_EQ(script->status, 200);
+  EXPECT_EQ(script->get_header_value("Content-Type"), "text/javascript; charset=utf-8");
+  EXPECT_NE(script->body.find("function route()"), std::string::npos);
   auto missing = client_->Get("/no-such-file.js");
   ASSERT_TRUE(missing);
   EXPECT_EQ(missing->status, 404);
@@ -564,12 +627,16 @@ TEST_F(HttpTest, EveryEndpointGoesThroughTheAuthorizationHook) {
   client_->set_basic_auth("ops", "secret");
   struct Want {
     std::string method, path, asked;
+    int status = 200;
   };
   const std::vector<Want> wants = {
       {"POST", "/streams/acl-1", "write acl-1"},
       {"GET", "/streams/acl-1", "read acl-1"},
       {"GET", "/streams/%24all", "read $all"},
       {"GET", "/streams/acl-1/info", "read acl-1"},
+      {"GET", "/streams?prefix=acl-", "read acl-"},
+      {"GET", "/stats", "operate "},
+      {"GET", "/events/0190a6e4-1b2c-7d3e-8f40-123456789abc", "read $all", 404},
       {"GET", "/streams/acl-1/metadata", "metadata-read acl-1"},
       {"PUT", "/streams/acl-1/metadata", "metadata-write acl-1"},
       {"DELETE", "/streams/acl-1", "delete acl-1"},
@@ -588,7 +655,7 @@ TEST_F(HttpTest, EveryEndpointGoesThroughTheAuthorizationHook) {
     };
     httplib::Result res = send();
     ASSERT_TRUE(res) << w.path;
-    EXPECT_EQ(res->status, 200) << w.method << " " << w.path << " " << res->body;
+    EXPECT_EQ(res->status, w.status) << w.method << " " << w.path << " " << res->body;
     EXPECT_EQ(hook.Last(), w.asked) << w.method << " " << w.path;
   }
   // Live tails ask before they start.

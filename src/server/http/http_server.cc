@@ -221,6 +221,9 @@ class HttpServerImpl final : public HttpServer {
     server_.Get("/health", [this](const Request& req, Response& res) { Health(req, res); });
     server_.Get("/metrics", [this](const Request& req, Response& res) { Metrics(req, res); });
     server_.Get("/subscriptions", [this](const Request& req, Response& res) { Subscriptions(req, res); });
+    server_.Get("/stats", [this](const Request& req, Response& res) { Stats(req, res); });
+    server_.Get("/streams", [this](const Request& req, Response& res) { ListStreams(req, res); });
+    server_.Get("/events/([^/]+)", [this](const Request& req, Response& res) { EventById(req, res); });
     server_.Get("/streams/.+", [this](const Request& req, Response& res) { Streams(req, res); });
     server_.Post("/streams/.+", [this](const Request& req, Response& res) { Streams(req, res); });
     server_.Put("/streams/.+", [this](const Request& req, Response& res) { Streams(req, res); });
@@ -275,6 +278,81 @@ class HttpServerImpl final : public HttpServer {
       return Delete(req, res, *stream, /*tombstone=*/true);
     }
     SendError(res, Status::NotFound(fmt::format("no endpoint {} /streams/{{stream}}/{}", m, action)), 404);
+  }
+
+  // GET /streams?prefix=P&category=C&after=NAME&max=N: stream names in name order, a page at a
+  // time (Store::ListStreams). The authorization hook is asked for `read` on the prefix.
+  void ListStreams(const Request& req, Response& res) {
+    ListStreamsOptions options;
+    options.prefix = req.get_param_value("prefix");
+    if (req.has_param("category")) {
+      if (!options.prefix.empty()) {
+        return SendError(res, Status::InvalidArgument("category: give either prefix or category, not both"));
+      }
+      options.prefix = req.get_param_value("category") + "-";
+    }
+    if (!Authorize(req, res, Permission::kRead, options.prefix)) return;
+    options.after = req.get_param_value("after");
+    if (req.has_param("max")) {
+      auto max = ParseUint(req.get_param_value("max"));
+      if (!max || *max == 0 || *max > kMaxListStreams) {
+        return SendError(res, Status::InvalidArgument(fmt::format("max: \"{}\" is not a number from 1 to {}",
+                                                                  req.get_param_value("max"), kMaxListStreams)));
+      }
+      options.max_count = *max;
+    }
+    if (req.has_param("system")) {
+      const std::string v = req.get_param_value("system");
+      if (v != "true" && v != "false") {
+        return SendError(res, Status::InvalidArgument(fmt::format("system: \"{}\" is not true or false", v)));
+      }
+      options.include_system = v == "true";
+    }
+    Result<std::vector<StreamSummary>> streams = store_->ListStreams(options);
+    if (!streams.ok()) return SendError(res, streams.status());
+    Json list = Json::array();
+    for (const StreamSummary& s : *streams) {
+      Json j = Json::object();
+      j["name"] = s.name;
+      j["last_version"] = s.last_version;
+      j["last_position"] = s.last_position.value();
+      j["deleted"] = s.deleted;
+      j["tombstoned"] = s.tombstoned;
+      list.push_back(std::move(j));
+    }
+    Json next = nullptr;
+    if (streams->size() == options.max_count) {
+      next = fmt::format("/streams?prefix={}&after={}&max={}{}", PercentEncode(options.prefix),
+                         PercentEncode(streams->back().name), options.max_count,
+                         options.include_system ? "&system=true" : "");
+    }
+    Json out = Json::object();
+    out["streams"] = std::move(list);
+    out["links"] = Json{{"next", std::move(next)}};
+    SendJson(res, 200, out);
+  }
+
+  // GET /events/{id}: the event with this id, looked for among the newest kMaxEventIdScan events
+  // of $all (the store has no lookup by id outside its idempotency window; a bounded scan keeps
+  // the cost known). For the web UI's links from $correlationId and $causationId.
+  void EventById(const Request& req, Response& res) {
+    if (!Authorize(req, res, Permission::kRead, kAll)) return;
+    const std::string text = req.matches[1];
+    std::optional<Uuid> id = Uuid::Parse(text);
+    if (!id) {
+      return SendError(res, Status::InvalidArgument(fmt::format("id: \"{}\" is not a UUID (want the 8-4-4-4-12 hex form)", text)));
+    }
+    ReadAllOptions options;
+    options.direction = ReadDirection::kBackward;
+    options.from = Position::End();
+    options.max_count = kMaxEventIdScan;
+    Result<EventCursor> cursor = store_->ReadAll(options);
+    if (!cursor.ok()) return SendError(res, cursor.status());
+    while (cursor->Next()) {
+      if (cursor->event().id == *id) return SendJson(res, 200, RecordedEventToJson(cursor->event()));
+    }
+    if (!cursor->status().ok()) return SendError(res, cursor->status());
+    SendError(res, Status::NotFound(fmt::format("event id {}: not among the newest {} events", text, kMaxEventIdScan)));
   }
 
   // "expected" as a query parameter (metadata, delete, tombstone); "any" when absent.
@@ -749,11 +827,66 @@ class HttpServerImpl final : public HttpServer {
     SendJson(res, 200, out);
   }
 
+  // GET /stats: Store::Stats() as JSON, for the dashboard.
+  void Stats(const Request& req, Response& res) {
+    if (!Authorize(req, res, Permission::kOperate, "")) return;
+    const StoreStats s = store_->Stats();
+    Json out = Json::object();
+    out["now"] = Now().ToRfc3339();
+    out["appends"] = s.appends;
+    out["append_errors"] = s.append_errors;
+    out["conflicts"] = s.conflicts;
+    out["events_written"] = s.events_written;
+    out["bytes_written"] = s.bytes_written;
+    out["commits"] = s.commits;
+    out["fsyncs"] = s.fsyncs;
+    out["fsync_seconds_sum"] = s.fsync_seconds.sum;
+    out["reads"] = s.reads;
+    out["total_events"] = s.total_events;
+    out["streams"] = s.streams;
+    out["disk_bytes"] = s.disk_bytes;
+    out["head_position"] = s.head.value();
+    size_t tails = 0;
+    {
+      std::lock_guard<std::mutex> lock(live_mu_);
+      tails = live_.size();
+    }
+    out["live_tails"] = tails;
+    SendJson(res, 200, out);
+  }
+
   void Metrics(const Request& req, Response& res) {
     if (!Authorize(req, res, Permission::kOperate, "")) return;
     PrometheusText p;
+    const StoreStats s = store_->Stats();
     p.Family("cairn_head_position", "gauge", "The position after the last acknowledged event (opaque, increasing).");
-    p.Sample("cairn_head_position", store_->HeadPosition().value());
+    p.Sample("cairn_head_position", s.head.value());
+    p.Family("cairn_appends_total", "counter", "Acknowledged appends since the store was opened.");
+    p.Sample("cairn_appends_total", s.appends);
+    p.Family("cairn_append_errors_total", "counter", "Appends answered with an error (conflicts among them).");
+    p.Sample("cairn_append_errors_total", s.append_errors);
+    p.Family("cairn_conflicts_total", "counter", "Appends refused for a wrong expected version.");
+    p.Sample("cairn_conflicts_total", s.conflicts);
+    p.Family("cairn_events_written_total", "counter", "Events made durable, system events included.");
+    p.Sample("cairn_events_written_total", s.events_written);
+    p.Family("cairn_bytes_written_total", "counter", "Log bytes written.");
+    p.Sample("cairn_bytes_written_total", s.bytes_written);
+    p.Family("cairn_commits_total", "counter", "Group commits (one write and, under sync=always, one fdatasync each).");
+    p.Sample("cairn_commits_total", s.commits);
+    p.Family("cairn_fsyncs_total", "counter", "fdatasync calls of the log.");
+    p.Sample("cairn_fsyncs_total", s.fsyncs);
+    p.Family("cairn_fsync_seconds", "histogram", "Time of one fdatasync of the log.");
+    p.Histogram("cairn_fsync_seconds", s.fsync_seconds.bounds, s.fsync_seconds.counts, s.fsync_seconds.sum);
+    p.Family("cairn_batch_events", "histogram", "Events per group commit.");
+    p.Histogram("cairn_batch_events", s.batch_events.bounds, s.batch_events.counts, s.batch_events.sum);
+    p.Family("cairn_reads_total", "counter", "Stream and $all reads (cursors opened) by every user of the store.");
+    p.Sample("cairn_reads_total", s.reads);
+    p.Family("cairn_events", "gauge", "Events in the log, system events included.");
+    p.Sample("cairn_events", s.total_events);
+    p.Family("cairn_streams", "gauge", "Streams ever written to, metastreams included.");
+    p.Sample("cairn_streams", s.streams);
+    p.Family("cairn_disk_bytes", "gauge", "Bytes of the store's files (log and index); 0 for a memory store.");
+    p.Sample("cairn_disk_bytes", s.disk_bytes);
     p.Family("cairn_http_requests_total", "counter", "HTTP requests answered, by status class.");
     static constexpr std::string_view kClasses[] = {"other", "1xx", "2xx", "3xx", "4xx", "5xx"};
     for (size_t i = 0; i < requests_by_class_.size(); ++i) {

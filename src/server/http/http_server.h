@@ -31,6 +31,8 @@ inline constexpr size_t kMaxHttpBodyBytes = 2 * kMaxAppendBytes;
 // Events of one page of GET /streams/{stream}: a page is built in memory before it is sent.
 inline constexpr uint64_t kMaxPageEvents = 1000;
 inline constexpr uint64_t kDefaultPageEvents = 20;
+// GET /events/{id} looks at most this many of the newest events (a scan; tens of milliseconds).
+inline constexpr uint64_t kMaxEventIdScan = 1'000'000;
 
 struct HttpOptions {
   // HOST:PORT. Port 0 picks a free port (see HttpServer::port). Loopback by default.
