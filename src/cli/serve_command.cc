@@ -115,6 +115,9 @@ int RunServe(ServeFlags& flags, std::string& db) {
   server::http::HttpOptions http_options;
   http_options.address = flags.http;
   http_options.insecure = flags.insecure;
+  http_options.tls_cert_file = flags.tls_cert;
+  http_options.tls_key_file = flags.tls_key;
+  if ((*security)->enabled()) http_options.authorizer = server::http::SecurityAuthorizer(security->get());
   auto http = server::http::HttpServer::Start(store->get(), http_options);
   if (!http.ok()) {
     (*server)->Shutdown();
@@ -137,7 +140,7 @@ int RunServe(ServeFlags& flags, std::string& db) {
   std::printf("cairn serve: connection string esdb://%s%s:%d?tls=%s\n", flags.auth ? "admin:PASSWORD@" : "",
               hp->host.find(':') == std::string::npos ? hp->host.c_str() : ("[" + hp->host + "]").c_str(),
               (*server)->grpc_port(), tls ? "true" : "false");
-  std::printf("cairn serve: HTTP API and web UI on http://%s:%d/\n",
+  std::printf("cairn serve: HTTP API and web UI on %s://%s:%d/\n", tls ? "https" : "http",
               http_hp->host.find(':') == std::string::npos ? http_hp->host.c_str() : ("[" + http_hp->host + "]").c_str(),
               (*http)->port());
   std::printf("cairn serve: ready; stop with Ctrl-C or SIGTERM\n");

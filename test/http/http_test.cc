@@ -18,6 +18,12 @@
 #include <thread>
 #include <vector>
 
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+
+#include "auth/security.h"
 #include "cairn/store.h"
 #include "server/http/http_server.h"
 
@@ -663,6 +669,104 @@ TEST_F(HttpTest, EveryEndpointGoesThroughTheAuthorizationHook) {
   r = client_->Get("/streams/%24all/live");
   EXPECT_EQ(r->status, 403);
   EXPECT_EQ(hook.Last(), "read $all");
+}
+
+// With src/auth's users and permissions: the admin (in $admins) may do everything; "reader" may
+// read streams under "public-" by the policy, nothing else.
+class HttpAuthTest : public HttpTest {
+ protected:
+  void StartSecure(HttpOptions options = {}) {
+    auth::SecurityOptions so;
+    so.enabled = true;
+    so.kdf_log2_n = 10;  // cheap hashes for tests
+    so.initial_admin_password = "admin-secret";
+    auth::AclRule rule;
+    rule.prefix = "public-";
+    rule.read = {"$authenticated"};
+    so.policy.rules.push_back(rule);
+    auto security = auth::Security::Open(store_.get(), so);
+    ASSERT_TRUE(security.ok()) << security.status().ToString();
+    security_ = std::move(security).value();
+    ASSERT_TRUE(security_->CreateUser("reader", "reader-secret", {}).ok());
+    options.authorizer = SecurityAuthorizer(security_.get());
+    if (options.address.empty()) options.address = "127.0.0.1:0";
+    auto server = HttpServer::Start(store_.get(), options);
+    ASSERT_TRUE(server.ok()) << server.status().ToString();
+    server_ = std::move(server).value();
+  }
+
+  httplib::Client As(const std::string& user, const std::string& password) {
+    httplib::Client c("127.0.0.1", server_->port());
+    if (!user.empty()) c.set_basic_auth(user.c_str(), password.c_str());
+    return c;
+  }
+
+  std::unique_ptr<auth::Security> security_;
+};
+
+TEST_F(HttpAuthTest, CredentialsAndPermissionsOfSecurityApplyToEveryEndpoint) {
+  StartSecure();
+  const std::string append = R"({"events":[{"type":"A","data":{}}]})";
+  httplib::Client anonymous = As("", "");
+  httplib::Client admin = As("admin", "admin-secret");
+  httplib::Client reader = As("reader", "reader-secret");
+  httplib::Client wrong = As("reader", "not-the-password");
+
+  auto r = anonymous.Post("/streams/public-1", append, "application/json");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 401);
+  EXPECT_TRUE(r->has_header("WWW-Authenticate"));
+  EXPECT_EQ(anonymous.Get("/streams/public-1")->status, 401);
+  EXPECT_EQ(wrong.Get("/streams/public-1")->status, 401);
+  EXPECT_EQ(anonymous.Get("/health")->status, 200);
+  EXPECT_EQ(anonymous.Get("/")->status, 200);
+
+  EXPECT_EQ(reader.Post("/streams/public-1", append, "application/json")->status, 403);
+  EXPECT_FALSE(store_->GetStreamInfo("public-1")->exists);
+  r = admin.Post("/streams/public-1", append, "application/json");
+  EXPECT_EQ(r->status, 200) << r->body;
+
+  EXPECT_EQ(reader.Get("/streams/public-1")->status, 200);
+  EXPECT_EQ(reader.Get("/streams?prefix=public-")->status, 200);
+  EXPECT_EQ(reader.Get("/streams/private-1")->status, 403);
+  EXPECT_EQ(reader.Get("/streams/%24all")->status, 403);
+  EXPECT_EQ(reader.Get("/streams/%24all/live")->status, 403);
+  EXPECT_EQ(reader.Get("/metrics")->status, 403);
+  EXPECT_EQ(reader.Delete("/streams/public-1")->status, 403);
+  EXPECT_EQ(reader.Put("/streams/public-1/metadata", R"({"$maxCount":1})", "application/json")->status, 403);
+
+  EXPECT_EQ(admin.Get("/streams/%24all")->status, 200);
+  EXPECT_EQ(admin.Get("/metrics")->status, 200);
+  EXPECT_EQ(admin.Get("/subscriptions")->status, 200);
+}
+
+TEST_F(HttpAuthTest, HttpsWithAuthenticationMayListenBeyondLoopback) {
+  const auto dir = std::filesystem::temp_directory_path() / ("cairn-http-tls-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  const std::string cmd = "openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=localhost -keyout " +
+                          (dir / "key.pem").string() + " -out " + (dir / "cert.pem").string() + " 2>/dev/null";
+  ASSERT_EQ(std::system(cmd.c_str()), 0);
+  HttpOptions options;
+  options.address = "0.0.0.0:0";
+  options.tls_cert_file = (dir / "cert.pem").string();
+  options.tls_key_file = (dir / "key.pem").string();
+  StartSecure(options);
+  httplib::SSLClient tls("127.0.0.1", server_->port());
+  tls.enable_server_certificate_verification(false);
+  tls.set_basic_auth("admin", "admin-secret");
+  auto r = tls.Get("/streams/%24all");
+  ASSERT_TRUE(r) << httplib::to_string(r.error());
+  EXPECT_EQ(r->status, 200);
+  httplib::Client plain("127.0.0.1", server_->port());
+  EXPECT_FALSE(plain.Get("/health"));
+
+  HttpOptions missing = options;
+  missing.tls_cert_file = (dir / "missing.pem").string();
+  missing.authorizer = [](const AccessRequest&) -> Result<Principal> { return Principal{}; };
+  auto bad = HttpServer::Start(store_.get(), missing);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("--tls-cert"), std::string::npos) << bad.status().message();
+  std::filesystem::remove_all(dir);
 }
 
 TEST_F(HttpTest, RefusesANonLoopbackAddressWithoutInsecure) {

@@ -1,7 +1,7 @@
 // Proves the web UI works in a real browser: starts `cairn serve`, opens the UI in headless
 // Chromium (Debian's package), follows $all in the live tail, appends an event through the HTTP
-// API, sees it arrive, opens it with the keyboard, follows its causation link, and saves
-// screenshots as test artifacts. How: the Chrome DevTools Protocol over a pipe
+// API, sees it arrive, opens it with the keyboard, follows its causation link, signs in to a
+// server with authentication on, and saves screenshots as test artifacts. How: the Chrome DevTools Protocol over a pipe
 // (--remote-debugging-pipe) from Node 20, no npm packages.
 // Usage: node ui_test.mjs CAIRN_BINARY ARTIFACT_DIR
 import { spawn } from "node:child_process";
@@ -21,7 +21,7 @@ if (!existsSync(chromiumPath)) {
 }
 mkdirSync(artifacts, { recursive: true });
 const work = mkdtempSync(join(tmpdir(), "cairn-web-"));
-let server = null;
+const servers = [];
 let browser = null;
 
 function fail(message) {
@@ -34,26 +34,28 @@ async function waitFor(what, fn, timeoutMs = 15000) {
   const deadline = Date.now() + timeoutMs;
   let last;
   while (Date.now() < deadline) {
-    last = await fn();
-    if (last) return last;
+    // A page that is still loading (its context about to be replaced) may throw: try again.
+    last = await Promise.resolve().then(fn).catch((err) => `error: ${err.message}`);
+    if (last && !(typeof last === "string" && last.startsWith("error: "))) return last;
     await sleep(100);
   }
   fail(`timed out waiting for ${what} (last: ${JSON.stringify(last)})`);
 }
 
 // --- the server ---------------------------------------------------------------------------------
-async function startServer() {
+async function startServer(name, extraArgs = []) {
   let log = "";
-  server = spawn(cairn, ["serve", "--db", `file:${join(work, "data")}`, "--grpc", "127.0.0.1:0", "--http", "127.0.0.1:0"],
-                 { stdio: ["ignore", "pipe", "pipe"] });
+  const server = spawn(cairn, ["serve", "--db", `file:${join(work, name)}`, "--grpc", "127.0.0.1:0", "--http", "127.0.0.1:0", ...extraArgs],
+                       { stdio: ["ignore", "pipe", "pipe"] });
+  servers.push(server);
   server.stdout.on("data", (d) => (log += d));
   server.stderr.on("data", (d) => (log += d));
   server.exited = new Promise((resolve) => server.on("exit", (code, signal) => resolve({ code, signal })));
+  server.log = () => log;
   const port = await waitFor("cairn serve to print its HTTP port", () => {
     const m = /HTTP API and web UI on http:\/\/127\.0\.0\.1:(\d+)\//.exec(log);
     return m && Number(m[1]);
   });
-  server.log = () => log;
   return port;
 }
 
@@ -94,7 +96,7 @@ function startBrowser() {
 }
 
 async function main() {
-  const port = await startServer();
+  const port = await startServer("data");
   const base = `http://127.0.0.1:${port}`;
   console.log(`web: cairn serve, HTTP on ${base}`);
 
@@ -113,7 +115,7 @@ async function main() {
   await page("Emulation.setDeviceMetricsOverride", { width: 1280, height: 900, deviceScaleFactor: 1, mobile: false });
   const evaluate = async (expression) => {
     const r = await page("Runtime.evaluate", { expression, returnByValue: true, awaitPromise: true });
-    if (r.exceptionDetails) fail(`evaluate ${expression}: ${r.exceptionDetails.text}`);
+    if (r.exceptionDetails) fail(`evaluate ${expression}: ${r.exceptionDetails.exception?.description || r.exceptionDetails.text}`);
     return r.result.value;
   };
   const screenshot = async (name) => {
@@ -169,6 +171,24 @@ async function main() {
   await screenshot("web-ui-dashboard.png");
 
   if (pageErrors.length) fail(`the page reported errors:\n${pageErrors.join("\n")}`);
+
+  // With authentication on, the UI asks for a login; typed credentials open the dashboard.
+  const securePort = await startServer("secure", ["--auth", "--admin-password", "web-test-admin-pw"]);
+  await page("Page.navigate", { url: `http://127.0.0.1:${securePort}/#/` });
+  await waitFor("the sign-in dialog", () => evaluate(`document.getElementById("login").open`));
+  await screenshot("web-ui-login.png");
+  const type = async (selector, text) => {
+    await evaluate(`document.querySelector('${selector}').focus()`);
+    await page("Input.insertText", { text });
+  };
+  await type('#login-form input[name="user"]', "admin");
+  await type('#login-form input[name="password"]', "web-test-admin-pw");
+  for (const t of ["keyDown", "keyUp"]) {
+    await page("Input.dispatchKeyEvent", { type: t, key: "Enter", code: "Enter", windowsVirtualKeyCode: 13, ...(t === "keyDown" ? { text: "\r" } : {}) });
+  }
+  await waitFor("the dashboard after signing in", () => evaluate(`!document.getElementById("login").open && [...document.querySelectorAll(".card")].some((c) => c.innerText.startsWith("Events"))`), 30000);
+  const user = await evaluate(`document.getElementById("user").innerText`);
+  if (!user.includes("Signed in as admin")) fail(`the header says "${user}", want "Signed in as admin"`);
   console.log("web: ok");
 }
 
@@ -183,7 +203,7 @@ try {
   if (browser) {
     browser.proc.kill("SIGKILL");
   }
-  if (server) {
+  for (const server of servers) {
     server.kill("SIGTERM");
     const timer = setTimeout(() => server.kill("SIGKILL"), 10000);
     const { code, signal } = await server.exited;

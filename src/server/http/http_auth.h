@@ -4,9 +4,10 @@
 // endpoints about the whole server). The answer is the principal the request acts as, or
 // kUnauthenticated (answered 401) / kPermissionDenied (answered 403).
 //
-// Until users and ACLs exist (src/auth, issue 5), the default hook (an empty Authorizer) allows
-// everything as an anonymous principal; the server then listens on loopback only unless
-// --insecure is given (CheckListenAddress). Plugging in authentication is one Authorizer.
+// An empty Authorizer allows everything as an anonymous principal (authentication off); the
+// server then listens on loopback only unless --insecure is given (CheckListenAddress).
+// SecurityAuthorizer plugs in the users and permissions of src/auth (docs/security.md), the same
+// ones gRPC calls go through.
 #pragma once
 
 #include <cstdint>
@@ -15,6 +16,10 @@
 #include <string_view>
 
 #include "cairn/status.h"
+
+namespace cairn::auth {
+class Security;
+}
 
 namespace cairn::server::http {
 
@@ -36,5 +41,12 @@ struct Principal {
 };
 
 using Authorizer = std::function<Result<Principal>(const AccessRequest&)>;
+
+// The hook over auth::Security (borrowed; must outlive the server): Basic credentials from the
+// header (none: anonymous), then the permission on the stream, mapped to auth::Permission as
+// read -> kRead (kReadAll for "$all"), write, delete, metadata-read, metadata-write as they are,
+// operate -> kOperate; public needs nothing. Listing streams by a prefix asks `read` on the
+// prefix (the rule that covers every stream the list can show).
+Authorizer SecurityAuthorizer(const auth::Security* security);
 
 }  // namespace cairn::server::http

@@ -150,10 +150,16 @@ struct LiveTail {
 
 class HttpServerImpl final : public HttpServer {
  public:
-  HttpServerImpl(Store* store, HttpOptions options) : store_(store), options_(std::move(options)) {}
+  HttpServerImpl(Store* store, HttpOptions options)
+      : store_(store), options_(std::move(options)), server_holder_(MakeServer(options_)), server_(*server_holder_) {}
   ~HttpServerImpl() override { Shutdown(); }
 
   Status Listen(const HostPort& address) {
+    if (!server_.is_valid()) {
+      return Status::InvalidArgument(fmt::format(
+          "--tls-cert/--tls-key: cannot load the certificate \"{}\" and key \"{}\" for HTTPS (PEM files)",
+          options_.tls_cert_file, options_.tls_key_file));
+    }
     const size_t threads = options_.threads;
     server_.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
     server_.set_payload_max_length(options_.max_body_bytes);
@@ -177,6 +183,11 @@ class HttpServerImpl final : public HttpServer {
   }
 
   int port() const override { return port_; }
+
+  static std::unique_ptr<httplib::Server> MakeServer(const HttpOptions& options) {
+    if (options.tls_cert_file.empty()) return std::make_unique<httplib::Server>();
+    return std::make_unique<httplib::SSLServer>(options.tls_cert_file.c_str(), options.tls_key_file.c_str());
+  }
 
   void Shutdown() override {
     std::lock_guard<std::mutex> shutdown_lock(shutdown_mu_);
@@ -938,7 +949,8 @@ class HttpServerImpl final : public HttpServer {
 
   Store* store_;
   HttpOptions options_;
-  httplib::Server server_;
+  std::unique_ptr<httplib::Server> server_holder_;  // an SSLServer with TLS
+  httplib::Server& server_;
   std::thread thread_;
   int port_ = 0;
   std::atomic<bool> stopping_{false};
@@ -960,7 +972,11 @@ class HttpServerImpl final : public HttpServer {
 }  // namespace
 
 Result<std::unique_ptr<HttpServer>> HttpServer::Start(Store* store, const HttpOptions& options) {
-  CAIRN_RETURN_IF_ERROR(CheckListenAddress(options.address, "--http", options.insecure));
+  if (options.tls_cert_file.empty() != options.tls_key_file.empty()) {
+    return Status::InvalidArgument("--tls-cert and --tls-key: give both (the certificate and its private key) or neither");
+  }
+  const bool tls_and_auth = !options.tls_cert_file.empty() && static_cast<bool>(options.authorizer);
+  CAIRN_RETURN_IF_ERROR(CheckListenAddress(options.address, "--http", options.insecure, tls_and_auth));
   CAIRN_ASSIGN_OR_RETURN(HostPort address, ParseHostPort(options.address, "--http"));
   if (options.threads <= options.max_live_clients) {
     return Status::InvalidArgument(fmt::format("http threads: {} must be more than max live clients ({})",

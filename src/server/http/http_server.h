@@ -39,6 +39,10 @@ struct HttpOptions {
   std::string address = "127.0.0.1:2114";
   // Allow a non-loopback address without TLS and authentication.
   bool insecure = false;
+  // TLS (HTTPS): PEM files of the certificate (chain) and its private key, both or neither. With
+  // TLS and an authorizer the server may listen beyond loopback.
+  std::string tls_cert_file;
+  std::string tls_key_file;
   size_t max_body_bytes = kMaxHttpBodyBytes;
   // Threads serving requests. Each live tail holds one while it runs, so there must be more
   // threads than live tails: the rest serve the API and the UI.
@@ -57,8 +61,8 @@ struct HttpOptions {
 class HttpServer {
  public:
   virtual ~HttpServer() = default;
-  // Binds and starts serving. kInvalidArgument for a bad or refused address, kUnavailable when
-  // it cannot be bound (in use).
+  // Binds and starts serving. kInvalidArgument for a bad or refused address or unreadable TLS
+  // files, kUnavailable when it cannot be bound (in use).
   static Result<std::unique_ptr<HttpServer>> Start(Store* store, const HttpOptions& options);
   // The bound port (the chosen one when the address asked for port 0).
   virtual int port() const = 0;
