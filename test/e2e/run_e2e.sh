@@ -126,7 +126,7 @@ read = ["tellers"]
 write = ["tellers"]
 TOML
 admin_password=$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')
-CAIRN_ADMIN_PASSWORD=$admin_password "$cairn" serve --db "file:$work/secure-data" --grpc 127.0.0.1:0 \
+CAIRN_ADMIN_PASSWORD=$admin_password "$cairn" serve --db "file:$work/secure-data" --grpc 127.0.0.1:0 --http 127.0.0.1:0 \
   --config "$work/secure.toml" >"$work/secure.log" 2>&1 &
 server_pid=$!
 port=""
