@@ -41,10 +41,11 @@ constexpr int kMaxReceiveMessageBytes = static_cast<int>(kMaxEventBytes) + (64 <
 class GrpcServer final : public Server {
  public:
   GrpcServer(Store* store, const HostPort& hp, const auth::Security* security)
-      : streams_(store, &stopping_, security), gossip_(hp.host, hp.port) {}
+      : streams_(store, &stopping_, security), persistent_(store, &stopping_, security), gossip_(hp.host, hp.port) {}
 
   Status Run(const ServerOptions& options) {
     grace_ = options.shutdown_grace;
+    CAIRN_RETURN_IF_ERROR(persistent_.Open());
     std::shared_ptr<grpc::ServerCredentials> credentials = grpc::InsecureServerCredentials();
     if (!options.tls_cert_file.empty()) {
       CAIRN_ASSIGN_OR_RETURN(std::string cert, ReadPemFile(options.tls_cert_file, "--tls-cert"));
@@ -56,6 +57,7 @@ class GrpcServer final : public Server {
     grpc::ServerBuilder builder;
     builder.AddListeningPort(options.grpc_address, credentials, &port_);
     builder.RegisterService(&streams_);
+    builder.RegisterService(&persistent_);
     builder.RegisterService(&features_);
     builder.RegisterService(&gossip_);
     builder.SetMaxReceiveMessageSize(kMaxReceiveMessageBytes);
@@ -87,11 +89,13 @@ class GrpcServer final : public Server {
     server_->Shutdown(std::chrono::system_clock::now() + grace_);
     server_->Wait();
     server_.reset();
+    persistent_.Close();
   }
 
  private:
   std::atomic<bool> stopping_{false};
   StreamsService streams_;
+  PersistentService persistent_;
   ServerFeaturesService features_;
   GossipService gossip_;
   std::unique_ptr<grpc::Server> server_;
@@ -106,16 +110,28 @@ grpc::Status ServerFeaturesService::GetSupportedMethods(grpc::ServerContext*, co
                                                         event_store::client::server_features::SupportedMethods* response) {
   // Only what is implemented: clients choose their code paths from this list (an append goes
   // through BatchAppend when that is listed).
+  // Features say what a method can do: the clients ask for "stream" and "all" before using a
+  // persistent-subscription method on a stream or on $all (else they fall back to HTTP).
   struct Method {
     const char* service;
     const char* method;
+    bool stream_and_all = false;
   };
+  static constexpr const char* kPersistent = "event_store.client.persistent_subscriptions.persistentsubscriptions";
   static constexpr Method kMethods[] = {
       {"event_store.client.streams.streams", "read"},
       {"event_store.client.streams.streams", "append"},
       {"event_store.client.streams.streams", "batchappend"},
       {"event_store.client.streams.streams", "delete"},
       {"event_store.client.streams.streams", "tombstone"},
+      {kPersistent, "create", true},
+      {kPersistent, "update", true},
+      {kPersistent, "delete", true},
+      {kPersistent, "read", true},
+      {kPersistent, "getinfo", true},
+      {kPersistent, "replayparked", true},
+      {kPersistent, "list", true},
+      {kPersistent, "restartsubsystem"},
       {"event_store.client.server_features.serverfeatures", "getsupportedmethods"},
       {"event_store.client.gossip.gossip", "read"},
   };
@@ -123,6 +139,10 @@ grpc::Status ServerFeaturesService::GetSupportedMethods(grpc::ServerContext*, co
     auto* out = response->add_methods();
     out->set_service_name(m.service);
     out->set_method_name(m.method);
+    if (m.stream_and_all) {
+      out->add_features("stream");
+      out->add_features("all");
+    }
   }
   response->set_event_store_server_version(kProtocolServerVersion);
   return grpc::Status::OK;

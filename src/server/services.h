@@ -6,8 +6,10 @@
 #include <string>
 
 #include "auth/security.h"
+#include "cairn/persistent_subscription.h"
 #include "cairn/store.h"
 #include "esdb/gossip.grpc.pb.h"
+#include "esdb/persistent.grpc.pb.h"
 #include "esdb/serverfeatures.grpc.pb.h"
 #include "esdb/streams.grpc.pb.h"
 
@@ -39,6 +41,41 @@ class StreamsService final : public event_store::client::streams::Streams::Servi
   Store* store_;
   const std::atomic<bool>* stopping_;
   const auth::Security* security_;  // null: no authentication
+};
+
+// Consumer groups (persistent_service.cc). Open() before serving; Close() after the last call,
+// which writes the groups' checkpoints.
+class PersistentService final : public event_store::client::persistent_subscriptions::PersistentSubscriptions::Service {
+ public:
+  PersistentService(Store* store, const std::atomic<bool>* stopping, const auth::Security* security)
+      : store_(store), stopping_(stopping), security_(security) {}
+  Status Open();
+  void Close();
+
+  grpc::Status Create(grpc::ServerContext* context, const event_store::client::persistent_subscriptions::CreateReq* request,
+                      event_store::client::persistent_subscriptions::CreateResp* response) override;
+  grpc::Status Update(grpc::ServerContext* context, const event_store::client::persistent_subscriptions::UpdateReq* request,
+                      event_store::client::persistent_subscriptions::UpdateResp* response) override;
+  grpc::Status Delete(grpc::ServerContext* context, const event_store::client::persistent_subscriptions::DeleteReq* request,
+                      event_store::client::persistent_subscriptions::DeleteResp* response) override;
+  grpc::Status Read(grpc::ServerContext* context,
+                    grpc::ServerReaderWriter<event_store::client::persistent_subscriptions::ReadResp,
+                                             event_store::client::persistent_subscriptions::ReadReq>* stream) override;
+  grpc::Status GetInfo(grpc::ServerContext* context, const event_store::client::persistent_subscriptions::GetInfoReq* request,
+                       event_store::client::persistent_subscriptions::GetInfoResp* response) override;
+  grpc::Status ReplayParked(grpc::ServerContext* context,
+                            const event_store::client::persistent_subscriptions::ReplayParkedReq* request,
+                            event_store::client::persistent_subscriptions::ReplayParkedResp* response) override;
+  grpc::Status List(grpc::ServerContext* context, const event_store::client::persistent_subscriptions::ListReq* request,
+                    event_store::client::persistent_subscriptions::ListResp* response) override;
+  grpc::Status RestartSubsystem(grpc::ServerContext* context, const event_store::client::Empty* request,
+                                event_store::client::Empty* response) override;
+
+ private:
+  Store* store_;
+  const std::atomic<bool>* stopping_;
+  const auth::Security* security_;  // null: no authentication
+  std::unique_ptr<PersistentSubscriptions> subs_;
 };
 
 class ServerFeaturesService final : public event_store::client::server_features::ServerFeatures::Service {

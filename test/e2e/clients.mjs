@@ -88,6 +88,38 @@ function subscribeUntil(subscription, liveCount, onCaughtUp) {
   });
 }
 
+// Reads a persistent subscription until `done(received)` is true; `onEvent` answers each event
+// (ack or nack). Gives up after 15 s.
+function consumeUntil(subscription, onEvent, done) {
+  return new Promise((resolve, reject) => {
+    const received = [];
+    const timer = setTimeout(() => reject(new Error(`persistent subscription timed out after ${received.length} events: ` +
+      JSON.stringify(received.map((e) => [String(e.event?.revision), e.retryCount])))), 15000);
+    subscription.on("error", reject);
+    subscription.on("data", (e) => {
+      received.push(e);
+      Promise.resolve(onEvent(e))
+        .then(() => {
+          if (done(received)) {
+            clearTimeout(timer);
+            subscription.removeAllListeners("data");
+            resolve(received);
+          }
+        })
+        .catch(reject);
+    });
+  });
+}
+
+async function waitFor(what, fn) {
+  const deadline = Date.now() + 10000;
+  for (;;) {
+    if (await fn()) return;
+    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
 for (const c of clients) {
   const { lib } = c;
   const client = c.connect();
@@ -204,6 +236,76 @@ for (const c of clients) {
     await client.tombstoneStream(stream, { expectedRevision: lib.ANY });
     await rejects(() => collect(client.readStream(stream)), "stream-deleted");
     await rejects(() => client.appendToStream(stream, event("Opened", {}), c.appendOptions(lib.ANY)), "stream-deleted");
+  });
+
+  await check(`${c.name}: persistent subscription: create, receive, ack, nack retry and park, replay parked, delete`, async () => {
+    const stream = s("jobs");
+    const group = "workers";
+    await client.appendToStream(stream, [event("Job", { n: 0 }), event("Job", { n: 1 }), event("Job", { n: 2 })]);
+    const settings = lib.persistentSubscriptionToStreamSettingsFromDefaults({ startFrom: lib.START, maxRetryCount: 2 });
+    await client.createPersistentSubscriptionToStream(stream, group, settings);
+    await rejects(() => client.createPersistentSubscriptionToStream(stream, group, settings), "persistent-subscription-exists");
+    const listed = await client.listPersistentSubscriptionsToStream(stream);
+    assert.deepEqual(listed.map((i) => i.groupName), [group]);
+
+    const sub = client.subscribeToPersistentSubscriptionToStream(stream, group, { bufferSize: 10 });
+    // 0: ack. 1: retry once, then ack the redelivery. 2: park.
+    const received = await consumeUntil(sub, async (e) => {
+      const n = e.event.data.n;
+      if (n === 1 && e.retryCount === 0) return sub.nack("retry", "try again", e);
+      if (n === 2) return sub.nack("park", "poison", e);
+      return sub.ack(e);
+    }, (got) => got.length >= 4);
+    const seen = received.map((e) => `${e.event.revision}/${e.retryCount}`).sort();
+    assert.deepEqual(seen, ["0/0", "1/0", "1/1", "2/0"]);
+
+    await waitFor("the parked event", async () =>
+      (await client.getPersistentSubscriptionToStreamInfo(stream, group)).stats.parkedMessageCount === 1n);
+    const info = await client.getPersistentSubscriptionToStreamInfo(stream, group);
+    assert.equal(info.settings.maxRetryCount, 2);
+    assert.equal(info.connections.length, 1);
+
+    // Replaying the parked event delivers it again.
+    const again = consumeUntil(sub, (e) => sub.ack(e), (got) => got.length >= 1);
+    await client.replayParkedMessagesToStream(stream, group);
+    const replayed = await again;
+    assert.equal(replayed[0].event.revision, 2n);
+    await waitFor("the parked stream to empty", async () =>
+      (await client.getPersistentSubscriptionToStreamInfo(stream, group)).stats.parkedMessageCount === 0n);
+    await sub.unsubscribe();
+
+    await client.deletePersistentSubscriptionToStream(stream, group);
+    await rejects(() => client.getPersistentSubscriptionToStreamInfo(stream, group), "persistent-subscription-does-not-exist");
+    await rejects(() => client.deletePersistentSubscriptionToStream(stream, group), "persistent-subscription-does-not-exist");
+  });
+
+  await check(`${c.name}: persistent subscription to $all with a prefix filter, competing consumers`, async () => {
+    const prefix = s("pall");
+    const group = s("g");
+    await client.createPersistentSubscriptionToAll(group,
+      lib.persistentSubscriptionToAllSettingsFromDefaults({ startFrom: lib.END }),
+      { filter: lib.streamNameFilter({ prefixes: [prefix] }) });
+    const a = client.subscribeToPersistentSubscriptionToAll(group, { bufferSize: 2 });
+    const b = client.subscribeToPersistentSubscriptionToAll(group, { bufferSize: 2 });
+    const seen = [];
+    const perConsumer = [0, 0];
+    [a, b].forEach((sub, i) => sub.on("data", (e) => {
+      seen.push(e.event.streamId);
+      perConsumer[i]++;
+      sub.ack(e).catch(() => {});
+    }));
+    await waitFor("both consumers", async () =>
+      (await client.getPersistentSubscriptionToAllInfo(group)).connections.length === 2);
+    for (let i = 0; i < 6; i++) {
+      await client.appendToStream(`${prefix}-${i}`, event("Noted", { i }));
+      await client.appendToStream(s("other"), event("Noted", { i }));
+    }
+    await waitFor("six events", async () => seen.length >= 6);
+    assert.ok(perConsumer[0] > 0 && perConsumer[1] > 0, `round robin: ${perConsumer}`);
+    assert.deepEqual([...seen].sort(), [0, 1, 2, 3, 4, 5].map((i) => `${prefix}-${i}`));
+    await a.unsubscribe();
+    await b.unsubscribe();
+    await client.deletePersistentSubscriptionToAll(group);
   });
 
   await client.dispose();

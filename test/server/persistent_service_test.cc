@@ -1,0 +1,209 @@
+// Proves the PersistentSubscriptions service's protocol edges: the errors and trailers the
+// official clients read (exists, does not exist, maximum subscribers), bad settings naming the
+// field, the deprecated stream form of Create, a Read without options, the features list, and a
+// delivery with its retry count over a real loopback gRPC channel. How: an in-process server on a
+// memory store and generated stubs.
+#include <grpcpp/grpcpp.h>
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <limits>
+#include <set>
+#include <string>
+
+#include "cairn/store.h"
+#include "esdb/persistent.grpc.pb.h"
+#include "esdb/serverfeatures.grpc.pb.h"
+#include "server/server.h"
+
+namespace cairn::server {
+namespace {
+
+namespace pb = event_store::client::persistent_subscriptions;
+
+std::string Trailer(const grpc::ClientContext& context, const std::string& key) {
+  for (const auto& [k, v] : context.GetServerTrailingMetadata()) {
+    if (std::string(k.data(), k.size()) == key) return std::string(v.data(), v.size());
+  }
+  return "";
+}
+
+class PersistentServiceTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    store_ = std::move(Store::Open("memory:")).value();
+    ServerOptions options;
+    options.grpc_address = "127.0.0.1:0";
+    options.shutdown_grace = std::chrono::milliseconds(2000);
+    server_ = std::move(Server::Start(store_.get(), options)).value();
+    auto channel = grpc::CreateChannel("127.0.0.1:" + std::to_string(server_->grpc_port()),
+                                       grpc::InsecureChannelCredentials());
+    stub_ = pb::PersistentSubscriptions::NewStub(channel);
+    features_ = event_store::client::server_features::ServerFeatures::NewStub(channel);
+  }
+
+  // The deprecated form the Node clients send: the stream in options, the start in revision.
+  static pb::CreateReq Create(const std::string& stream, const std::string& group, uint64_t revision) {
+    pb::CreateReq req;
+    auto* o = req.mutable_options();
+    o->mutable_stream_identifier()->set_stream_name(stream);
+    o->set_group_name(group);
+    auto* s = o->mutable_settings();
+    s->set_revision(revision);
+    s->set_max_retry_count(10);
+    s->set_min_checkpoint_count(10);
+    s->set_max_checkpoint_count(1000);
+    s->set_live_buffer_size(500);
+    s->set_read_batch_size(20);
+    s->set_history_buffer_size(500);
+    s->set_message_timeout_ms(30000);
+    s->set_checkpoint_after_ms(2000);
+    s->set_named_consumer_strategy(pb::CreateReq::RoundRobin);
+    return req;
+  }
+
+  grpc::Status Call(const pb::CreateReq& req, grpc::ClientContext* context) {
+    pb::CreateResp resp;
+    return stub_->Create(context, req, &resp);
+  }
+
+  std::unique_ptr<Store> store_;
+  std::unique_ptr<Server> server_;
+  std::unique_ptr<pb::PersistentSubscriptions::Stub> stub_;
+  std::unique_ptr<event_store::client::server_features::ServerFeatures::Stub> features_;
+};
+
+TEST_F(PersistentServiceTest, DuplicateCreateSaysExistsWithTrailers) {
+  grpc::ClientContext first;
+  ASSERT_TRUE(Call(Create("orders", "g", 0), &first).ok());
+  grpc::ClientContext second;
+  grpc::Status s = Call(Create("orders", "g", 0), &second);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::ALREADY_EXISTS);
+  EXPECT_EQ(Trailer(second, "exception"), "persistent-subscription-exists");
+  EXPECT_EQ(Trailer(second, "stream-name"), "orders");
+  EXPECT_EQ(Trailer(second, "group-name"), "g");
+}
+
+TEST_F(PersistentServiceTest, UnknownGroupSaysDoesNotExist) {
+  pb::GetInfoReq req;
+  req.mutable_options()->mutable_stream_identifier()->set_stream_name("orders");
+  req.mutable_options()->set_group_name("nope");
+  pb::GetInfoResp resp;
+  grpc::ClientContext context;
+  grpc::Status s = stub_->GetInfo(&context, req, &resp);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_EQ(Trailer(context, "exception"), "persistent-subscription-does-not-exist");
+
+  // Read: the same error after the options.
+  grpc::ClientContext read_context;
+  auto stream = stub_->Read(&read_context);
+  pb::ReadReq options;
+  options.mutable_options()->mutable_all();
+  options.mutable_options()->set_group_name("nope");
+  ASSERT_TRUE(stream->Write(options));
+  pb::ReadResp resp2;
+  EXPECT_FALSE(stream->Read(&resp2));
+  EXPECT_EQ(stream->Finish().error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_EQ(Trailer(read_context, "exception"), "persistent-subscription-does-not-exist");
+}
+
+TEST_F(PersistentServiceTest, BadSettingNamesTheFieldAndTheLimit) {
+  pb::CreateReq req = Create("orders", "g", 0);
+  req.mutable_options()->mutable_settings()->set_live_buffer_size(0);
+  grpc::ClientContext context;
+  grpc::Status s = Call(req, &context);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(s.error_message().find("live_buffer_size: 0 is outside 1..100000"), std::string::npos) << s.error_message();
+
+  req = Create("orders", "g", 0);
+  req.mutable_options()->mutable_settings()->set_consumer_strategy("Random");
+  grpc::ClientContext context2;
+  s = Call(req, &context2);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(s.error_message().find("consumer_strategy"), std::string::npos) << s.error_message();
+}
+
+TEST_F(PersistentServiceTest, ReadWithoutOptionsFirstIsInvalidArgument) {
+  grpc::ClientContext context;
+  auto stream = stub_->Read(&context);
+  pb::ReadReq ack;
+  ack.mutable_ack();
+  ASSERT_TRUE(stream->Write(ack));
+  stream->WritesDone();
+  EXPECT_EQ(stream->Finish().error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+}
+
+TEST_F(PersistentServiceTest, MaximumSubscribersReached) {
+  pb::CreateReq req = Create("orders", "g", 0);
+  req.mutable_options()->mutable_settings()->set_max_subscriber_count(1);
+  grpc::ClientContext create;
+  ASSERT_TRUE(Call(req, &create).ok());
+  pb::ReadReq options;
+  options.mutable_options()->mutable_stream_identifier()->set_stream_name("orders");
+  options.mutable_options()->set_group_name("g");
+  options.mutable_options()->set_buffer_size(1);
+  grpc::ClientContext c1;
+  auto s1 = stub_->Read(&c1);
+  ASSERT_TRUE(s1->Write(options));
+  pb::ReadResp resp;
+  ASSERT_TRUE(s1->Read(&resp));
+  EXPECT_TRUE(resp.has_subscription_confirmation());
+  grpc::ClientContext c2;
+  auto s2 = stub_->Read(&c2);
+  ASSERT_TRUE(s2->Write(options));
+  EXPECT_FALSE(s2->Read(&resp));
+  EXPECT_EQ(s2->Finish().error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_EQ(Trailer(c2, "exception"), "maximum-subscribers-reached");
+  c1.TryCancel();
+  (void)s1->Finish();
+}
+
+TEST_F(PersistentServiceTest, EventsCarryTheirRetryCountAndNackRedelivers) {
+  EventData e;
+  e.type = "Job";
+  e.data = "{}";
+  ASSERT_TRUE(store_->Append("jobs", ExpectedVersion::Any(), {&e, 1}).ok());
+  grpc::ClientContext create;
+  ASSERT_TRUE(Call(Create("jobs", "g", 0), &create).ok());
+
+  grpc::ClientContext context;
+  auto stream = stub_->Read(&context);
+  pb::ReadReq options;
+  options.mutable_options()->mutable_stream_identifier()->set_stream_name("jobs");
+  options.mutable_options()->set_group_name("g");
+  options.mutable_options()->set_buffer_size(5);
+  options.mutable_options()->mutable_uuid_option()->mutable_string();
+  ASSERT_TRUE(stream->Write(options));
+  pb::ReadResp resp;
+  ASSERT_TRUE(stream->Read(&resp));
+  ASSERT_TRUE(resp.has_subscription_confirmation());
+  ASSERT_TRUE(stream->Read(&resp));
+  ASSERT_TRUE(resp.has_event());
+  EXPECT_EQ(resp.event().retry_count(), 0);
+  EXPECT_EQ(resp.event().event().metadata().at("type"), "Job");
+  pb::ReadReq nack;
+  *nack.mutable_nack()->add_ids() = resp.event().event().id();
+  nack.mutable_nack()->set_action(pb::ReadReq::Nack::Retry);
+  ASSERT_TRUE(stream->Write(nack));
+  ASSERT_TRUE(stream->Read(&resp));
+  ASSERT_TRUE(resp.has_event());
+  EXPECT_EQ(resp.event().retry_count(), 1);
+  context.TryCancel();
+  (void)stream->Finish();
+}
+
+TEST_F(PersistentServiceTest, FeaturesListTheMethodsForStreamsAndAll) {
+  event_store::client::server_features::SupportedMethods methods;
+  grpc::ClientContext context;
+  ASSERT_TRUE(features_->GetSupportedMethods(&context, {}, &methods).ok());
+  std::set<std::string> with_features;
+  for (const auto& m : methods.methods()) {
+    if (m.service_name() != "event_store.client.persistent_subscriptions.persistentsubscriptions") continue;
+    std::set<std::string> f(m.features().begin(), m.features().end());
+    if (f.contains("stream") && f.contains("all")) with_features.insert(m.method_name());
+  }
+  EXPECT_EQ(with_features, (std::set<std::string>{"create", "update", "delete", "read", "getinfo", "replayparked", "list"}));
+}
+
+}  // namespace
+}  // namespace cairn::server
