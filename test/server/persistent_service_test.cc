@@ -1,16 +1,19 @@
 // Proves the PersistentSubscriptions service's protocol edges: the errors and trailers the
 // official clients read (exists, does not exist, maximum subscribers), bad settings naming the
-// field, the deprecated stream form of Create, a Read without options, the features list, and a
-// delivery with its retry count over a real loopback gRPC channel. How: an in-process server on a
+// field, the deprecated stream form of Create, a Read without options, the features list, a
+// delivery with its retry count, and who may do what with authentication on, over a real
+// loopback gRPC channel. How: an in-process server on a
 // memory store and generated stubs.
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
+#include <openssl/evp.h>
 
 #include <chrono>
 #include <limits>
 #include <set>
 #include <string>
 
+#include "auth/security.h"
 #include "cairn/store.h"
 #include "esdb/persistent.grpc.pb.h"
 #include "esdb/serverfeatures.grpc.pb.h"
@@ -203,6 +206,81 @@ TEST_F(PersistentServiceTest, FeaturesListTheMethodsForStreamsAndAll) {
     if (f.contains("stream") && f.contains("all")) with_features.insert(m.method_name());
   }
   EXPECT_EQ(with_features, (std::set<std::string>{"create", "update", "delete", "read", "getinfo", "replayparked", "list"}));
+}
+
+std::string BasicHeader(const std::string& user, const std::string& password) {
+  const std::string raw = user + ":" + password;
+  std::string out(4 * ((raw.size() + 2) / 3) + 1, '\0');
+  const int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                                reinterpret_cast<const unsigned char*>(raw.data()), static_cast<int>(raw.size()));
+  out.resize(static_cast<size_t>(n));
+  return "Basic " + out;
+}
+
+// Managing groups is for $admins; consuming one needs read access to its source.
+TEST(PersistentServiceAuthTest, ManagingIsForAdminsAndReadingNeedsReadAccess) {
+  auto store = std::move(Store::Open("memory:")).value();
+  auth::SecurityOptions so;
+  so.enabled = true;
+  so.kdf_log2_n = 10;
+  so.initial_admin_password = "admin-password";
+  auth::AclRule jobs;
+  jobs.prefix = "jobs";
+  jobs.read = {"workers"};
+  so.policy.rules = {jobs};
+  auto security = std::move(auth::Security::Open(store.get(), so)).value();
+  ASSERT_TRUE(security->CreateUser("worker", "worker-password", {"workers"}).ok());
+  ServerOptions options;
+  options.grpc_address = "127.0.0.1:0";
+  options.security = security.get();
+  options.shutdown_grace = std::chrono::milliseconds(1000);
+  auto server = std::move(Server::Start(store.get(), options)).value();
+  auto stub = pb::PersistentSubscriptions::NewStub(grpc::CreateChannel(
+      "127.0.0.1:" + std::to_string(server->grpc_port()), grpc::InsecureChannelCredentials()));
+
+  auto create = [&](const std::string& who, const std::string& password) {
+    pb::CreateReq req;
+    req.mutable_options()->mutable_stream_identifier()->set_stream_name("jobs");
+    req.mutable_options()->set_group_name("g");
+    auto* st = req.mutable_options()->mutable_settings();
+    st->set_max_checkpoint_count(10);
+    st->set_live_buffer_size(10);
+    st->set_history_buffer_size(10);
+    st->set_read_batch_size(5);
+    grpc::ClientContext context;
+    if (!who.empty()) context.AddMetadata("authorization", BasicHeader(who, password));
+    pb::CreateResp resp;
+    return stub->Create(&context, req, &resp).error_code();
+  };
+  EXPECT_EQ(create("", ""), grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_EQ(create("worker", "wrong-password"), grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_EQ(create("worker", "worker-password"), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_EQ(create("admin", "admin-password"), grpc::StatusCode::OK);
+
+  auto read = [&](const std::string& stream, const std::string& who, const std::string& password) {
+    grpc::ClientContext context;
+    if (!who.empty()) context.AddMetadata("authorization", BasicHeader(who, password));
+    auto call = stub->Read(&context);
+    pb::ReadReq o;
+    if (stream == "$all") {
+      o.mutable_options()->mutable_all();
+    } else {
+      o.mutable_options()->mutable_stream_identifier()->set_stream_name(stream);
+    }
+    o.mutable_options()->set_group_name("g");
+    call->Write(o);
+    pb::ReadResp resp;
+    if (call->Read(&resp) && resp.has_subscription_confirmation()) {
+      context.TryCancel();
+      (void)call->Finish();
+      return grpc::StatusCode::OK;
+    }
+    return call->Finish().error_code();
+  };
+  EXPECT_EQ(read("jobs", "", ""), grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_EQ(read("jobs", "worker", "worker-password"), grpc::StatusCode::OK);
+  EXPECT_EQ(read("$all", "worker", "worker-password"), grpc::StatusCode::PERMISSION_DENIED);
+  server->Shutdown();
 }
 
 }  // namespace
