@@ -17,6 +17,7 @@
 #include "cli/commands.h"
 #include "server/config.h"
 #include "server/http/http_server.h"
+#include "server/projection_host.h"
 #include "server/server.h"
 
 namespace cairn::cli {
@@ -42,6 +43,8 @@ struct ServeFlags {
   CLI::Option* tls_key_option = nullptr;
   CLI::Option* db_option = nullptr;
   CLI::App* parent = nullptr;
+  // From the config file: the declarative projections to run.
+  std::vector<server::ProjectionConfig> projections;
 };
 
 // Fills in, from --config FILE, the settings that neither a flag nor the environment gave.
@@ -62,6 +65,7 @@ Status ApplyConfigFile(ServeFlags* flags, std::string* db) {
     flags->auth_from_file = true;
   }
   if (file.security) flags->policy = *file.security;
+  flags->projections = std::move(file.projections);
   return Status::Ok();
 }
 
@@ -124,6 +128,14 @@ int RunServe(ServeFlags& flags, std::string& db) {
     (void)(*store)->Close();
     return ReportError(http.status());
   }
+  // The configured projections follow the store while the server runs.
+  auto projections = server::ProjectionHost::Start(**store, flags.projections);
+  if (!projections.ok()) {
+    (*http)->Shutdown();
+    (*server)->Shutdown();
+    (void)(*store)->Close();
+    return ReportError(projections.status());
+  }
   auto hp = server::ParseHostPort(flags.grpc, "--grpc");
   auto http_hp = server::ParseHostPort(flags.http, "--http");
   std::printf("cairn serve: store %s\n", NormalizeDbUrl(db).c_str());
@@ -143,6 +155,9 @@ int RunServe(ServeFlags& flags, std::string& db) {
   std::printf("cairn serve: HTTP API and web UI on %s://%s:%d/\n", tls ? "https" : "http",
               http_hp->host.find(':') == std::string::npos ? http_hp->host.c_str() : ("[" + http_hp->host + "]").c_str(),
               (*http)->port());
+  for (const auto& p : flags.projections) {
+    std::printf("cairn serve: projection %s into %s\n", p.spec.c_str(), p.sink.c_str());
+  }
   std::printf("cairn serve: ready; stop with Ctrl-C or SIGTERM\n");
   std::fflush(stdout);
 
@@ -152,6 +167,10 @@ int RunServe(ServeFlags& flags, std::string& db) {
   std::fflush(stdout);
   (*http)->Shutdown();
   (*server)->Shutdown();
+  (*projections)->Stop();
+  for (const auto& p : (*projections)->Statuses()) {
+    if (p.state == "failed") std::printf("cairn serve: projection %s failed: %s\n", p.spec.c_str(), p.error.c_str());
+  }
   Status closed = (*store)->Close();
   if (!closed.ok()) return ReportError(closed);
   std::printf("cairn serve: stopped\n");
@@ -198,7 +217,8 @@ Command AddServeCommand(CLI::App& parent, std::string* db) {
                   "Password of the user \"admin\" created at the first start with authentication")
       ->envname("CAIRN_ADMIN_PASSWORD");
   app->add_option("--config", flags->config,
-                  "A TOML file with any of the keys db, grpc, http, insecure, auth, tls_cert, tls_key, [security]")
+                  "A TOML file with any of the keys db, grpc, http, insecure, auth, tls_cert, tls_key, [security], "
+                  "[[projections]]")
       ->type_name("FILE");
   return Command{app, [flags, db] { return RunServe(*flags, *db); }};
 }

@@ -7,8 +7,48 @@
 #include <toml++/toml.h>
 
 namespace cairn::server {
-
 namespace {
+
+// [[projections]]: each table names a spec file and a sink; on_error and batch are optional.
+Status LoadProjections(std::string_view path, const toml::node& value, std::vector<ProjectionConfig>* out) {
+  const toml::array* array = value.as_array();
+  if (array == nullptr) {
+    return Status::InvalidArgument(fmt::format("config file {} line {}: projections must be an array of tables "
+                                               "([[projections]])", path, value.source().begin.line));
+  }
+  for (size_t i = 0; i < array->size(); ++i) {
+    const toml::node& item = (*array)[i];
+    const toml::table* table = item.as_table();
+    const int line = static_cast<int>(item.source().begin.line);
+    auto bad = [&](std::string_view key, std::string_view want) {
+      return Status::InvalidArgument(
+          fmt::format("config file {} line {}: projections[{}].{} must be {}", path, line, i, key, want));
+    };
+    if (table == nullptr) return bad("", "a table");
+    ProjectionConfig c;
+    for (const auto& [k, v] : *table) {
+      const std::string_view key = k.str();
+      if (key == "spec" || key == "sink" || key == "on_error") {
+        auto text = v.value<std::string>();
+        if (!text || !v.is_string()) return bad(key, "a string");
+        (key == "spec" ? c.spec : key == "sink" ? c.sink : c.on_error) = *text;
+      } else if (key == "batch") {
+        auto n = v.value<int64_t>();
+        if (!n || !v.is_integer() || *n < 1 || *n > 1'000'000) return bad(key, "an integer in 1..1000000");
+        c.batch = static_cast<uint32_t>(*n);
+      } else {
+        return Status::InvalidArgument(fmt::format(
+            "config file {} line {}: projections[{}]: unknown key {} (known: spec, sink, on_error, batch)", path,
+            line, i, key));
+      }
+    }
+    if (c.spec.empty()) return bad("spec", "given (the spec file)");
+    if (c.sink.empty()) return bad("sink", "given (sqlite:PATH)");
+    if (c.on_error != "stop" && c.on_error != "park") return bad("on_error", "\"stop\" or \"park\"");
+    out->push_back(std::move(c));
+  }
+  return Status::Ok();
+}
 
 // A list of roles: an array of strings.
 Result<std::vector<std::string>> Roles(const toml::node& node, std::string_view path, std::string_view what) {
@@ -132,9 +172,12 @@ Result<ConfigFile> LoadConfigFile(std::string_view path) {
     } else if (name == "security") {
       if (!value.is_table()) return wrong_type("a table");
       CAIRN_ASSIGN_OR_RETURN(out.security, ParseSecurity(*value.as_table(), path));
+    } else if (name == "projections") {
+      CAIRN_RETURN_IF_ERROR(LoadProjections(path, value, &out.projections));
     } else {
       return Status::InvalidArgument(fmt::format(
-          "config file {} line {}: unknown key {} (known: db, grpc, http, insecure, auth, tls_cert, tls_key, security)",
+          "config file {} line {}: unknown key {} (known: db, grpc, http, insecure, auth, tls_cert, tls_key, security, "
+          "projections)",
           path, line, name));
     }
   }

@@ -7,9 +7,11 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "auth/security.h"
 #include "cairn/status.h"
+#include "server/projection_host.h"
 
 namespace cairn::server {
 
@@ -25,10 +27,13 @@ struct ConfigFile {
   // The [security] table: read_all = [roles], and [[security.acl]] rules with prefix, read,
   // write, delete, metadata_read, metadata_write (auth/security.h).
   std::optional<auth::SecurityPolicy> security;
+  // [[projections]] tables: spec, sink (required), on_error, batch. Run by `cairn serve`.
+  std::vector<ProjectionConfig> projections;
 };
 
 // Reads a TOML file with the top-level keys db, grpc, http, tls_cert, tls_key (strings), insecure
-// and auth (booleans), and a [security] table (docs/security.md).
+// and auth (booleans), a [security] table (docs/security.md), and [[projections]] tables with
+// spec and sink (strings), on_error ("stop" or "park") and batch (1..1000000).
 // kNotFound when the file cannot be read; kInvalidArgument naming the file, line and key for a
 // syntax error, an unknown key or a value of the wrong type.
 Result<ConfigFile> LoadConfigFile(std::string_view path);
