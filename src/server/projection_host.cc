@@ -71,8 +71,11 @@ Result<std::unique_ptr<ProjectionHost>> ProjectionHost::Start(Store& store, cons
     std::string path = c.sink;
     if (path.starts_with("sqlite:")) {
       path = path.substr(7);
+    } else if (path.starts_with("postgres://") || path.starts_with("postgresql://")) {
+      // The runner takes a PostgreSQL URL as it is (include/cairn/projection.h).
     } else if (path.find(':') != std::string::npos) {
-      return Status::InvalidArgument(fmt::format("{}: sink: unknown sink \"{}\" (supported: sqlite:PATH)", where, c.sink));
+      return Status::InvalidArgument(
+          fmt::format("{}: sink: unknown sink \"{}\" (supported: sqlite:PATH, postgres://...)", where, c.sink));
     }
     if (path.empty()) return Status::InvalidArgument(fmt::format("{}: sink: empty (sqlite:PATH)", where));
     ProjectionOptions options;
