@@ -62,8 +62,26 @@ fi
 echo "e2e: cairn serve on port $port"
 
 status=0
+# Runs one client script; a run whose only failures are the KurrentDB client's UnavailableError
+# (its Rust core's connection, seen now and then on a loaded machine) runs once more, with fresh
+# stream names. Any other failure counts at once.
+run_node() {
+  local log
+  log=$(mktemp)
+  if (cd "$modules_dir" && timeout 300 node "$@") 2>&1 | tee "$log"; [[ ${PIPESTATUS[0]} -eq 0 ]]; then
+    rm -f "$log"; return 0
+  fi
+  if grep -q '^FAIL' "$log" && ! grep -A1 '^FAIL' "$log" | grep -v '^FAIL' | grep -v -- '^--$' | grep -qv 'UnavailableError'; then
+    echo "e2e: only UnavailableError from the client: running $1 once more"
+    rm -f "$log"
+    (cd "$modules_dir" && timeout 300 node "$@")
+    return $?
+  fi
+  rm -f "$log"; return 1
+}
+
 for lib in eventstore kurrent; do
-  (cd "$modules_dir" && timeout 300 node clients.mjs "$port" "$lib") || status=$?
+  run_node clients.mjs "$port" "$lib" || status=$?
 done
 
 # The CLI through the running server (--server): append, a conflict (exit 3), read, a missing
@@ -143,7 +161,7 @@ if [[ -z "$port" ]]; then
 fi
 echo "e2e: cairn serve with TLS and authentication on port $port"
 for lib in eventstore kurrent; do
-  (cd "$modules_dir" && timeout 300 node secure.mjs "$port" "$work/ca.pem" "$admin_password" "$lib") || status=$?
+  run_node secure.mjs "$port" "$work/ca.pem" "$admin_password" "$lib" || status=$?
 done
 secure_url="esdb://teller:teller-password@127.0.0.1:$port?tls=true&tlsCAFile=$work/ca.pem"
 out=$("$cairn" append --server "$secure_url" acct-cli-1 --type Opened '{}')
