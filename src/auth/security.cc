@@ -177,6 +177,17 @@ std::string_view PermissionName(Permission p) {
   return "?";
 }
 
+std::string BasicCredentials(std::string_view user, std::string_view password) {
+  std::string raw(user);
+  raw.push_back(':');
+  raw.append(password);
+  std::string out(4 * ((raw.size() + 2) / 3) + 1, '\0');
+  const int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                                reinterpret_cast<const unsigned char*>(raw.data()), static_cast<int>(raw.size()));
+  out.resize(static_cast<size_t>(n));
+  return "Basic " + out;
+}
+
 bool Principal::admin() const { return std::find(groups.begin(), groups.end(), kAdmins) != groups.end(); }
 
 Security::Security(Store* store, SecurityOptions options)

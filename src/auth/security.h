@@ -87,6 +87,9 @@ struct UserInfo {
   std::vector<std::string> groups;
 };
 
+// The Authorization header value a client sends: "Basic base64(user:password)".
+std::string BasicCredentials(std::string_view user, std::string_view password);
+
 class Security {
  public:
   // Loads the users from `store` (borrowed; must outlive this). With security enabled and no user

@@ -12,13 +12,19 @@
 namespace cairn::auth {
 namespace {
 
+// "user:password" as a Basic header (the first ':' separates).
 std::string Basic(std::string_view user_colon_password) {
-  std::string out(4 * ((user_colon_password.size() + 2) / 3) + 1, '\0');
-  const int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                                reinterpret_cast<const unsigned char*>(user_colon_password.data()),
-                                static_cast<int>(user_colon_password.size()));
-  out.resize(static_cast<size_t>(n));
-  return "Basic " + out;
+  const size_t colon = user_colon_password.find(':');
+  if (colon == std::string_view::npos) {
+    // No colon at all: encode the text as it is, to test the malformed form.
+    std::string out(4 * ((user_colon_password.size() + 2) / 3) + 1, '\0');
+    const int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                                  reinterpret_cast<const unsigned char*>(user_colon_password.data()),
+                                  static_cast<int>(user_colon_password.size()));
+    out.resize(static_cast<size_t>(n));
+    return "Basic " + out;
+  }
+  return BasicCredentials(user_colon_password.substr(0, colon), user_colon_password.substr(colon + 1));
 }
 
 class SecurityTest : public ::testing::Test {

@@ -4,7 +4,6 @@
 
 #include <fmt/format.h>
 #include <grpcpp/grpcpp.h>
-#include <openssl/evp.h>
 
 #include <chrono>
 #include <condition_variable>
@@ -27,14 +26,6 @@ using ReadOptions = pb::ReadReq::Options;
 
 constexpr std::string_view kMetadataType = "$metadata";
 
-std::string BasicHeader(const RemoteUrl& u) {
-  const std::string raw = u.user + ":" + u.password;
-  std::string out(4 * ((raw.size() + 2) / 3) + 1, '\0');
-  const int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                                reinterpret_cast<const unsigned char*>(raw.data()), static_cast<int>(raw.size()));
-  out.resize(static_cast<size_t>(n));
-  return "Basic " + out;
-}
 
 // The server's event as a view into `e` (valid while `e` is).
 RecordedEventView ViewOf(const pb::ReadResp::ReadEvent::RecordedEvent& e) {
@@ -61,7 +52,7 @@ struct Connection {
   std::unique_ptr<pb::Streams::Stub> stub;
 
   void Prepare(grpc::ClientContext* context) const {
-    if (!url.user.empty()) context->AddMetadata("authorization", BasicHeader(url));
+    if (!url.user.empty()) context->AddMetadata("authorization", auth::BasicCredentials(url.user, url.password));
   }
 };
 

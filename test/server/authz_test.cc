@@ -6,7 +6,6 @@
 // generated from our .proto files; the certificate is made by the openssl command.
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
-#include <openssl/evp.h>
 #include <unistd.h>
 
 #include <cstdlib>
@@ -31,14 +30,6 @@ namespace {
 namespace pb = event_store::client::streams;
 using ReadOptions = pb::ReadReq::Options;
 
-std::string BasicHeader(const std::string& user, const std::string& password) {
-  const std::string raw = user + ":" + password;
-  std::string out(4 * ((raw.size() + 2) / 3) + 1, '\0');
-  const int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                                reinterpret_cast<const unsigned char*>(raw.data()), static_cast<int>(raw.size()));
-  out.resize(static_cast<size_t>(n));
-  return "Basic " + out;
-}
 
 std::string Trailer(const grpc::ClientContext& context, const std::string& key) {
   for (const auto& [k, v] : context.GetServerTrailingMetadata()) {
@@ -156,10 +147,10 @@ class AuthzTest : public ::testing::Test {
   void SignIn(grpc::ClientContext* context, Caller caller, const std::string& permitted_user) {
     switch (caller) {
       case Caller::kAnonymous: break;
-      case Caller::kWrongPassword: context->AddMetadata("authorization", BasicHeader(permitted_user, "not-the-password")); break;
-      case Caller::kWithoutPermission: context->AddMetadata("authorization", BasicHeader("nobody", "nobody-password")); break;
+      case Caller::kWrongPassword: context->AddMetadata("authorization", auth::BasicCredentials(permitted_user, "not-the-password")); break;
+      case Caller::kWithoutPermission: context->AddMetadata("authorization", auth::BasicCredentials("nobody", "nobody-password")); break;
       case Caller::kPermitted:
-        context->AddMetadata("authorization", BasicHeader(permitted_user, permitted_user + "-password"));
+        context->AddMetadata("authorization", auth::BasicCredentials(permitted_user, permitted_user + "-password"));
         break;
     }
   }
@@ -349,7 +340,7 @@ TEST_F(AuthzTest, WhatNoRuleGrantsIsDeniedEvenToSignedInUsers) {
   Seed("acct-1");
   auto as = [&](const std::string& user, const std::string& password, const pb::ReadReq& req) {
     grpc::ClientContext c;
-    c.AddMetadata("authorization", BasicHeader(user, password));
+    c.AddMetadata("authorization", auth::BasicCredentials(user, password));
     return Read(&c, req, false).error_code();
   };
   EXPECT_EQ(as("teller", "teller-password", ReadStreamReq("other-1", false)), grpc::StatusCode::PERMISSION_DENIED);
@@ -405,7 +396,7 @@ TEST_F(TlsTest, TlsServerServesTlsClientsAndRefusesPlaintextOnes) {
   auto tls_stub = pb::Streams::NewStub(grpc::CreateChannel(target, grpc::SslCredentials(ssl)));
   {
     grpc::ClientContext c;
-    c.AddMetadata("authorization", BasicHeader("admin", "admin-password"));
+    c.AddMetadata("authorization", auth::BasicCredentials("admin", "admin-password"));
     c.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
     pb::AppendResp resp;
     auto w = tls_stub->Append(&c, &resp);
@@ -420,7 +411,7 @@ TEST_F(TlsTest, TlsServerServesTlsClientsAndRefusesPlaintextOnes) {
   auto plain_stub = pb::Streams::NewStub(grpc::CreateChannel(target, grpc::InsecureChannelCredentials()));
   {
     grpc::ClientContext c;
-    c.AddMetadata("authorization", BasicHeader("admin", "admin-password"));
+    c.AddMetadata("authorization", auth::BasicCredentials("admin", "admin-password"));
     c.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
     pb::AppendResp resp;
     auto w = plain_stub->Append(&c, &resp);

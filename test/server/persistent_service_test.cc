@@ -6,7 +6,6 @@
 // memory store and generated stubs.
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
-#include <openssl/evp.h>
 
 #include <chrono>
 #include <limits>
@@ -208,14 +207,6 @@ TEST_F(PersistentServiceTest, FeaturesListTheMethodsForStreamsAndAll) {
   EXPECT_EQ(with_features, (std::set<std::string>{"create", "update", "delete", "read", "getinfo", "replayparked", "list"}));
 }
 
-std::string BasicHeader(const std::string& user, const std::string& password) {
-  const std::string raw = user + ":" + password;
-  std::string out(4 * ((raw.size() + 2) / 3) + 1, '\0');
-  const int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                                reinterpret_cast<const unsigned char*>(raw.data()), static_cast<int>(raw.size()));
-  out.resize(static_cast<size_t>(n));
-  return "Basic " + out;
-}
 
 // Managing groups is for $admins; consuming one needs read access to its source.
 TEST(PersistentServiceAuthTest, ManagingIsForAdminsAndReadingNeedsReadAccess) {
@@ -248,7 +239,7 @@ TEST(PersistentServiceAuthTest, ManagingIsForAdminsAndReadingNeedsReadAccess) {
     st->set_history_buffer_size(10);
     st->set_read_batch_size(5);
     grpc::ClientContext context;
-    if (!who.empty()) context.AddMetadata("authorization", BasicHeader(who, password));
+    if (!who.empty()) context.AddMetadata("authorization", auth::BasicCredentials(who, password));
     pb::CreateResp resp;
     return stub->Create(&context, req, &resp).error_code();
   };
@@ -259,7 +250,7 @@ TEST(PersistentServiceAuthTest, ManagingIsForAdminsAndReadingNeedsReadAccess) {
 
   auto read = [&](const std::string& stream, const std::string& who, const std::string& password) {
     grpc::ClientContext context;
-    if (!who.empty()) context.AddMetadata("authorization", BasicHeader(who, password));
+    if (!who.empty()) context.AddMetadata("authorization", auth::BasicCredentials(who, password));
     auto call = stub->Read(&context);
     pb::ReadReq o;
     if (stream == "$all") {
