@@ -230,6 +230,9 @@ async function viewDashboard() {
         card("Appends since start", fmtNumber(s.appends)),
         card("Mean fsync", fsyncMs === null ? "–" : fsyncMs.toFixed(2) + " ms"),
         card("Live tails", fmtNumber(s.live_tails)),
+        h("a", { class: "card-link", href: "#/subscriptions", "aria-label": "Subscriptions and projections" },
+          card("Groups · projections", `${fmtNumber(s.persistent_groups)} · ${fmtNumber(s.projections)}`,
+            s.projections_failed ? h("div", { class: "badge warn" }, `${s.projections_failed} failed`) : null)),
         card("Head position", fmtNumber(s.head_position)));
       const page = await api("/streams/%24all?direction=backward&max=10&exclude_system=true");
       recent.replaceChildren(eventTable(page.events, true));
@@ -434,13 +437,51 @@ async function viewLive(params) {
   });
 }
 
+// The lag of a group or projection as a badge: green at 0, red otherwise ("≥" when only a lower
+// bound is known).
+function lagBadge(events, exact = true) {
+  if (typeof events !== "number") return h("span", { class: "muted" }, "–");
+  return h("span", { class: events === 0 ? "badge ok" : "badge warn", "data-lag": events },
+    (exact ? "" : "≥ ") + fmtNumber(events));
+}
+
+function stateBadge(state) {
+  const cls = { live: "badge ok", Live: "badge ok", failed: "badge warn" }[state] || "badge";
+  return h("span", { class: cls }, state);
+}
+
 async function viewSubscriptions() {
   const body = h("div", {}, h("p", { class: "muted" }, "Loading…"));
   show(h("h1", {}, "Subscriptions and projections"), body);
+  const generation = routeGeneration;
   async function refresh() {
     try {
       const s = await api("/subscriptions");
+      if (generation !== routeGeneration) return;
       body.replaceChildren(
+        h("p", { class: "muted" }, `Head position ${fmtNumber(s.head_position)}. Lag counts events: not yet read, or read and not yet acknowledged.`),
+        h("h2", { id: "groups-title" }, "Persistent subscription groups"),
+        s.persistent.length ? h("table", { id: "groups", "aria-labelledby": "groups-title" },
+          h("thead", {}, h("tr", {}, h("th", {}, "Stream"), h("th", {}, "Group"), h("th", {}, "Strategy"), h("th", {}, "Status"),
+            h("th", { class: "num" }, "Consumers"), h("th", { class: "num" }, "Checkpoint"), h("th", { class: "num" }, "In flight"),
+            h("th", { class: "num" }, "Parked"), h("th", { class: "num" }, "Lag (events)"))),
+          h("tbody", {}, s.persistent.map((g) => h("tr", { "data-group": g.group, "data-stream": g.stream },
+            h("td", {}, g.stream === "$all" ? h("a", { href: "#/live" }, "$all") : h("a", { href: "#/stream/" + encodeURIComponent(g.stream) }, g.stream)),
+            h("td", {}, g.group), h("td", {}, g.strategy), h("td", {}, stateBadge(g.status)),
+            h("td", { class: "num" }, fmtNumber(g.consumers)), h("td", { class: "num" }, g.checkpoint ?? "–"),
+            h("td", { class: "num" }, fmtNumber(g.in_flight)), h("td", { class: "num" }, fmtNumber(g.parked)),
+            h("td", { class: "num" }, lagBadge(g.lag_events, g.lag_exact))))))
+          : h("p", { class: "muted" }, "No groups. Clients create them over gRPC, or PUT /subscriptions/{stream}/{group}."),
+        h("h2", { id: "projections-title" }, "Projections"),
+        s.projections.length ? h("table", { id: "projections", "aria-labelledby": "projections-title" },
+          h("thead", {}, h("tr", {}, h("th", {}, "Name"), h("th", {}, "State"), h("th", {}, "Sink"),
+            h("th", { class: "num" }, "Position"), h("th", { class: "num" }, "Handled"), h("th", { class: "num" }, "Lag (events)"), h("th", {}, "Error"))),
+          h("tbody", {}, s.projections.map((p) => h("tr", { "data-projection": p.name, "data-state": p.state },
+            h("td", {}, p.name, h("div", { class: "muted" }, p.spec)), h("td", {}, stateBadge(p.state)), h("td", {}, h("code", {}, p.sink)),
+            h("td", { class: "num" }, p.position ?? "–"), h("td", { class: "num" }, fmtNumber(p.events_handled)),
+            h("td", { class: "num" }, lagBadge(p.lag_events)),
+            h("td", { class: p.error ? "error" : "muted" }, p.error || "–")))))
+          : h("p", { class: "muted" }, "The server runs no projections ([[projections]] in the config file of cairn serve)."),
         h("h2", {}, "Live tails (server-sent events)"),
         s.subscriptions.length ? h("table", {},
           h("thead", {}, h("tr", {}, h("th", {}, "Id"), h("th", {}, "Stream"), h("th", {}, "Client"), h("th", {}, "Since"), h("th", { class: "num" }, "Delivered"), h("th", { class: "num" }, "Last position"), h("th", {}, "State"), h("th", { class: "num" }, "Lag (s)"))),
@@ -450,8 +491,8 @@ async function viewSubscriptions() {
             h("td", {}, h("span", { class: t.caught_up ? "badge ok" : "badge warn" }, t.caught_up ? "caught up" : "catching up")),
             h("td", { class: "num" }, t.lag_seconds.toFixed(3))))))
           : h("p", { class: "muted" }, "None running."),
-        h("h2", {}, "Projections"),
-        s.projections.length ? jsonBlock(s.projections, "Projections") : h("p", { class: "muted" }, "The server runs no projections; they run in applications and `cairn project`."));
+        h("h2", {}, "gRPC catch-up subscriptions"),
+        h("p", { id: "grpc-subscriptions" }, s.grpc ? `${fmtNumber(s.grpc.streams)} to a stream, ${fmtNumber(s.grpc.all)} to $all (counted, not listed).` : "–"));
     } catch (err) {
       body.replaceChildren(errorBox(err));
     }

@@ -173,6 +173,7 @@ std::string_view PermissionName(Permission p) {
     case Permission::kMetadataWrite: return "metadata write";
     case Permission::kReadAll: return "read $all";
     case Permission::kOperate: return "operate";
+    case Permission::kMetrics: return "scrape";
   }
   return "?";
 }
@@ -518,6 +519,8 @@ Status Security::Authorize(const Principal& who, Permission what, std::string_vi
   bool allowed = false;
   if (what == Permission::kReadAll) {
     allowed = Allowed(who, options_.policy.read_all);
+  } else if (what == Permission::kMetrics) {
+    allowed = Allowed(who, options_.policy.metrics);
   } else if (what != Permission::kOperate) {
     std::optional<std::vector<std::string>> roles;
     if (!stream.empty()) {
@@ -538,6 +541,7 @@ Status Security::Authorize(const Principal& who, Permission what, std::string_vi
   if (allowed) return Status::Ok();
   const std::string target = what == Permission::kReadAll  ? std::string("$all")
                              : what == Permission::kOperate ? std::string("the server")
+                             : what == Permission::kMetrics ? std::string("the server's metrics")
                                                             : fmt::format("stream {}", stream);
   if (who.anonymous()) {
     return Status(StatusCode::kUnauthenticated,

@@ -16,7 +16,9 @@
 //   4. otherwise denied.
 // A role is a user name, a group name, "$authenticated" (any signed-in user) or "$everyone"
 // (also anonymous callers). Reading $all is its own permission (SecurityPolicy::read_all), and so
-// is operating the server (users, subscription groups, projections): "$admins" only.
+// is operating the server (users, subscription groups, projections): "$admins" only. Scraping
+// the metrics (kMetrics) is allowed to "$admins" and the roles of SecurityPolicy::metrics, so a
+// monitoring user need not be an admin.
 //
 // When authentication is off (SecurityOptions::enabled false), every caller is the anonymous
 // admin and everything is allowed: the server then listens on loopback only (docs/security.md).
@@ -47,6 +49,7 @@ enum class Permission : uint8_t {
   kMetadataWrite,  // write "$$stream"
   kReadAll,        // read or subscribe to $all (the stream argument is ignored)
   kOperate,        // users, persistent subscription groups, projections (stream ignored)
+  kMetrics,        // scrape the server's Prometheus metrics (stream ignored); kOperate implies it
 };
 std::string_view PermissionName(Permission p);  // "read", "write", ...
 
@@ -65,6 +68,7 @@ struct AclRule {
 struct SecurityPolicy {
   std::vector<AclRule> rules;
   std::vector<std::string> read_all;  // who may read $all (besides "$admins")
+  std::vector<std::string> metrics;   // who may scrape /metrics (besides "$admins")
 };
 
 struct SecurityOptions {

@@ -204,19 +204,22 @@ TEST_F(SecurityTest, AuthorizationFollowsAdminsStreamAclLongestPrefixAndDeniesTh
   secret.read = {"auditors"};
   policy.rules = {all, orders, secret};
   policy.read_all = {"auditors"};
+  policy.metrics = {"monitoring"};
   auto s = Open(Enabled(policy));
   ASSERT_TRUE(s->CreateUser("alice", "alice-password", {"ops"}).ok());
   ASSERT_TRUE(s->CreateUser("bob", "bob-password", {}).ok());
   ASSERT_TRUE(s->CreateUser("carol", "carol-password", {"auditors"}).ok());
+  ASSERT_TRUE(s->CreateUser("prom", "prom-password", {"monitoring"}).ok());
   const Principal anon = *s->Authenticate("");
   const Principal admin = *s->Authenticate("admin", "admin-secret");
   const Principal alice = *s->Authenticate("alice", "alice-password");
   const Principal bob = *s->Authenticate("bob", "bob-password");
   const Principal carol = *s->Authenticate("carol", "carol-password");
+  const Principal prom = *s->Authenticate("prom", "prom-password");
   auto ok = [&](const Principal& p, Permission w, std::string_view stream) { return s->Authorize(p, w, stream).ok(); };
 
   for (Permission w : {Permission::kRead, Permission::kWrite, Permission::kDelete, Permission::kMetadataRead,
-                       Permission::kMetadataWrite, Permission::kReadAll, Permission::kOperate}) {
+                       Permission::kMetadataWrite, Permission::kReadAll, Permission::kOperate, Permission::kMetrics}) {
     EXPECT_TRUE(ok(admin, w, "$users")) << PermissionName(w);
     EXPECT_TRUE(ok(admin, w, "order-1")) << PermissionName(w);
   }
@@ -242,6 +245,14 @@ TEST_F(SecurityTest, AuthorizationFollowsAdminsStreamAclLongestPrefixAndDeniesTh
   EXPECT_TRUE(ok(carol, Permission::kReadAll, ""));
   EXPECT_FALSE(ok(alice, Permission::kReadAll, ""));
   EXPECT_FALSE(ok(alice, Permission::kOperate, ""));
+  // Scraping the metrics: admins and the [security] metrics roles; it grants nothing else.
+  EXPECT_TRUE(ok(prom, Permission::kMetrics, ""));
+  EXPECT_FALSE(ok(prom, Permission::kOperate, ""));
+  EXPECT_FALSE(ok(prom, Permission::kReadAll, ""));
+  EXPECT_FALSE(ok(alice, Permission::kMetrics, ""));
+  EXPECT_EQ(s->Authorize(anon, Permission::kMetrics, "").code(), StatusCode::kUnauthenticated);
+  EXPECT_EQ(s->Authorize(bob, Permission::kMetrics, "").message(),
+            "access denied: user bob may not scrape the server's metrics");
 
   // The stream's own $acl comes before the rules, key by key.
   StreamMetadata md;

@@ -116,25 +116,31 @@ int RunServe(ServeFlags& flags, std::string& db) {
     (void)(*store)->Close();
     return ReportError(server.status());
   }
+  // The configured projections follow the store while the server runs.
+  auto projections = server::ProjectionHost::Start(**store, flags.projections);
+  if (!projections.ok()) {
+    (*server)->Shutdown();
+    (void)(*store)->Close();
+    return ReportError(projections.status());
+  }
   server::http::HttpOptions http_options;
   http_options.address = flags.http;
   http_options.insecure = flags.insecure;
   http_options.tls_cert_file = flags.tls_cert;
   http_options.tls_key_file = flags.tls_key;
   if ((*security)->enabled()) http_options.authorizer = server::http::SecurityAuthorizer(security->get());
+  // GET /subscriptions and /metrics show the consumer groups and the projections.
+  http_options.persistent = (*server)->persistent_subscriptions();
+  server::ProjectionHost* host = projections->get();
+  http_options.projections = [host] { return host->Statuses(); };
+  server::Server* grpc_server = server->get();
+  http_options.grpc_subscriptions = [grpc_server] { return grpc_server->live_subscriptions(); };
   auto http = server::http::HttpServer::Start(store->get(), http_options);
   if (!http.ok()) {
+    (*projections)->Stop();
     (*server)->Shutdown();
     (void)(*store)->Close();
     return ReportError(http.status());
-  }
-  // The configured projections follow the store while the server runs.
-  auto projections = server::ProjectionHost::Start(**store, flags.projections);
-  if (!projections.ok()) {
-    (*http)->Shutdown();
-    (*server)->Shutdown();
-    (void)(*store)->Close();
-    return ReportError(projections.status());
   }
   auto hp = server::ParseHostPort(flags.grpc, "--grpc");
   auto http_hp = server::ParseHostPort(flags.http, "--http");

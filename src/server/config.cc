@@ -79,6 +79,8 @@ Result<auth::SecurityPolicy> ParseSecurity(const toml::table& table, std::string
     const int line = static_cast<int>(value.source().begin.line);
     if (name == "read_all") {
       CAIRN_ASSIGN_OR_RETURN(policy.read_all, Roles(value, path, "security.read_all"));
+    } else if (name == "metrics") {
+      CAIRN_ASSIGN_OR_RETURN(policy.metrics, Roles(value, path, "security.metrics"));
     } else if (name == "acl") {
       const toml::array* rules = value.as_array();
       if (rules == nullptr) {
@@ -131,7 +133,7 @@ Result<auth::SecurityPolicy> ParseSecurity(const toml::table& table, std::string
       }
     } else {
       return Status::InvalidArgument(fmt::format(
-          "config file {} line {}: unknown key security.{} (known: read_all, acl)", path, line, name));
+          "config file {} line {}: unknown key security.{} (known: read_all, metrics, acl)", path, line, name));
     }
   }
   return policy;

@@ -85,11 +85,13 @@ Result<std::unique_ptr<ProjectionHost>> ProjectionHost::Start(Store& store, cons
     } else if (c.on_error != "stop") {
       return Status::InvalidArgument(fmt::format("{}: on_error: \"{}\" (expected stop or park)", where, c.on_error));
     }
+    std::string name = projection->name();
     auto runner = ProjectionRunner::Open(store, std::move(*projection), path, options);
     if (!runner.ok()) return runner.status().WithContext(where);
     auto hosted = std::make_unique<Hosted>();
     hosted->store = &store;
     hosted->runner = std::move(*runner);
+    hosted->status.name = std::move(name);
     hosted->status.spec = c.spec;
     hosted->status.sink = c.sink;
     hosted->status.state = "catching-up";

@@ -29,12 +29,14 @@ struct ProjectionConfig {
 };
 
 struct HostedProjectionStatus {
+  std::string name;  // the projection's name (from its spec)
   std::string spec;
   std::string sink;
   // "catching-up", "live", "failed" or "stopped".
   std::string state;
   std::string error;  // for "failed": the runner's Status
-  // The last status read (nullopt before the first one).
+  // The last status read (nullopt before the first one): read after every pass to the head, so
+  // during a long catch-up it moves when the pass ends.
   std::optional<ProjectionStatus> status;
 };
 

@@ -79,6 +79,10 @@ class GrpcServer final : public Server {
   ~GrpcServer() override { Shutdown(); }
 
   int grpc_port() const override { return port_; }
+  PersistentSubscriptions* persistent_subscriptions() override { return persistent_.subscriptions(); }
+  LiveSubscriptionCounts live_subscriptions() const override {
+    return {streams_.live_stream_subscriptions(), streams_.live_all_subscriptions()};
+  }
 
   void Shutdown() override {
     std::lock_guard lock(shutdown_mu_);

@@ -20,6 +20,7 @@
 
 #include "cairn/status.h"
 #include "auth/security.h"
+#include "cairn/persistent_subscription.h"
 #include "cairn/store.h"
 
 namespace cairn::server {
@@ -53,6 +54,12 @@ bool IsLoopbackHost(std::string_view host);
 // --insecure, unless `insecure` or `tls_and_auth`.
 Status CheckListenAddress(std::string_view text, std::string_view field, bool insecure, bool tls_and_auth = false);
 
+// gRPC catch-up subscriptions (Streams.Read with subscription options) running at one moment.
+struct LiveSubscriptionCounts {
+  uint64_t streams = 0;  // to one stream
+  uint64_t all = 0;      // to $all
+};
+
 class Server {
  public:
   virtual ~Server() = default;
@@ -61,6 +68,11 @@ class Server {
   static Result<std::unique_ptr<Server>> Start(Store* store, const ServerOptions& options);
   // The bound gRPC port (the chosen one when the address asked for port 0).
   virtual int grpc_port() const = 0;
+  // The consumer groups this server serves, for status pages (GET /subscriptions). Owned by the
+  // server and valid until it is destroyed; after Shutdown() its calls fail (kFailedPrecondition).
+  virtual PersistentSubscriptions* persistent_subscriptions() = 0;
+  // The catch-up subscriptions running now (counted, not listed). Any thread.
+  virtual LiveSubscriptionCounts live_subscriptions() const = 0;
   // See the header comment. Idempotent.
   virtual void Shutdown() = 0;
 };

@@ -37,10 +37,16 @@ class StreamsService final : public event_store::client::streams::Streams::Servi
   grpc::Status Tombstone(grpc::ServerContext* context, const event_store::client::streams::TombstoneReq* request,
                          event_store::client::streams::TombstoneResp* response) override;
 
+  // Catch-up subscriptions (Read with subscription options) running now, to a stream and to $all.
+  uint64_t live_stream_subscriptions() const { return live_stream_.load(std::memory_order_relaxed); }
+  uint64_t live_all_subscriptions() const { return live_all_.load(std::memory_order_relaxed); }
+
  private:
   Store* store_;
   const std::atomic<bool>* stopping_;
   const auth::Security* security_;  // null: no authentication
+  std::atomic<uint64_t> live_stream_{0};
+  std::atomic<uint64_t> live_all_{0};
 };
 
 // Consumer groups (persistent_service.cc). Open() before serving; Close() after the last call,
@@ -51,6 +57,8 @@ class PersistentService final : public event_store::client::persistent_subscript
       : store_(store), stopping_(stopping), security_(security) {}
   Status Open();
   void Close();
+  // The groups served (null before Open()).
+  PersistentSubscriptions* subscriptions() const { return subs_.get(); }
 
   grpc::Status Create(grpc::ServerContext* context, const event_store::client::persistent_subscriptions::CreateReq* request,
                       event_store::client::persistent_subscriptions::CreateResp* response) override;

@@ -229,6 +229,18 @@ grpc::Status ReadAllOnce(Store* store, grpc::ServerContext* context, const Optio
   return ToGrpcStatus(cursor->status(), context, "$all");
 }
 
+// Counts a running subscription for the status pages while it lives.
+class LiveCount {
+ public:
+  explicit LiveCount(std::atomic<uint64_t>* count) : count_(count) { count_->fetch_add(1, std::memory_order_relaxed); }
+  ~LiveCount() { count_->fetch_sub(1, std::memory_order_relaxed); }
+  LiveCount(const LiveCount&) = delete;
+  LiveCount& operator=(const LiveCount&) = delete;
+
+ private:
+  std::atomic<uint64_t>* count_;
+};
+
 // A catch-up subscription to one stream: the events after the given version, then live ones.
 grpc::Status SubscribeStream(Store* store, grpc::ServerContext* context, const std::atomic<bool>* stopping,
                              const Options& o, EventWriter* out) {
@@ -356,13 +368,19 @@ grpc::Status StreamsService::Read(grpc::ServerContext* context, const pb::ReadRe
     if (o.filter_option_case() == Options::kFilter) {
       return InvalidRequest("ReadReq.options.filter: filters apply to $all only");
     }
-    if (subscription) return SubscribeStream(store_, context, stopping_, o, &out);
+    if (subscription) {
+      LiveCount counted(&live_stream_);
+      return SubscribeStream(store_, context, stopping_, o, &out);
+    }
     return ReadStreamOnce(store_, context, o, &out);
   }
   if (auto denied = Authorize(security_, context, auth::Permission::kReadAll, ""); !denied.ok()) return denied;
   auto filter = ReadFilter::From(o);
   if (!filter.ok()) return ToGrpcStatus(filter.status(), context, "$all");
-  if (subscription) return SubscribeAll(store_, context, stopping_, o, *filter, &out);
+  if (subscription) {
+    LiveCount counted(&live_all_);
+    return SubscribeAll(store_, context, stopping_, o, *filter, &out);
+  }
   return ReadAllOnce(store_, context, o, *filter, &out);
 }
 

@@ -484,6 +484,7 @@ tls_cert = "/c.pem"
 tls_key = "/k.pem"
 [security]
 read_all = ["auditors"]
+metrics = ["monitoring", "prometheus"]
 [[security.acl]]
 prefix = ""
 read = ["$authenticated"]
@@ -500,6 +501,7 @@ metadata_write = ["$admins"]
   EXPECT_EQ(file->tls_key, "/k.pem");
   ASSERT_TRUE(file->security.has_value());
   EXPECT_EQ(file->security->read_all, std::vector<std::string>{"auditors"});
+  EXPECT_EQ(file->security->metrics, (std::vector<std::string>{"monitoring", "prometheus"}));
   ASSERT_EQ(file->security->rules.size(), 2u);
   EXPECT_EQ(file->security->rules[0].prefix, "");
   EXPECT_EQ(file->security->rules[0].read, std::vector<std::string>{"$authenticated"});
@@ -516,6 +518,8 @@ TEST_F(SecurityConfigTest, BadSecurityTablesNameTheLineAndKey) {
   const std::vector<Case> cases = {
       {"[security]\nread_everything = [\"x\"]\n", {"line 2", "security.read_everything"}},
       {"[security]\nread_all = \"x\"\n", {"line 2", "security.read_all", "array"}},
+      {"[security]\nmetrics = [\"\"]\n", {"line 2", "security.metrics"}},
+      {"[security]\nmetric = [\"ops\"]\n", {"line 2", "security.metric", "known: read_all, metrics, acl"}},
       {"[[security.acl]]\nprefix = \"a-\"\nread = [1]\n", {"line 3", "security.acl.read"}},
       {"[[security.acl]]\nprefix = \"a-\"\nwrite = [\"\"]\n", {"line 3", "security.acl.write"}},
       {"[[security.acl]]\nprefix = \"a-\"\nreed = [\"x\"]\n", {"line 3", "security.acl.reed", "unknown"}},

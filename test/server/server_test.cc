@@ -328,6 +328,47 @@ TEST_F(ServerTest, ShutdownEndsLiveSubscriptionsWithUnavailable) {
   EXPECT_TRUE(store_->Close().ok());
 }
 
+// The status pages count the catch-up subscriptions running: one to a stream and one to $all
+// while they run, none once their clients cancel.
+TEST_F(ServerTest, LiveSubscriptionsAreCountedWhileTheyRun) {
+  EXPECT_EQ(server_->live_subscriptions().streams, 0u);
+  EXPECT_EQ(server_->live_subscriptions().all, 0u);
+  AppendOk("count-1", 1);
+  pb::ReadReq stream_read;
+  stream_read.mutable_options()->mutable_stream()->mutable_stream_identifier()->set_stream_name("count-1");
+  stream_read.mutable_options()->mutable_stream()->mutable_start();
+  stream_read.mutable_options()->mutable_subscription();
+  pb::ReadReq all_read;
+  all_read.mutable_options()->mutable_all()->mutable_start();
+  all_read.mutable_options()->mutable_subscription();
+  all_read.mutable_options()->mutable_no_filter();
+  grpc::ClientContext stream_context;
+  grpc::ClientContext all_context;
+  auto stream_reader = streams_->Read(&stream_context, stream_read);
+  auto all_reader = streams_->Read(&all_context, all_read);
+  pb::ReadResp resp;
+  ASSERT_TRUE(stream_reader->Read(&resp));  // confirmation: the call is running
+  ASSERT_TRUE(all_reader->Read(&resp));
+  EXPECT_EQ(server_->live_subscriptions().streams, 1u);
+  EXPECT_EQ(server_->live_subscriptions().all, 1u);
+  stream_context.TryCancel();
+  all_context.TryCancel();
+  while (stream_reader->Read(&resp)) {
+  }
+  while (all_reader->Read(&resp)) {
+  }
+  (void)stream_reader->Finish();
+  (void)all_reader->Finish();
+  // The server notices a cancel at its next poll.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while ((server_->live_subscriptions().streams != 0 || server_->live_subscriptions().all != 0) &&
+         std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_EQ(server_->live_subscriptions().streams, 0u);
+  EXPECT_EQ(server_->live_subscriptions().all, 0u);
+}
+
 TEST_F(ServerTest, ClientVanishingMidAppendWritesNothing) {
   {
     pb::AppendResp response;

@@ -1,7 +1,8 @@
 // Proves the web UI works in a real browser: starts `cairn serve`, opens the UI in headless
 // Chromium (Debian's package), follows $all in the live tail, appends an event through the HTTP
 // API, sees it arrive, opens it with the keyboard, follows its causation link, signs in to a
-// server with authentication on, and saves screenshots as test artifacts. How: the Chrome DevTools Protocol over a pipe
+// server with authentication on, shows a consumer group and the configured projections (one
+// failing) with their lag on the Subscriptions page, and saves screenshots as test artifacts. How: the Chrome DevTools Protocol over a pipe
 // (--remote-debugging-pipe) from Node 20, no npm packages.
 // Usage: node ui_test.mjs CAIRN_BINARY ARTIFACT_DIR
 import { spawn } from "node:child_process";
@@ -95,8 +96,30 @@ function startBrowser() {
   return { proc, send, on: (fn) => listeners.push(fn), stderr: () => stderr };
 }
 
+// Two projections for `cairn serve --config`: one that follows the orders, one whose handler
+// fails at its first event (a missing table), so the page shows both states.
+function writeConfig() {
+  const good = join(work, "order_totals.json");
+  writeFileSync(good, JSON.stringify({
+    name: "order_totals",
+    tables: [{ name: "order_totals", create: "CREATE TABLE order_totals (order_id TEXT PRIMARY KEY, total INTEGER NOT NULL)" }],
+    filter: { categories: ["order"] },
+    on: { OrderPlaced: { sql: "INSERT INTO order_totals VALUES (?1, ?2)", params: ["stream", "data.total"] } },
+  }));
+  const broken = join(work, "broken.json");
+  writeFileSync(broken, JSON.stringify({
+    name: "broken_totals",
+    tables: [{ name: "broken_totals", create: "CREATE TABLE broken_totals (id TEXT)" }],
+    on: { OrderPlaced: { sql: "INSERT INTO no_such_table VALUES (?1)", params: ["stream"] } },
+  }));
+  const config = join(work, "serve.toml");
+  writeFileSync(config, `[[projections]]\nspec = "${good}"\nsink = "sqlite:${join(work, "read.db")}"\n\n` +
+                        `[[projections]]\nspec = "${broken}"\nsink = "sqlite:${join(work, "broken.db")}"\n`);
+  return config;
+}
+
 async function main() {
-  const port = await startServer("data");
+  const port = await startServer("data", ["--config", writeConfig()]);
   const base = `http://127.0.0.1:${port}`;
   console.log(`web: cairn serve, HTTP on ${base}`);
 
@@ -169,6 +192,32 @@ async function main() {
   await page("Page.navigate", { url: `${base}/#/` });
   await waitFor("the dashboard", () => evaluate(`[...document.querySelectorAll(".card")].some((c) => c.innerText.startsWith("Events") && c.innerText.includes("2"))`));
   await screenshot("web-ui-dashboard.png");
+
+  // A consumer group on order-1 from its start (one event, no consumer yet: lag 1), then the
+  // Subscriptions page by keyboard (g u): the group with its lag, the projections with theirs.
+  const created = await fetch(`${base}/subscriptions/order-1/billing`, {
+    method: "PUT", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ start_from: "start" }) });
+  if (created.status !== 201) fail(`PUT /subscriptions/order-1/billing: ${created.status} ${await created.text()}`);
+  await evaluate(`document.querySelector("main").focus()`);
+  for (const key of ["g", "u"]) {
+    for (const type of ["keyDown", "keyUp"]) {
+      await page("Input.dispatchKeyEvent", { type, key, code: "Key" + key.toUpperCase(), ...(type === "keyDown" ? { text: key } : {}) });
+    }
+  }
+  await waitFor("the Subscriptions page", () => evaluate(`location.hash === "#/subscriptions" && !!document.querySelector("#groups")`));
+  await waitFor("the group with lag 1", () => evaluate(`!!document.querySelector('#groups tr[data-group="billing"][data-stream="order-1"] [data-lag="1"]')`));
+  await waitFor("the projection caught up (lag 0, one event handled)", () => evaluate(`(() => {
+    const row = document.querySelector('#projections tr[data-projection="order_totals"][data-state="live"]');
+    return !!row && !!row.querySelector('[data-lag="0"]') && row.children[4].textContent === "1";
+  })()`));
+  await waitFor("the failing projection with its reason", () => evaluate(`(() => {
+    const row = document.querySelector('#projections tr[data-projection="broken_totals"][data-state="failed"]');
+    return !!row && row.innerText.includes("no such table: no_such_table");
+  })()`));
+  await screenshot("web-ui-subscriptions.png");
+  // The dashboard counts them.
+  await page("Page.navigate", { url: `${base}/#/` });
+  await waitFor("the dashboard's group and projection count", () => evaluate(`[...document.querySelectorAll(".card")].some((c) => c.innerText.startsWith("Groups · projections") && c.innerText.includes("1 · 2") && c.innerText.includes("1 failed"))`));
 
   if (pageErrors.length) fail(`the page reported errors:\n${pageErrors.join("\n")}`);
 

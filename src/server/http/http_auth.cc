@@ -26,6 +26,9 @@ Authorizer SecurityAuthorizer(const auth::Security* security) {
       case Permission::kMetadataWrite:
         needed = auth::Permission::kMetadataWrite;
         break;
+      case Permission::kMetrics:
+        needed = auth::Permission::kMetrics;
+        break;
       case Permission::kOperate:
       case Permission::kPublic:
         needed = auth::Permission::kOperate;

@@ -25,8 +25,18 @@ namespace cairn::server::http {
 
 // What an endpoint needs. The names follow the ACL permissions of issue 5 (read, write, delete,
 // metadata read, metadata write); kPublic marks what must work before a login (the UI's static
-// files, /health), kOperate the operator's views (metrics, stats, subscriptions).
-enum class Permission : uint8_t { kPublic, kRead, kWrite, kDelete, kMetadataRead, kMetadataWrite, kOperate };
+// files, /health), kOperate the operator's views and actions (stats, subscriptions, groups),
+// kMetrics the Prometheus scrape (/metrics) alone, so that a monitoring user needs no admin rights.
+enum class Permission : uint8_t {
+  kPublic,
+  kRead,
+  kWrite,
+  kDelete,
+  kMetadataRead,
+  kMetadataWrite,
+  kOperate,
+  kMetrics,
+};
 
 std::string_view PermissionName(Permission permission);  // "read", "metadata-write", ...
 
@@ -45,7 +55,8 @@ using Authorizer = std::function<Result<Principal>(const AccessRequest&)>;
 // The hook over auth::Security (borrowed; must outlive the server): Basic credentials from the
 // header (none: anonymous), then the permission on the stream, mapped to auth::Permission as
 // read -> kRead (kReadAll for "$all"), write, delete, metadata-read, metadata-write as they are,
-// operate -> kOperate; public needs nothing. Listing streams by a prefix asks `read` on the
+// operate -> kOperate, metrics -> kMetrics ("$admins" and the roles of [security] metrics);
+// public needs nothing. Listing streams by a prefix asks `read` on the
 // prefix (the rule that covers every stream the list can show).
 Authorizer SecurityAuthorizer(const auth::Security* security);
 

@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 #include <httplib.h>
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <cctype>
@@ -39,6 +40,8 @@ std::string_view PermissionName(Permission permission) {
       return "metadata-write";
     case Permission::kOperate:
       return "operate";
+    case Permission::kMetrics:
+      return "metrics";
   }
   return "unknown";
 }
@@ -232,6 +235,9 @@ class HttpServerImpl final : public HttpServer {
     server_.Get("/health", [this](const Request& req, Response& res) { Health(req, res); });
     server_.Get("/metrics", [this](const Request& req, Response& res) { Metrics(req, res); });
     server_.Get("/subscriptions", [this](const Request& req, Response& res) { Subscriptions(req, res); });
+    server_.Get("/subscriptions/.+", [this](const Request& req, Response& res) { Group(req, res); });
+    server_.Put("/subscriptions/.+", [this](const Request& req, Response& res) { Group(req, res); });
+    server_.Delete("/subscriptions/.+", [this](const Request& req, Response& res) { Group(req, res); });
     server_.Get("/stats", [this](const Request& req, Response& res) { Stats(req, res); });
     server_.Get("/streams", [this](const Request& req, Response& res) { ListStreams(req, res); });
     server_.Get("/events/([^/]+)", [this](const Request& req, Response& res) { EventById(req, res); });
@@ -813,8 +819,123 @@ class HttpServerImpl final : public HttpServer {
     SendJson(res, ready ? 200 : 503, out);
   }
 
+  // How far a consumer group is behind its source, in events: what it has not read yet (up to
+  // the stream's last version, or the $all head, counted with the group's filter), plus what it
+  // read and has not seen acknowledged (buffered and in flight, replayed parked events included).
+  struct GroupLag {
+    uint64_t events = 0;
+    bool exact = true;
+    uint64_t source_end = 0;  // the stream's next version, or the $all head position
+  };
+
+  GroupLag LagOf(const PersistentGroupInfo& g) {
+    GroupLag lag;
+    const uint64_t read_to = g.last_known.value_or(g.checkpoint.value_or(0));
+    uint64_t unread = 0;
+    if (g.source == kAllStreamName) {
+      lag.source_end = store_->HeadPosition().value();
+      if (read_to < lag.source_end) {
+        ReadAllOptions options;
+        options.from = Position(read_to);
+        options.max_count = kMaxLagScanEvents + 1;
+        options.filter = g.settings.filter;
+        Result<EventCursor> cursor = store_->ReadAll(options);
+        if (cursor.ok()) {
+          while (cursor->Next()) ++unread;
+        }
+        if (!cursor.ok() || !cursor->status().ok() || unread > kMaxLagScanEvents) {
+          lag.exact = false;
+          unread = std::min(unread, kMaxLagScanEvents);
+        }
+      }
+    } else {
+      Result<StreamInfo> info = store_->GetStreamInfo(g.source);
+      if (info.ok() && info->last_version) lag.source_end = *info->last_version + 1;
+      unread = lag.source_end > read_to ? lag.source_end - read_to : 0;
+    }
+    lag.events = unread + g.buffered + g.in_flight;
+    return lag;
+  }
+
+  static Json OptionalJson(const std::optional<uint64_t>& value) { return value ? Json(*value) : Json(nullptr); }
+
+  Json GroupToJson(const PersistentGroupInfo& g, bool with_connections) {
+    const GroupLag lag = LagOf(g);
+    Json j = Json::object();
+    j["stream"] = g.source;
+    j["group"] = g.group;
+    j["strategy"] = std::string(ConsumerStrategyName(g.settings.consumer_strategy));
+    j["status"] = g.status;
+    j["checkpoint"] = OptionalJson(g.checkpoint);
+    j["last_known"] = OptionalJson(g.last_known);
+    j["source_end"] = lag.source_end;
+    j["consumers"] = g.connections.size();
+    j["delivered"] = g.delivered;
+    j["in_flight"] = g.in_flight;
+    j["buffered"] = g.buffered;
+    j["parked"] = g.parked;
+    j["lag_events"] = lag.events;
+    j["lag_exact"] = lag.exact;
+    if (with_connections) {
+      Json connections = Json::array();
+      for (const PersistentConnectionInfo& c : g.connections) {
+        connections.push_back(Json{{"id", c.id},
+                                   {"name", c.name},
+                                   {"delivered", c.delivered},
+                                   {"in_flight", c.in_flight},
+                                   {"available_slots", c.available_slots}});
+      }
+      j["connections"] = std::move(connections);
+    }
+    return j;
+  }
+
+  LiveSubscriptionCounts GrpcSubscriptions() {
+    return options_.grpc_subscriptions ? options_.grpc_subscriptions() : LiveSubscriptionCounts{};
+  }
+
+  std::vector<HostedProjectionStatus> Projections() {
+    return options_.projections ? options_.projections() : std::vector<HostedProjectionStatus>{};
+  }
+
+  static Json ProjectionToJson(const HostedProjectionStatus& p) {
+    Json j = Json::object();
+    j["name"] = p.name;
+    j["spec"] = p.spec;
+    j["sink"] = p.sink;
+    j["state"] = p.state;
+    j["error"] = p.error.empty() ? Json(nullptr) : Json(p.error);
+    if (p.status) {
+      j["position"] = p.status->checkpoint.value();
+      j["events_handled"] = p.status->events_handled;
+      j["events_parked"] = p.status->events_parked;
+      j["lag_events"] = p.status->lag_events;
+      j["lag_ms"] = p.status->lag_ms;
+      j["last_recorded_at"] = p.status->last_recorded_at ? Json(p.status->last_recorded_at->ToRfc3339()) : Json(nullptr);
+    } else {
+      for (const char* key : {"position", "events_handled", "events_parked", "lag_events", "lag_ms", "last_recorded_at"}) {
+        j[key] = nullptr;
+      }
+    }
+    return j;
+  }
+
+  // GET /subscriptions: every consumer group (with its lag), the projections the server runs and
+  // the live tails.
   void Subscriptions(const Request& req, Response& res) {
     if (!Authorize(req, res, Permission::kOperate, "")) return;
+    Json out = Json::object();
+    out["head_position"] = store_->HeadPosition().value();
+    Json groups = Json::array();
+    if (options_.persistent != nullptr) {
+      Result<std::vector<PersistentGroupInfo>> list = options_.persistent->List();
+      if (!list.ok()) return SendError(res, list.status().WithContext("persistent subscriptions"));
+      for (const PersistentGroupInfo& g : *list) groups.push_back(GroupToJson(g, /*with_connections=*/false));
+    }
+    out["persistent"] = std::move(groups);
+    Json projections = Json::array();
+    for (const HostedProjectionStatus& p : Projections()) projections.push_back(ProjectionToJson(p));
+    out["projections"] = std::move(projections);
     Json tails = Json::array();
     for (const TailView& t : Tails()) {
       Json j = Json::object();
@@ -829,13 +950,97 @@ class HttpServerImpl final : public HttpServer {
       j["lag_seconds"] = t.lag_seconds;
       tails.push_back(std::move(j));
     }
-    Json out = Json::object();
-    out["head_position"] = store_->HeadPosition().value();
     out["subscriptions"] = std::move(tails);
-    // The server runs no projections itself (they run in-process in applications, `cairn
-    // project`); the list is here so that clients need not change when it does.
-    out["projections"] = Json::array();
+    const LiveSubscriptionCounts grpc = GrpcSubscriptions();
+    out["grpc"] = Json{{"streams", grpc.streams}, {"all", grpc.all}};
     SendJson(res, 200, out);
+  }
+
+  // The settings a PUT /subscriptions/{stream}/{group} body may give (an empty body: defaults).
+  static Result<PersistentSubscriptionSettings> GroupSettings(const std::string& text) {
+    PersistentSubscriptionSettings settings;
+    if (text.empty()) return settings;
+    Json body = Json::parse(text.begin(), text.end(), nullptr, /*allow_exceptions=*/false);
+    if (body.is_discarded()) return Status::InvalidArgument("body: not valid JSON");
+    if (!body.is_object()) return Status::InvalidArgument("body: must be an object");
+    auto count = [](const Json& v, std::string_view key) -> Result<int64_t> {
+      if (!v.is_number_integer()) return Status::InvalidArgument(fmt::format("{}: must be an integer", key));
+      return v.get<int64_t>();
+    };
+    for (const auto& [key, value] : body.items()) {
+      if (key == "start_from") {
+        if (value == "start") {
+          settings.start_from = PersistentStart::Start();
+        } else if (value == "end") {
+          settings.start_from = PersistentStart::End();
+        } else if (value.is_number_unsigned()) {
+          settings.start_from = PersistentStart::At(value.get<uint64_t>());
+        } else {
+          return Status::InvalidArgument(fmt::format(
+              "start_from: {} is not \"start\", \"end\" or a version ($all: a position)", JsonText(value)));
+        }
+      } else if (key == "consumer_strategy") {
+        std::optional<ConsumerStrategy> strategy =
+            value.is_string() ? ParseConsumerStrategy(value.get<std::string>()) : std::nullopt;
+        if (!strategy) {
+          return Status::InvalidArgument(fmt::format(
+              "consumer_strategy: {} is not one of \"DispatchToSingle\", \"RoundRobin\", \"Pinned\"", JsonText(value)));
+        }
+        settings.consumer_strategy = *strategy;
+      } else if (key == "message_timeout_ms") {
+        CAIRN_ASSIGN_OR_RETURN(settings.message_timeout_ms, count(value, key));
+      } else if (key == "max_retry_count") {
+        CAIRN_ASSIGN_OR_RETURN(settings.max_retry_count, count(value, key));
+      } else if (key == "max_subscriber_count") {
+        CAIRN_ASSIGN_OR_RETURN(settings.max_subscriber_count, count(value, key));
+      } else {
+        return Status::InvalidArgument(fmt::format(
+            "{}: unknown setting (known: start_from, consumer_strategy, message_timeout_ms, max_retry_count, "
+            "max_subscriber_count)",
+            key));
+      }
+    }
+    return settings;
+  }
+
+  // /subscriptions/{stream}/{group}: GET one group (with its consumers), PUT creates it, DELETE
+  // deletes it. Both are percent-encoded path segments ($all is %24all, a '/' in a name %2F).
+  void Group(const Request& req, Response& res) {
+    std::string_view target = req.target;
+    target = target.substr(0, target.find('?'));
+    constexpr std::string_view kPrefix = "/subscriptions/";
+    if (!target.starts_with(kPrefix)) return SendError(res, Status::NotFound("no such endpoint"));
+    target.remove_prefix(kPrefix.size());
+    const size_t slash = target.find('/');
+    if (slash == std::string_view::npos || target.find('/', slash + 1) != std::string_view::npos) {
+      return SendError(res, Status::NotFound(fmt::format("no endpoint {} /subscriptions/{}; want "
+                                                         "/subscriptions/{{stream}}/{{group}}",
+                                                         req.method, target)), 404);
+    }
+    std::optional<std::string> stream = PercentDecode(target.substr(0, slash));
+    std::optional<std::string> group = PercentDecode(target.substr(slash + 1));
+    if (!stream || stream->empty()) {
+      return SendError(res, Status::InvalidArgument("stream: the path segment is empty or badly percent-encoded"));
+    }
+    if (!group || group->empty()) {
+      return SendError(res, Status::InvalidArgument("group: the path segment is empty or badly percent-encoded"));
+    }
+    if (!Authorize(req, res, Permission::kOperate, "")) return;
+    PersistentSubscriptions* subs = options_.persistent;
+    if (subs == nullptr) {
+      return SendError(res, Status::NotSupported("persistent subscriptions: this server does not serve them"));
+    }
+    if (req.method == "PUT") {
+      Result<PersistentSubscriptionSettings> settings = GroupSettings(req.body);
+      if (!settings.ok()) return SendError(res, settings.status());
+      if (Status s = subs->Create(*stream, *group, *settings); !s.ok()) return SendError(res, s);
+    } else if (req.method == "DELETE") {
+      if (Status s = subs->Delete(*stream, *group); !s.ok()) return SendError(res, s);
+      return SendJson(res, 200, Json{{"stream", *stream}, {"group", *group}, {"deleted", true}});
+    }
+    Result<PersistentGroupInfo> info = subs->GetInfo(*stream, *group);
+    if (!info.ok()) return SendError(res, info.status());
+    SendJson(res, req.method == "PUT" ? 201 : 200, GroupToJson(*info, /*with_connections=*/true));
   }
 
   // GET /stats: Store::Stats() as JSON, for the dashboard.
@@ -863,11 +1068,27 @@ class HttpServerImpl final : public HttpServer {
       tails = live_.size();
     }
     out["live_tails"] = tails;
+    const LiveSubscriptionCounts grpc = GrpcSubscriptions();
+    out["grpc_subscriptions"] = grpc.streams + grpc.all;
+    size_t groups = 0;
+    if (options_.persistent != nullptr) {
+      Result<std::vector<PersistentGroupInfo>> list = options_.persistent->List();
+      if (list.ok()) groups = list->size();
+    }
+    out["persistent_groups"] = groups;
+    size_t projections = 0;
+    size_t failed = 0;
+    for (const HostedProjectionStatus& p : Projections()) {
+      ++projections;
+      if (p.state == "failed") ++failed;
+    }
+    out["projections"] = projections;
+    out["projections_failed"] = failed;
     SendJson(res, 200, out);
   }
 
   void Metrics(const Request& req, Response& res) {
-    if (!Authorize(req, res, Permission::kOperate, "")) return;
+    if (!Authorize(req, res, Permission::kMetrics, "")) return;
     PrometheusText p;
     const StoreStats s = store_->Stats();
     p.Family("cairn_head_position", "gauge", "The position after the last acknowledged event (opaque, increasing).");
@@ -914,8 +1135,12 @@ class HttpServerImpl final : public HttpServer {
     p.Family("cairn_http_events_read_total", "counter", "Events read through the HTTP API (pages, not live tails).");
     p.Sample("cairn_http_events_read_total", events_read_.load());
     std::vector<TailView> tails = Tails();
-    p.Family("cairn_subscriptions", "gauge", "Live tails (server-sent events) running now.");
+    const LiveSubscriptionCounts grpc = GrpcSubscriptions();
+    p.Family("cairn_subscriptions", "gauge",
+             "Live subscriptions running now: HTTP live tails, gRPC catch-up subscriptions to a stream and to $all.");
     p.Sample("cairn_subscriptions", static_cast<uint64_t>(tails.size()), {{"kind", "live-tail"}});
+    p.Sample("cairn_subscriptions", grpc.streams, {{"kind", "grpc-stream"}});
+    p.Sample("cairn_subscriptions", grpc.all, {{"kind", "grpc-all"}});
     if (!tails.empty()) {
       p.Family("cairn_subscription_events_delivered_total", "counter", "Events a subscription has delivered.");
       for (const TailView& t : tails) {
@@ -928,8 +1153,69 @@ class HttpServerImpl final : public HttpServer {
         p.Sample("cairn_subscription_lag_seconds", t.lag_seconds, {{"id", std::to_string(t.id)}, {"stream", t.stream}});
       }
     }
+    SubscriptionMetrics(p);
     res.status = 200;
     res.set_content(p.text(), "text/plain; version=0.0.4; charset=utf-8");
+  }
+
+  // The consumer groups and the projections, one series per group or projection.
+  void SubscriptionMetrics(PrometheusText& p) {
+    std::vector<PersistentGroupInfo> groups;
+    if (options_.persistent != nullptr) {
+      Result<std::vector<PersistentGroupInfo>> list = options_.persistent->List();
+      if (list.ok()) groups = std::move(list).value();
+    }
+    p.Family("cairn_persistent_subscription_groups", "gauge", "Persistent subscription (consumer) groups.");
+    p.Sample("cairn_persistent_subscription_groups", static_cast<uint64_t>(groups.size()));
+    if (!groups.empty()) {
+      std::vector<GroupLag> lags;
+      for (const PersistentGroupInfo& g : groups) lags.push_back(LagOf(g));
+      auto labels = [](const PersistentGroupInfo& g) { return Labels{{"stream", g.source}, {"group", g.group}}; };
+      p.Family("cairn_persistent_subscription_lag_events", "gauge",
+               "Events of a group's source not yet read, or read and not yet acknowledged.");
+      for (size_t i = 0; i < groups.size(); ++i) {
+        p.Sample("cairn_persistent_subscription_lag_events", lags[i].events, labels(groups[i]));
+      }
+      p.Family("cairn_persistent_subscription_consumers", "gauge", "Consumers connected to a group.");
+      for (const auto& g : groups) {
+        p.Sample("cairn_persistent_subscription_consumers", static_cast<uint64_t>(g.connections.size()), labels(g));
+      }
+      p.Family("cairn_persistent_subscription_in_flight", "gauge", "Events handed to consumers, not yet acknowledged.");
+      for (const auto& g : groups) p.Sample("cairn_persistent_subscription_in_flight", g.in_flight, labels(g));
+      p.Family("cairn_persistent_subscription_parked_events", "gauge", "Events in a group's parked stream.");
+      for (const auto& g : groups) p.Sample("cairn_persistent_subscription_parked_events", g.parked, labels(g));
+      p.Family("cairn_persistent_subscription_checkpoint", "gauge",
+               "A group's last written checkpoint (a stream version, or a $all position).");
+      for (const auto& g : groups) {
+        if (g.checkpoint) p.Sample("cairn_persistent_subscription_checkpoint", *g.checkpoint, labels(g));
+      }
+    }
+    std::vector<HostedProjectionStatus> projections = Projections();
+    p.Family("cairn_projections", "gauge", "Projections the server runs, by state.");
+    for (const char* state : {"catching-up", "live", "failed", "stopped"}) {
+      uint64_t n = 0;
+      for (const auto& pr : projections) n += pr.state == state ? 1 : 0;
+      p.Sample("cairn_projections", n, {{"state", state}});
+    }
+    if (!projections.empty()) {
+      p.Family("cairn_projection_position", "gauge", "A projection's committed checkpoint ($all position).");
+      for (const auto& pr : projections) {
+        if (pr.status) p.Sample("cairn_projection_position", pr.status->checkpoint.value(), {{"name", pr.name}});
+      }
+      p.Family("cairn_projection_lag_events", "gauge",
+               "Events a projection reads that were not applied at its last pass to the head.");
+      for (const auto& pr : projections) {
+        if (pr.status) p.Sample("cairn_projection_lag_events", pr.status->lag_events, {{"name", pr.name}});
+      }
+      p.Family("cairn_projection_events_handled_total", "counter", "Events a projection applied since its last rebuild.");
+      for (const auto& pr : projections) {
+        if (pr.status) p.Sample("cairn_projection_events_handled_total", pr.status->events_handled, {{"name", pr.name}});
+      }
+      p.Family("cairn_projection_failed", "gauge", "1 when a projection stopped on an error (see GET /subscriptions).");
+      for (const auto& pr : projections) {
+        p.Sample("cairn_projection_failed", static_cast<uint64_t>(pr.state == "failed" ? 1 : 0), {{"name", pr.name}});
+      }
+    }
   }
 
   void Static(const Request& req, Response& res) {

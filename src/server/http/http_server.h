@@ -16,12 +16,17 @@
 
 #include <chrono>
 #include <cstddef>
+#include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
+#include "cairn/persistent_subscription.h"
 #include "cairn/status.h"
 #include "cairn/store.h"
 #include "server/http/http_auth.h"
+#include "server/projection_host.h"
+#include "server/server.h"
 
 namespace cairn::server::http {
 
@@ -33,6 +38,9 @@ inline constexpr uint64_t kMaxPageEvents = 1000;
 inline constexpr uint64_t kDefaultPageEvents = 20;
 // GET /events/{id} looks at most this many of the newest events (a scan; tens of milliseconds).
 inline constexpr uint64_t kMaxEventIdScan = 1'000'000;
+// The lag of a $all consumer group is counted by reading $all from where the group has read to;
+// beyond this many events the count stops and is reported as a lower bound ("lag_exact": false).
+inline constexpr uint64_t kMaxLagScanEvents = 100'000;
 
 struct HttpOptions {
   // HOST:PORT. Port 0 picks a free port (see HttpServer::port). Loopback by default.
@@ -56,6 +64,13 @@ struct HttpOptions {
   std::chrono::milliseconds live_heartbeat{15000};
   // The authorization hook (http_auth.h); empty allows everything.
   Authorizer authorizer;
+  // What GET /subscriptions, /subscriptions/{stream}/{group} and /metrics show besides the live
+  // tails. The consumer groups (borrowed; must outlive the server; null: none served here).
+  PersistentSubscriptions* persistent = nullptr;
+  // The projections the server runs (ProjectionHost::Statuses); empty: none.
+  std::function<std::vector<HostedProjectionStatus>()> projections;
+  // The gRPC catch-up subscriptions running (Server::live_subscriptions); empty: none.
+  std::function<LiveSubscriptionCounts()> grpc_subscriptions;
 };
 
 class HttpServer {
