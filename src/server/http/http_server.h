@@ -1,5 +1,7 @@
 // The HTTP side of `cairn serve` (docs/http-api.md): a JSON API over the Store API, live tails
-// as server-sent events, /health, /metrics in the Prometheus text format, and the web UI at /.
+// as server-sent events, /health, /metrics in the Prometheus text format, the status of consumer
+// groups and projections (/subscriptions; groups are also created and deleted there), and the
+// web UI at /.
 //
 // HttpServer::Start binds the address and serves from a fixed pool of threads (cpp-httplib);
 // the Store is borrowed and must outlive the server. Shutdown stops accepting connections, ends
