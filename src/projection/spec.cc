@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "cairn/projection.h"
+#include "projection/json_paths.h"
 
 namespace cairn {
 namespace {
@@ -65,90 +66,81 @@ Result<ParamPath> ParsePath(const std::string& text, const std::string& field) {
   return p;
 }
 
-SqlValue FromJson(const json& v) {
-  switch (v.type()) {
-    case json::value_t::null:
-    case json::value_t::discarded:
-      return nullptr;
-    case json::value_t::boolean:
-      return static_cast<int64_t>(v.get<bool>() ? 1 : 0);
-    case json::value_t::number_integer:
-      return v.get<int64_t>();
-    case json::value_t::number_unsigned: {
-      const uint64_t u = v.get<uint64_t>();
-      if (u > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) return static_cast<double>(u);
-      return static_cast<int64_t>(u);
-    }
-    case json::value_t::number_float:
-      return v.get<double>();
-    case json::value_t::string:
-      return v.get<std::string>();
-    default:
-      return v.dump();
-  }
-}
-
-// The event's data and metadata parsed once, shared by the statements of one spec.
-struct ParsedEvent {
+// The data and metadata paths of one event type's statements, extracted once per event and
+// shared by its statements (json_paths.h: one pass over the text, no document tree).
+struct TypeParams {
+  projection::JsonPaths data, metadata;
+  // The event the outputs hold (by position and id), and which of them are filled.
   Position position = Position::End();
-  bool data_parsed = false, metadata_parsed = false;
-  json data, metadata;
+  Uuid id;
+  bool data_done = false, metadata_done = false;
+  projection::JsonPaths::Output data_out, metadata_out;
+
+  // The value of slot `slot` of the event's data (or metadata).
+  Result<const SqlValue*> Get(const RecordedEventView& e, bool meta, size_t slot) {
+    if (position != e.position || id != e.id) {
+      position = e.position;
+      id = e.id;
+      data_done = metadata_done = false;
+    }
+    bool& done = meta ? metadata_done : data_done;
+    projection::JsonPaths::Output& out = meta ? metadata_out : data_out;
+    if (!done) {
+      Status s = (meta ? metadata : data).Extract(meta ? e.metadata : e.data, &out);
+      if (!s.ok()) {
+        position = Position::End();
+        return Status::InvalidArgument(fmt::format("event {}: not JSON", meta ? "metadata" : "data"));
+      }
+      done = true;
+    }
+    return &out.values[slot];
+  }
 };
 
-Result<const json*> Parsed(const RecordedEventView& e, bool metadata, ParsedEvent* cache) {
-  if (cache->position != e.position) {
-    cache->position = e.position;
-    cache->data_parsed = cache->metadata_parsed = false;
-  }
-  bool& done = metadata ? cache->metadata_parsed : cache->data_parsed;
-  json& value = metadata ? cache->metadata : cache->data;
-  if (!done) {
-    const std::string_view bytes = metadata ? e.metadata : e.data;
-    value = bytes.empty() ? json(nullptr) : json::parse(bytes, nullptr, /*allow_exceptions=*/false);
-    if (value.is_discarded()) {
-      cache->position = Position::End();
-      return Status::InvalidArgument(fmt::format("event {}: not JSON", metadata ? "metadata" : "data"));
-    }
-    done = true;
-  }
-  return &value;
-}
+// One statement parameter: where its value comes from (data/metadata: a slot of TypeParams).
+struct Param {
+  ParamPath::Root root;
+  size_t slot = 0;
+};
 
-Result<SqlValue> Resolve(const ParamPath& p, const RecordedEventView& e, ParsedEvent* cache) {
+// Sets *out to the parameter's value, reusing the string *out holds.
+Status Resolve(const Param& p, const RecordedEventView& e, TypeParams& cache, SqlValue* out) {
+  auto text = [&](std::string_view s) {
+    if (auto* str = std::get_if<std::string>(out)) {
+      str->assign(s.data(), s.size());
+    } else {
+      out->emplace<std::string>(s);
+    }
+  };
   switch (p.root) {
     case ParamPath::Root::kStream:
-      return SqlValue(std::string(e.stream));
+      text(e.stream);
+      return Status::Ok();
     case ParamPath::Root::kCategory:
-      return SqlValue(std::string(StreamCategory(e.stream)));
+      text(StreamCategory(e.stream));
+      return Status::Ok();
     case ParamPath::Root::kVersion:
-      return SqlValue(static_cast<int64_t>(e.version));
+      *out = static_cast<int64_t>(e.version);
+      return Status::Ok();
     case ParamPath::Root::kPosition:
-      return SqlValue(static_cast<int64_t>(e.position.value()));
+      *out = static_cast<int64_t>(e.position.value());
+      return Status::Ok();
     case ParamPath::Root::kType:
-      return SqlValue(std::string(e.type));
+      text(e.type);
+      return Status::Ok();
     case ParamPath::Root::kId:
-      return SqlValue(e.id.ToString());
+      text(e.id.ToString());
+      return Status::Ok();
     case ParamPath::Root::kRecordedAt:
-      return SqlValue(e.recorded_at.ToRfc3339());
+      text(e.recorded_at.ToRfc3339());
+      return Status::Ok();
     case ParamPath::Root::kData:
     case ParamPath::Root::kMetadata:
       break;
   }
-  CAIRN_ASSIGN_OR_RETURN(const json* node, Parsed(e, p.root == ParamPath::Root::kMetadata, cache));
-  for (const std::string& key : p.keys) {
-    if (node->is_object()) {
-      auto it = node->find(key);
-      if (it == node->end()) return SqlValue(nullptr);  // weak schema: a missing field is NULL
-      node = &*it;
-    } else if (node->is_array() && !key.empty() && key.find_first_not_of("0123456789") == std::string::npos) {
-      const size_t index = std::stoull(key);
-      if (index >= node->size()) return SqlValue(nullptr);
-      node = &(*node)[index];
-    } else {
-      return SqlValue(nullptr);
-    }
-  }
-  return FromJson(*node);
+  CAIRN_ASSIGN_OR_RETURN(const SqlValue* v, cache.Get(e, p.root == ParamPath::Root::kMetadata, p.slot));
+  *out = *v;
+  return Status::Ok();
 }
 
 const json* Member(const json& object, const char* key) {
@@ -217,10 +209,10 @@ Result<Projection> ProjectionFromSpec(std::string_view spec_json) {
   if (on == nullptr || !on->is_object() || on->empty()) {
     return Status::InvalidArgument("spec: on: missing (an object mapping event types to statements)");
   }
-  auto cache = std::make_shared<ParsedEvent>();
   for (const auto& [type, statements_json] : on->items()) {
     const json statements = statements_json.is_array() ? statements_json : json::array({statements_json});
     if (statements.empty()) return Status::InvalidArgument(fmt::format("spec: on.{}: no statements", type));
+    auto cache = std::make_shared<TypeParams>();
     for (size_t i = 0; i < statements.size(); ++i) {
       const json& st = statements[i];
       const std::string field = fmt::format("spec: on.{}[{}]", type, i);
@@ -229,24 +221,27 @@ Result<Projection> ProjectionFromSpec(std::string_view spec_json) {
       if (sql == nullptr || !sql->is_string() || sql->get<std::string>().empty()) {
         return Status::InvalidArgument(field + ".sql: missing (a non-empty string)");
       }
-      std::vector<ParamPath> params;
+      std::vector<Param> params;
       if (const json* ps = Member(st, "params")) {
         if (!ps->is_array()) return Status::InvalidArgument(field + ".params: must be an array of paths");
         for (size_t k = 0; k < ps->size(); ++k) {
           const std::string pfield = fmt::format("{}.params[{}]", field, k);
           if (!(*ps)[k].is_string()) return Status::InvalidArgument(pfield + ": must be a path string");
           CAIRN_ASSIGN_OR_RETURN(ParamPath p, ParsePath((*ps)[k].get<std::string>(), pfield));
-          params.push_back(std::move(p));
+          Param param{p.root, 0};
+          if (p.root == ParamPath::Root::kData) param.slot = cache->data.Add(p.keys);
+          if (p.root == ParamPath::Root::kMetadata) param.slot = cache->metadata.Add(p.keys);
+          params.push_back(param);
         }
       }
       projection.On(
           type,
           [sql = sql->get<std::string>(), params = std::move(params), cache,
            values = std::vector<SqlValue>()](const RecordedEventView& e, Sql& db) mutable -> Status {
-            values.clear();
-            for (const ParamPath& p : params) {
-              CAIRN_ASSIGN_OR_RETURN(SqlValue v, Resolve(p, e, cache.get()));
-              values.push_back(std::move(v));
+            // Sized once; each value keeps its string buffer from one event to the next.
+            values.resize(params.size());
+            for (size_t k = 0; k < params.size(); ++k) {
+              CAIRN_RETURN_IF_ERROR(Resolve(params[k], e, *cache, &values[k]));
             }
             return db.Exec(sql, values);
           },
