@@ -85,6 +85,9 @@ inline constexpr int64_t kMaxPersistentRetryCount = 1'000'000;
 inline constexpr int64_t kMaxPersistentCheckpointCount = 10'000'000;
 inline constexpr int64_t kMaxPersistentSubscriberCount = 10'000;
 inline constexpr int64_t kMaxPersistentTimeoutMs = 24LL * 3600 * 1000;  // a day
+// A $all group's filter: event type prefixes, and the length of each regular expression.
+inline constexpr size_t kMaxPersistentFilterPrefixes = 1'000;
+inline constexpr size_t kMaxPersistentFilterRegexBytes = 4'096;
 // A consumer's buffer_size (events in flight to it at once).
 inline constexpr int64_t kMaxConsumerBufferSize = 10'000;
 
@@ -137,6 +140,13 @@ struct PersistentSubscriptionSettings {
   ConsumerStrategy consumer_strategy = ConsumerStrategy::kRoundRobin;
   // $all groups only: which events are delivered (the others only move the checkpoint).
   EventFilter filter;
+  // $all groups only, on top of `filter` (EventStoreDB's filter kinds): event types by prefix
+  // (any of them), and regular expressions that the stream name / the event type must match
+  // somewhere (RE2 syntax, which runs in time linear in the text, as .NET's Regex.IsMatch
+  // searches). Empty: no condition. Kept with the group's settings.
+  std::vector<std::string> event_type_prefixes;
+  std::string stream_regex;
+  std::string event_type_regex;
 
   // OK, or kInvalidArgument naming the first bad setting and its bound. `all` says whether the
   // group is on $all (a filter is allowed only there).
@@ -157,8 +167,10 @@ enum class NackAction : uint8_t { kPark, kRetry, kSkip, kStop };
 struct ConsumerOptions {
   // Events in flight to this consumer at once (the protocol's buffer_size).
   int64_t buffer_size = 10;
-  // Shown in GetInfo / List.
+  // Shown in GetInfo / List: the consumer's name, where it connects from, and who it is.
   std::string name;
+  std::string from;
+  std::string username;
 };
 
 class PersistentConsumer {
@@ -188,9 +200,13 @@ class PersistentConsumer {
 struct PersistentConnectionInfo {
   std::string id;
   std::string name;
+  std::string from;      // ConsumerOptions::from
+  std::string username;  // ConsumerOptions::username
   uint64_t delivered = 0;  // events handed to it so far
   uint64_t in_flight = 0;
   uint64_t available_slots = 0;
+  // Events handed to it in the last whole second measured (the group measures once a second).
+  uint64_t per_second = 0;
 };
 
 struct PersistentGroupInfo {
@@ -201,14 +217,21 @@ struct PersistentGroupInfo {
   // the group was loaded).
   std::string status;
   std::vector<PersistentConnectionInfo> connections;
-  // The last checkpoint written (a version, or a $all position's value), and the resume point
-  // after the last event read; nullopt when not known.
+  // The last checkpoint written: the resume point (a version, or a $all position's value) from
+  // which delivery starts again after a restart; nullopt when not known.
   std::optional<uint64_t> checkpoint;
+  // The resume point after the last event read from the source; nullopt when not known.
   std::optional<uint64_t> last_known;
+  // The last event read from the source that the group delivers (its version, or its $all
+  // position); nullopt before the first one since the group was loaded.
+  std::optional<uint64_t> last_event;
   uint64_t delivered = 0;         // events handed out since the group was loaded
   uint64_t in_flight = 0;         // handed out, not yet acknowledged
   uint64_t buffered = 0;          // read, waiting for a consumer (retries included)
+  uint64_t retry_buffered = 0;    // of those, events that come back (nacked, timed out, given back)
   uint64_t parked = 0;            // events in the parked stream
+  // Events handed out in the last whole second measured (measured once a second).
+  uint64_t per_second = 0;
 };
 
 class PersistentSubscriptions {

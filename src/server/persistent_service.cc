@@ -2,8 +2,11 @@
 // protocol's meanings, and where cairn differs, are in docs/protocol.md.
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
+#include <mutex>
 #include <limits>
 #include <string>
 #include <thread>
@@ -26,7 +29,7 @@ constexpr int64_t kTicksPerMs = 10'000;
 
 // A failed call on a group: the protocol's persistent-subscription exceptions where the clients
 // expect one, else the common mapping.
-grpc::Status GroupError(const Status& status, grpc::ServerContext* context, std::string_view source,
+grpc::Status GroupError(const Status& status, grpc::ServerContextBase* context, std::string_view source,
                         std::string_view group) {
   auto exception = [&](const char* name) {
     context->AddTrailingMetadata("exception", name);
@@ -116,20 +119,28 @@ PersistentStart RevisionStart(uint64_t revision) {
   return PersistentStart::At(revision);
 }
 
-Result<EventFilter> FilterFrom(const pb::CreateReq::AllOptions& all) {
-  EventFilter f;
-  if (!all.has_filter()) return f;
+// A $all group's filter: stream names or event types, by prefixes (any of them) or by a regular
+// expression; prefixes win when a request has both, as in EventStoreDB. The window and the
+// checkpoint interval do not apply to a group (it checkpoints by its own settings).
+Status FilterFrom(const pb::CreateReq::AllOptions& all, PersistentSubscriptionSettings* s) {
+  if (!all.has_filter()) return Status::Ok();
   const auto& fo = all.filter();
-  if (fo.has_event_type()) {
-    return Status::InvalidArgument("filter.event_type: persistent subscriptions filter by stream name prefixes only");
-  }
   if (fo.has_stream_identifier()) {
-    if (!fo.stream_identifier().regex().empty()) {
-      return Status::InvalidArgument("filter.stream_identifier.regex: persistent subscriptions filter by prefixes only");
+    const auto& e = fo.stream_identifier();
+    if (e.prefix_size() > 0) {
+      s->filter.stream_prefixes.assign(e.prefix().begin(), e.prefix().end());
+    } else {
+      s->stream_regex = e.regex();
     }
-    f.stream_prefixes.assign(fo.stream_identifier().prefix().begin(), fo.stream_identifier().prefix().end());
+  } else if (fo.has_event_type()) {
+    const auto& e = fo.event_type();
+    if (e.prefix_size() > 0) {
+      s->event_type_prefixes.assign(e.prefix().begin(), e.prefix().end());
+    } else {
+      s->event_type_regex = e.regex();
+    }
   }
-  return f;
+  return Status::Ok();
 }
 
 void FillInfo(const PersistentGroupInfo& in, pb::SubscriptionInfo* out) {
@@ -140,19 +151,28 @@ void FillInfo(const PersistentGroupInfo& in, pb::SubscriptionInfo* out) {
   out->set_status(in.status);
   for (const auto& c : in.connections) {
     auto* ci = out->add_connections();
-    ci->set_from(c.id);
+    ci->set_from(c.from.empty() ? c.id : c.from);
+    ci->set_username(c.username);
+    ci->set_average_items_per_second(static_cast<int32_t>(std::min<uint64_t>(c.per_second, std::numeric_limits<int32_t>::max())));
+    ci->set_count_since_last_measurement(static_cast<int64_t>(c.per_second));
     ci->set_total_items(static_cast<int64_t>(c.delivered));
     ci->set_available_slots(static_cast<int32_t>(c.available_slots));
     ci->set_in_flight_messages(static_cast<int32_t>(c.in_flight));
     ci->set_connection_name(c.name);
   }
   out->set_total_items(static_cast<int64_t>(in.delivered));
+  out->set_average_per_second(static_cast<int32_t>(std::min<uint64_t>(in.per_second, std::numeric_limits<int32_t>::max())));
+  out->set_count_since_last_measurement(static_cast<int64_t>(in.per_second));
   auto position = [&](std::optional<uint64_t> v) -> std::string {
     if (!v) return "";
     return all ? AllPositionText(*v) : std::to_string(*v);
   };
-  out->set_last_checkpointed_event_position(position(in.checkpoint));
-  out->set_last_known_event_position(position(in.last_known));
+  // The checkpoint is a resume point: for a stream, the version after the last event done (so
+  // the last checkpointed event is the one before it, none at 0); for $all, the position itself.
+  std::optional<uint64_t> checkpointed = in.checkpoint;
+  if (!all && checkpointed) checkpointed = *checkpointed == 0 ? std::nullopt : std::optional<uint64_t>(*checkpointed - 1);
+  out->set_last_checkpointed_event_position(position(checkpointed));
+  out->set_last_known_event_position(position(in.last_event));
   out->set_resolve_link_tos(s.resolve_links);
   switch (s.start_from.kind) {
     case PersistentStart::Kind::kStart: out->set_start_from(all ? "C:0/P:0" : "0"); break;
@@ -168,7 +188,13 @@ void FillInfo(const PersistentGroupInfo& in, pb::SubscriptionInfo* out) {
   out->set_check_point_after_milliseconds(static_cast<int32_t>(s.checkpoint_after_ms));
   out->set_min_check_point_count(static_cast<int32_t>(s.min_checkpoint_count));
   out->set_max_check_point_count(static_cast<int32_t>(s.max_checkpoint_count));
-  out->set_read_buffer_count(static_cast<int32_t>(in.buffered));
+  const uint64_t fresh = in.buffered - std::min(in.buffered, in.retry_buffered);
+  if (in.status == "Live") {
+    out->set_live_buffer_count(static_cast<int64_t>(fresh));
+  } else {
+    out->set_read_buffer_count(static_cast<int32_t>(fresh));
+  }
+  out->set_retry_buffer_count(static_cast<int32_t>(in.retry_buffered));
   out->set_total_in_flight_messages(static_cast<int32_t>(in.in_flight));
   out->set_outstanding_messages_count(static_cast<int32_t>(in.in_flight));
   out->set_named_consumer_strategy(std::string(ConsumerStrategyName(s.consumer_strategy)));
@@ -241,9 +267,7 @@ grpc::Status PersistentService::Create(grpc::ServerContext* context, const pb::C
   if (o.has_all()) {
     source = std::string(kAllStreamName);
     settings.start_from = AllStart(o.all());
-    auto filter = FilterFrom(o.all());
-    if (!filter.ok()) return ToGrpcStatus(filter.status(), context, source);
-    settings.filter = std::move(*filter);
+    if (Status f = FilterFrom(o.all(), &settings); !f.ok()) return ToGrpcStatus(f, context, source);
   } else if (o.has_stream()) {
     source = o.stream().stream_identifier().stream_name();
     settings.start_from = StreamStart(o.stream());
@@ -337,89 +361,205 @@ grpc::Status PersistentService::RestartSubsystem(grpc::ServerContext* context, c
 
 #undef CAIRN_OPERATE_OR_RETURN
 
-grpc::Status PersistentService::Read(grpc::ServerContext* context,
-                                     grpc::ServerReaderWriter<pb::ReadResp, pb::ReadReq>* stream) {
-  pb::ReadReq first;
-  if (!stream->Read(&first)) return grpc::Status::OK;
-  if (!first.has_options()) return InvalidRequest("the first message of a persistent subscription must be options");
-  const auto& o = first.options();
-  const std::string source = SourceOf(o);
-  const std::string& group = o.group_name();
-  const bool all = source == kAllStreamName;
-  if (auto denied = Authorize(security_, context, all ? auth::Permission::kReadAll : auth::Permission::kRead,
-                              all ? "" : source);
-      !denied.ok()) {
-    return denied;
+// One consumer's Read call. gRPC calls OnReadDone (the options, then acks and nacks) and
+// OnWriteDone on its threads; a writer thread of the call's own takes events from the consumer
+// (Next blocks) and writes them one at a time. Only the writer thread calls Finish (except when
+// the call fails before it starts), once its last write is done; OnDone then joins it.
+class PersistentReadReactor final : public grpc::ServerBidiReactor<pb::ReadReq, pb::ReadResp> {
+ public:
+  PersistentReadReactor(PersistentService* service, grpc::CallbackServerContext* context)
+      : service_(service), context_(context) {
+    StartRead(&request_);
   }
-  ConsumerOptions co;
-  co.buffer_size = o.buffer_size() == 0 ? kDefaultBufferSize : o.buffer_size();
-  co.name = context->peer();
-  auto consumer = subs_->Connect(source, group, co);
-  if (!consumer.ok()) return GroupError(consumer.status(), context, source, group);
-  const bool structured = o.uuid_option().has_structured();
 
-  pb::ReadResp resp;
-  resp.mutable_subscription_confirmation()->set_subscription_id(fmt::format("{}::{}", source, group));
-  if (!stream->Write(resp)) return grpc::Status::OK;
-
-  // Acks and nacks come in on their own thread (the sync API allows one reader and one writer at
-  // once); this thread writes events.
-  std::atomic<bool> client_done{false};
-  Status answer_error;
-  std::thread answers([&] {
-    pb::ReadReq req;
-    while (stream->Read(&req)) {
-      Status s;
-      if (req.has_ack()) {
-        auto ids = IdsFrom(req.ack().ids());
-        s = ids.ok() ? (*consumer)->Ack(*ids) : ids.status();
-      } else if (req.has_nack()) {
-        auto ids = IdsFrom(req.nack().ids());
-        NackAction action = NackAction::kRetry;
-        switch (req.nack().action()) {
-          case pb::ReadReq::Nack::Park: action = NackAction::kPark; break;
-          case pb::ReadReq::Nack::Retry: action = NackAction::kRetry; break;
-          case pb::ReadReq::Nack::Skip: action = NackAction::kSkip; break;
-          case pb::ReadReq::Nack::Stop: action = NackAction::kStop; break;
-          default:
-            s = Status::InvalidArgument("nack.action: Unknown; one of Park, Retry, Skip, Stop");
-            break;
-        }
-        if (s.ok()) s = ids.ok() ? (*consumer)->Nack(*ids, action, req.nack().reason()) : ids.status();
+  void OnReadDone(bool ok) override {
+    if (!started_) {
+      started_ = true;
+      grpc::Status begun = ok ? Begin() : grpc::Status::OK;
+      if (!begun.ok() || !ok) {
+        Finish(begun);
+        return;
       }
-      if (!s.ok()) {
-        answer_error = s;
+      writer_ = std::thread([this] { WriteLoop(); });
+      std::lock_guard ops(ops_mu_);
+      if (!finished_) StartRead(&request_);
+      return;
+    }
+    if (!ok) {
+      // The client half-closed or went away: the consumer leaves, the writer ends the call.
+      EndWith(grpc::Status::OK);
+      return;
+    }
+    Status answered = Answer(request_);
+    if (!answered.ok()) {
+      EndWith(ToGrpcStatus(answered, context_, source_));
+      return;
+    }
+    // No read after Finish: ops_mu_ orders this against the writer's Finish.
+    std::lock_guard ops(ops_mu_);
+    if (!finished_) StartRead(&request_);
+  }
+
+  void OnWriteDone(bool ok) override {
+    std::lock_guard lock(mu_);
+    write_pending_ = false;
+    if (!ok) ending_ = true;  // the client is gone
+    cv_.notify_all();
+  }
+
+  void OnCancel() override { EndWith(grpc::Status::CANCELLED); }
+
+  void OnDone() override {
+    if (writer_.joinable()) {
+      // The writer has called Finish and touches nothing after it.
+      if (writer_.get_id() == std::this_thread::get_id()) {
+        writer_.detach();
+      } else {
+        writer_.join();
+      }
+    }
+    delete this;
+  }
+
+ private:
+  // The first message: options. Connects the consumer.
+  grpc::Status Begin() {
+    if (!request_.has_options()) return InvalidRequest("the first message of a persistent subscription must be options");
+    const auto& o = request_.options();
+    source_ = SourceOf(o);
+    group_ = o.group_name();
+    const bool all = source_ == kAllStreamName;
+    if (auto denied = Authorize(service_->security_, context_, all ? auth::Permission::kReadAll : auth::Permission::kRead,
+                                all ? "" : source_);
+        !denied.ok()) {
+      return denied;
+    }
+    ConsumerOptions co;
+    co.buffer_size = o.buffer_size() == 0 ? kDefaultBufferSize : o.buffer_size();
+    co.from = context_->peer();
+    const auto& md = context_->client_metadata();
+    auto name = md.find("connection-name");
+    co.name = name != md.end() ? std::string(name->second.data(), name->second.size()) : co.from;
+    auto consumer = service_->subs_->Connect(source_, group_, co);
+    if (!consumer.ok()) return GroupError(consumer.status(), context_, source_, group_);
+    structured_ = o.uuid_option().has_structured();
+    std::lock_guard lock(mu_);
+    consumer_ = std::move(*consumer);
+    return grpc::Status::OK;
+  }
+
+  Status Answer(const pb::ReadReq& req) {
+    if (req.has_ack()) {
+      auto ids = IdsFrom(req.ack().ids());
+      return ids.ok() ? consumer_->Ack(*ids) : ids.status();
+    }
+    if (req.has_nack()) {
+      auto ids = IdsFrom(req.nack().ids());
+      NackAction action = NackAction::kRetry;
+      switch (req.nack().action()) {
+        case pb::ReadReq::Nack::Park: action = NackAction::kPark; break;
+        case pb::ReadReq::Nack::Retry: action = NackAction::kRetry; break;
+        case pb::ReadReq::Nack::Skip: action = NackAction::kSkip; break;
+        case pb::ReadReq::Nack::Stop: action = NackAction::kStop; break;
+        default: return Status::InvalidArgument("nack.action: Unknown; one of Park, Retry, Skip, Stop");
+      }
+      return ids.ok() ? consumer_->Nack(*ids, action, req.nack().reason()) : ids.status();
+    }
+    return Status::Ok();
+  }
+
+  // Asks the writer to end the call with `status` (the first reason wins).
+  void EndWith(grpc::Status status) {
+    std::lock_guard lock(mu_);
+    if (!ending_) {
+      ending_ = true;
+      end_status_ = std::move(status);
+    }
+    if (consumer_) consumer_->Stop();  // wakes the writer out of Next()
+    cv_.notify_all();
+  }
+
+  // Writes `resp` and waits for it to be done; false when the call is ending.
+  bool WriteAndWait(const pb::ReadResp& resp) {
+    {
+      std::lock_guard lock(mu_);
+      if (ending_) return false;
+      write_pending_ = true;
+    }
+    StartWrite(&resp);  // not under mu_: OnWriteDone takes it
+    std::unique_lock lock(mu_);
+    cv_.wait(lock, [&] { return !write_pending_; });
+    return !ending_;
+  }
+
+  // The status of a consumer the group ended: the protocol's "dropped" (what EventStoreDB sends
+  // when a group is updated, deleted or restarted, or the server stops), or the source's own
+  // error (a deleted stream) as for any read.
+  grpc::Status Dropped(const Status& why) {
+    if (why.detail() != ErrorDetail::kNone) return ToGrpcStatus(why, context_, source_);
+    context_->AddTrailingMetadata("exception", "persistent-subscription-dropped");
+    context_->AddTrailingMetadata("stream-name", source_);
+    context_->AddTrailingMetadata("group-name", group_);
+    return {grpc::StatusCode::CANCELLED,
+            fmt::format("Subscription group {} on stream {} was dropped: {}", group_, source_, why.ToString())};
+  }
+
+  void WriteLoop() {
+    grpc::Status result = grpc::Status::OK;
+    pb::ReadResp resp;
+    resp.mutable_subscription_confirmation()->set_subscription_id(fmt::format("{}::{}", source_, group_));
+    bool open = WriteAndWait(resp);
+    while (open) {
+      if (service_->stopping_->load()) {
+        result = Dropped(Status::Unavailable("the server is shutting down"));
         break;
       }
+      if (consumer_->Next(kReadPoll)) {
+        resp.Clear();
+        FillEvent(consumer_->event(), structured_, &resp);
+        open = WriteAndWait(resp);
+        continue;
+      }
+      if (consumer_->done()) {
+        const Status why = consumer_->status();
+        // OK: stopped from this side (EndWith), which says how the call ends.
+        if (!why.ok()) result = Dropped(why);
+        break;
+      }
+      std::lock_guard lock(mu_);
+      open = !ending_;
     }
-    client_done.store(true);
-  });
-
-  grpc::Status result = grpc::Status::OK;
-  while (!client_done.load() && !context->IsCancelled()) {
-    if (stopping_->load()) {
-      result = grpc::Status(grpc::StatusCode::UNAVAILABLE, "the server is shutting down");
-      break;
+    consumer_->Stop();
+    {
+      std::lock_guard lock(mu_);
+      if (ending_ && result.ok()) result = end_status_;
+      ending_ = true;
     }
-    if ((*consumer)->Next(kReadPoll)) {
-      resp.Clear();
-      FillEvent((*consumer)->event(), structured, &resp);
-      if (!stream->Write(resp)) break;
-      continue;
-    }
-    if ((*consumer)->done()) {
-      const Status why = (*consumer)->status();
-      if (!why.ok()) result = GroupError(why, context, source, group);
-      break;
-    }
+    std::lock_guard ops(ops_mu_);
+    finished_ = true;
+    Finish(result);
   }
-  (*consumer)->Stop();
-  // The answers thread may be blocked in Read: cancelling the call ends it. A client that is
-  // still there sees the call cancelled, which the clients treat as the subscription dropping.
-  if (!client_done.load()) context->TryCancel();
-  answers.join();
-  if (!answer_error.ok()) return ToGrpcStatus(answer_error, context, source);
-  return result;
+
+  PersistentService* service_;
+  grpc::CallbackServerContext* context_;
+  pb::ReadReq request_;
+  bool started_ = false;  // gRPC's read callbacks never overlap
+  std::string source_, group_;
+  bool structured_ = false;
+  std::thread writer_;
+
+  std::mutex ops_mu_;      // StartRead (after the first) against Finish
+  bool finished_ = false;  // guarded by ops_mu_
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::unique_ptr<PersistentConsumer> consumer_;  // set before the writer starts, then fixed
+  bool write_pending_ = false;
+  bool ending_ = false;
+  grpc::Status end_status_;
+};
+
+grpc::ServerBidiReactor<pb::ReadReq, pb::ReadResp>* PersistentService::Read(grpc::CallbackServerContext* context) {
+  return new PersistentReadReactor(this, context);
 }
 
 }  // namespace cairn::server

@@ -60,7 +60,7 @@ int64_t ExpectedVersionNumber(ExpectedVersion expected) {
   return -2;
 }
 
-grpc::Status ToGrpcStatus(const Status& status, grpc::ServerContext* context, std::string_view stream,
+grpc::Status ToGrpcStatus(const Status& status, grpc::ServerContextBase* context, std::string_view stream,
                           std::optional<ExpectedVersion> expected) {
   const std::string message = status.ToString();
   auto exception = [&](const char* name) {
@@ -115,7 +115,7 @@ grpc::Status ToGrpcStatus(const Status& status, grpc::ServerContext* context, st
   return {grpc::StatusCode::UNKNOWN, message};
 }
 
-grpc::Status Authorize(const auth::Security* security, grpc::ServerContext* context, auth::Permission what,
+grpc::Status Authorize(const auth::Security* security, grpc::ServerContextBase* context, auth::Permission what,
                        std::string_view stream) {
   if (security == nullptr || !security->enabled()) return grpc::Status::OK;
   std::string_view header;

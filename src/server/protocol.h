@@ -35,14 +35,14 @@ int64_t ExpectedVersionNumber(ExpectedVersion expected);
 // Maps a failed Status to the gRPC status clients understand, adding trailers to `context`:
 // wrong expected version (with stream-name, expected-version, actual-version), stream deleted,
 // stream not found, access denied; the rest by code. `stream` and `expected` fill the trailers.
-grpc::Status ToGrpcStatus(const Status& status, grpc::ServerContext* context, std::string_view stream,
+grpc::Status ToGrpcStatus(const Status& status, grpc::ServerContextBase* context, std::string_view stream,
                           std::optional<ExpectedVersion> expected = std::nullopt);
 
 // Authenticates the call (its "authorization" header) and checks that the caller has `what` on
 // `stream`. OK when allowed (always, when `security` is null); otherwise the gRPC status to
 // return: UNAUTHENTICATED for bad credentials or a refused anonymous caller, PERMISSION_DENIED
 // with the "access-denied" trailer for a signed-in user without the permission.
-grpc::Status Authorize(const auth::Security* security, grpc::ServerContext* context, auth::Permission what,
+grpc::Status Authorize(const auth::Security* security, grpc::ServerContextBase* context, auth::Permission what,
                        std::string_view stream);
 
 // An INVALID_ARGUMENT for a malformed request (names the field).

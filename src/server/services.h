@@ -50,8 +50,12 @@ class StreamsService final : public event_store::client::streams::Streams::Servi
 };
 
 // Consumer groups (persistent_service.cc). Open() before serving; Close() after the last call,
-// which writes the groups' checkpoints.
-class PersistentService final : public event_store::client::persistent_subscriptions::PersistentSubscriptions::Service {
+// which writes the groups' checkpoints. Read is a callback (reactor) method, so that a consumer
+// the server cuts off gets the protocol's "persistent subscription dropped" status while its
+// client may still be sending (a synchronous handler could only cancel the call).
+class PersistentService final
+    : public event_store::client::persistent_subscriptions::PersistentSubscriptions::WithCallbackMethod_Read<
+          event_store::client::persistent_subscriptions::PersistentSubscriptions::Service> {
  public:
   PersistentService(Store* store, const std::atomic<bool>* stopping, const auth::Security* security)
       : store_(store), stopping_(stopping), security_(security) {}
@@ -66,9 +70,9 @@ class PersistentService final : public event_store::client::persistent_subscript
                       event_store::client::persistent_subscriptions::UpdateResp* response) override;
   grpc::Status Delete(grpc::ServerContext* context, const event_store::client::persistent_subscriptions::DeleteReq* request,
                       event_store::client::persistent_subscriptions::DeleteResp* response) override;
-  grpc::Status Read(grpc::ServerContext* context,
-                    grpc::ServerReaderWriter<event_store::client::persistent_subscriptions::ReadResp,
-                                             event_store::client::persistent_subscriptions::ReadReq>* stream) override;
+  grpc::ServerBidiReactor<event_store::client::persistent_subscriptions::ReadReq,
+                          event_store::client::persistent_subscriptions::ReadResp>*
+  Read(grpc::CallbackServerContext* context) override;
   grpc::Status GetInfo(grpc::ServerContext* context, const event_store::client::persistent_subscriptions::GetInfoReq* request,
                        event_store::client::persistent_subscriptions::GetInfoResp* response) override;
   grpc::Status ReplayParked(grpc::ServerContext* context,
@@ -84,6 +88,7 @@ class PersistentService final : public event_store::client::persistent_subscript
   const std::atomic<bool>* stopping_;
   const auth::Security* security_;  // null: no authentication
   std::unique_ptr<PersistentSubscriptions> subs_;
+  friend class PersistentReadReactor;
 };
 
 class ServerFeaturesService final : public event_store::client::server_features::ServerFeatures::Service {

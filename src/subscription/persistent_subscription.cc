@@ -16,6 +16,7 @@
 #include <map>
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <re2/re2.h>
 #include <set>
 #include <thread>
 
@@ -121,6 +122,9 @@ json SettingsToJson(const PersistentSubscriptionSettings& s) {
   filter["categories"] = s.filter.categories;
   filter["event_types"] = s.filter.event_types;
   filter["exclude_system_events"] = s.filter.exclude_system_events;
+  filter["event_type_prefixes"] = s.event_type_prefixes;
+  filter["stream_regex"] = s.stream_regex;
+  filter["event_type_regex"] = s.event_type_regex;
   return json{{"resolve_links", s.resolve_links},
               {"start_from", StartToJson(s.start_from)},
               {"extra_statistics", s.extra_statistics},
@@ -167,6 +171,10 @@ Result<PersistentSubscriptionSettings> SettingsFromJson(std::string_view text, s
     s.filter.categories = f.at("categories").get<std::vector<std::string>>();
     s.filter.event_types = f.at("event_types").get<std::vector<std::string>>();
     s.filter.exclude_system_events = f.at("exclude_system_events").get<bool>();
+    // Added later: absent from groups created before.
+    s.event_type_prefixes = f.value("event_type_prefixes", std::vector<std::string>());
+    s.stream_regex = f.value("stream_regex", std::string());
+    s.event_type_regex = f.value("event_type_regex", std::string());
   } catch (const json::exception& e) {
     return Status::Corruption(fmt::format("{}: settings: {}", stream, e.what()));
   }
@@ -180,6 +188,52 @@ Result<uint64_t> CheckpointFromEvent(const RecordedEvent& e) {
   }
   return j["checkpoint"].get<uint64_t>();
 }
+
+// A filter's regular expression, compiled; kInvalidArgument naming the field when it is not one.
+Result<std::shared_ptr<const RE2>> CompileRegex(std::string_view field, const std::string& pattern) {
+  if (pattern.size() > kMaxPersistentFilterRegexBytes) {
+    return Status::InvalidArgument(
+        fmt::format("{}: {} bytes, the limit is {}", field, pattern.size(), kMaxPersistentFilterRegexBytes));
+  }
+  RE2::Options options;
+  options.set_log_errors(false);
+  auto re = std::make_shared<const RE2>(pattern, options);
+  if (!re->ok()) {
+    return Status::InvalidArgument(fmt::format("{}: \"{}\" is not a regular expression: {}", field, pattern, re->error()));
+  }
+  return re;
+}
+
+// The part of a $all group's filter that the catch-up subscription's EventFilter cannot say:
+// event type prefixes and regular expressions.
+class ExtraFilter {
+ public:
+  static Result<ExtraFilter> From(const PersistentSubscriptionSettings& s) {
+    ExtraFilter f;
+    f.type_prefixes_ = s.event_type_prefixes;
+    if (!s.stream_regex.empty()) {
+      CAIRN_ASSIGN_OR_RETURN(f.stream_re_, CompileRegex("filter.stream_regex", s.stream_regex));
+    }
+    if (!s.event_type_regex.empty()) {
+      CAIRN_ASSIGN_OR_RETURN(f.type_re_, CompileRegex("filter.event_type_regex", s.event_type_regex));
+    }
+    return f;
+  }
+
+  bool Matches(std::string_view stream, std::string_view type) const {
+    if (!type_prefixes_.empty() &&
+        std::none_of(type_prefixes_.begin(), type_prefixes_.end(), [&](const auto& p) { return type.starts_with(p); })) {
+      return false;
+    }
+    if (stream_re_ && !RE2::PartialMatch(re2::StringPiece(stream.data(), stream.size()), *stream_re_)) return false;
+    if (type_re_ && !RE2::PartialMatch(re2::StringPiece(type.data(), type.size()), *type_re_)) return false;
+    return true;
+  }
+
+ private:
+  std::vector<std::string> type_prefixes_;
+  std::shared_ptr<const RE2> stream_re_, type_re_;
+};
 
 // FNV-1a: a hash that is the same in every process, so that pinning does not depend on the
 // standard library's std::hash.
@@ -200,6 +254,9 @@ struct ConsumerState {
   std::deque<PersistentEvent> queue;  // handed to it, not yet taken by Next()
   uint64_t in_flight = 0;             // handed to it (queued or taken), not yet done
   uint64_t delivered = 0;
+  std::string from, username;
+  uint64_t delivered_at_mark = 0;  // `delivered` at the last measurement
+  uint64_t per_second = 0;
   bool ended = false;
   Status status;
   std::condition_variable cv;
@@ -232,7 +289,13 @@ class Group : public std::enable_shared_from_this<Group> {
         all_(source_ == kAllStreamName),
         settings_(std::move(settings)),
         checkpoint_stream_(PersistentCheckpointStream(source_, group_)),
-        parked_stream_(PersistentParkedStream(source_, group_)) {}
+        parked_stream_(PersistentParkedStream(source_, group_)) {
+    // The settings were validated before they were stored; a pattern that RE2 refuses now (a
+    // group written by another version) lets every event through, the safe side of a filter
+    // for at-least-once delivery, rather than losing events.
+    auto extra = ExtraFilter::From(settings_);
+    if (extra.ok()) extra_filter_ = std::move(*extra);
+  }
 
   ~Group() { CAIRN_CHECK(!pump_.joinable()); }
 
@@ -294,6 +357,8 @@ class Group : public std::enable_shared_from_this<Group> {
     auto c = std::make_shared<ConsumerState>();
     c->id = std::move(id);
     c->name = options.name;
+    c->from = options.from;
+    c->username = options.username;
     c->buffer_size = options.buffer_size;
     consumers_.push_back(c);
     DispatchLocked();
@@ -430,11 +495,16 @@ class Group : public std::enable_shared_from_this<Group> {
     info->status = !reader_status_.ok() ? "Dropped: " + reader_status_.ToString() : live_ ? "Live" : "CatchingUp";
     info->checkpoint = checkpoint_written_;
     info->last_known = reader_resume_;
+    info->last_event = last_event_;
     info->delivered = delivered_;
+    info->per_second = per_second_;
     for (const auto& c : consumers_) {
       PersistentConnectionInfo ci;
       ci.id = c->id;
       ci.name = c->name;
+      ci.from = c->from;
+      ci.username = c->username;
+      ci.per_second = c->per_second;
       ci.delivered = c->delivered;
       ci.in_flight = c->in_flight;
       ci.available_slots = static_cast<uint64_t>(c->buffer_size) - std::min<uint64_t>(c->in_flight, c->buffer_size);
@@ -442,6 +512,9 @@ class Group : public std::enable_shared_from_this<Group> {
       info->in_flight += c->in_flight;
     }
     info->buffered = ready_.size();
+    for (const Key& key : ready_) {
+      if (outstanding_.at(key).retry_count > 0) ++info->retry_buffered;
+    }
   }
 
   const PersistentSubscriptionSettings& settings() const { return settings_; }
@@ -565,6 +638,22 @@ class Group : public std::enable_shared_from_this<Group> {
     }
   }
 
+  // Once a second: how many events went out in that second, for the group and each consumer.
+  void MeasureLocked() {
+    const auto now = Clock::now();
+    const auto elapsed = now - measured_at_;
+    if (elapsed < std::chrono::seconds(1)) return;
+    const double seconds = std::chrono::duration<double>(elapsed).count();
+    auto rate = [&](uint64_t count) { return static_cast<uint64_t>(static_cast<double>(count) / seconds + 0.5); };
+    per_second_ = rate(delivered_ - delivered_at_mark_);
+    delivered_at_mark_ = delivered_;
+    for (auto& c : consumers_) {
+      c->per_second = rate(c->delivered - c->delivered_at_mark);
+      c->delivered_at_mark = c->delivered;
+    }
+    measured_at_ = now;
+  }
+
   // Appends the events waiting to be parked to the parked stream; then they are done.
   void FlushParks(std::unique_lock<std::mutex>& lock) {
     if (to_park_.empty()) return;
@@ -651,6 +740,7 @@ class Group : public std::enable_shared_from_this<Group> {
   void Pump() {
     std::unique_lock lock(mu_);
     while (!stopping_) {
+      MeasureLocked();
       ExpireLocked();
       FlushParks(lock);
       DispatchLocked();
@@ -690,7 +780,7 @@ class Group : public std::enable_shared_from_this<Group> {
       // A $all group never delivers the system streams of persistent subscriptions: its own
       // checkpoints would otherwise feed it forever.
       if (m.kind == SubscriptionMessage::Kind::kEvent && !m.event.stream.starts_with(kStreamPrefix) &&
-          m.event.stream != kRegistryStream) {
+          m.event.stream != kRegistryStream && extra_filter_.Matches(m.event.stream, m.event.type)) {
         r.event = m.event.ToOwned();
       }
       const bool had_event = r.event.has_value();
@@ -703,6 +793,7 @@ class Group : public std::enable_shared_from_this<Group> {
         const Key key{kSource, next_seq_++};
         Entry& entry = outstanding_[key];
         entry.resume_before = all_ ? r.event->position.value() : r.event->version;
+        last_event_ = entry.resume_before;
         entry.event = std::move(*r.event);
         ready_.insert(key);
       }
@@ -748,6 +839,11 @@ class Group : public std::enable_shared_from_this<Group> {
   uint64_t parked_truncated_ = 0;
   uint64_t parked_replayed_upto_ = 0;
   uint64_t delivered_ = 0;
+  std::optional<uint64_t> last_event_;
+  ExtraFilter extra_filter_;
+  Clock::time_point measured_at_ = Clock::now();
+  uint64_t delivered_at_mark_ = 0;
+  uint64_t per_second_ = 0;
 };
 
 class Consumer final : public PersistentConsumer {
@@ -1049,10 +1145,15 @@ Status PersistentSubscriptionSettings::Validate(bool all) const {
   CAIRN_RETURN_IF_ERROR(CheckRange("max_checkpoint_count", max_checkpoint_count, 1, kMaxPersistentCheckpointCount));
   CAIRN_RETURN_IF_ERROR(CheckRange("min_checkpoint_count", min_checkpoint_count, 0, max_checkpoint_count));
   CAIRN_RETURN_IF_ERROR(CheckRange("max_subscriber_count", max_subscriber_count, 0, kMaxPersistentSubscriberCount));
-  if (!all && !filter.Empty()) {
+  const bool extra = !event_type_prefixes.empty() || !stream_regex.empty() || !event_type_regex.empty();
+  if (!all && (!filter.Empty() || extra)) {
     return Status::InvalidArgument("filter: only a group on $all can have a filter");
   }
-  return Status::Ok();
+  if (event_type_prefixes.size() > kMaxPersistentFilterPrefixes) {
+    return Status::InvalidArgument(fmt::format("filter.event_type_prefixes: {} prefixes, the limit is {}",
+                                               event_type_prefixes.size(), kMaxPersistentFilterPrefixes));
+  }
+  return ExtraFilter::From(*this).status();
 }
 
 std::string PersistentConfigStream(std::string_view source, std::string_view group) {

@@ -308,6 +308,96 @@ for (const c of clients) {
     await client.deletePersistentSubscriptionToAll(group);
   });
 
+  await check(`${c.name}: persistent subscription to $all filtered by event type prefix and by stream regex`, async () => {
+    const tag = s("flt").replace(/[^a-zA-Z0-9]/g, "");
+    const byType = s("gtype");
+    const byRegex = s("gregex");
+    const defaults = lib.persistentSubscriptionToAllSettingsFromDefaults({ startFrom: lib.END });
+    await client.createPersistentSubscriptionToAll(byType, defaults,
+      { filter: lib.eventTypeFilter({ prefixes: [`${tag}Order`] }) });
+    await client.createPersistentSubscriptionToAll(byRegex, defaults,
+      { filter: lib.streamNameFilter({ regex: `^${tag}-(a|b)$` }) });
+    await client.appendToStream(`${tag}-a`, event(`${tag}OrderPlaced`, { n: 1 }));
+    await client.appendToStream(`${tag}-b`, event(`${tag}QuoteSent`, { n: 2 }));
+    await client.appendToStream(`${tag}-c`, event(`${tag}OrderShipped`, { n: 3 }));
+    const take = async (group, count) => {
+      const sub = client.subscribeToPersistentSubscriptionToAll(group, { bufferSize: 10 });
+      const got = await consumeUntil(sub, (e) => sub.ack(e), (all) => all.length >= count);
+      // Nothing else arrives.
+      await new Promise((r) => setTimeout(r, 300));
+      await sub.unsubscribe();
+      return got.map((e) => `${e.event.streamId}/${e.event.type}`);
+    };
+    assert.deepEqual(await take(byType, 2), [`${tag}-a/${tag}OrderPlaced`, `${tag}-c/${tag}OrderShipped`]);
+    assert.deepEqual(await take(byRegex, 2), [`${tag}-a/${tag}OrderPlaced`, `${tag}-b/${tag}QuoteSent`]);
+    await assert.rejects(() => client.createPersistentSubscriptionToAll(s("gbad"), defaults,
+      { filter: lib.streamNameFilter({ regex: "(" }) }), /filter\.stream_regex/);
+    await client.deletePersistentSubscriptionToAll(byType);
+    await client.deletePersistentSubscriptionToAll(byRegex);
+  });
+
+  await check(`${c.name}: persistent subscription info: checkpoint, last event, totals, in flight, connections`, async () => {
+    const stream = s("stats");
+    const group = s("gstats");
+    await client.appendToStream(stream, [event("Job", { n: 0 }), event("Job", { n: 1 }), event("Job", { n: 2 })]);
+    await client.createPersistentSubscriptionToStream(stream, group,
+      lib.persistentSubscriptionToStreamSettingsFromDefaults({ startFrom: lib.START, checkPointLowerBound: 1, checkPointAfter: 100 }));
+    const sub = client.subscribeToPersistentSubscriptionToStream(stream, group, { bufferSize: 5 });
+    // Acknowledge two, keep the third in flight.
+    await consumeUntil(sub, (e) => (e.event.revision < 2n ? sub.ack(e) : undefined), (got) => got.length >= 3);
+    await waitFor("the checkpoint after the first two", async () =>
+      (await client.getPersistentSubscriptionToStreamInfo(stream, group)).stats.lastCheckpointedEventRevision === 1n);
+    const info = await client.getPersistentSubscriptionToStreamInfo(stream, group);
+    assert.equal(info.stats.lastKnownEventRevision, 2n);
+    assert.equal(Number(info.stats.totalItems), 3);
+    assert.equal(Number(info.stats.totalInFlightMessages), 1);
+    assert.equal(Number(info.stats.parkedMessageCount), 0);
+    assert.equal(info.connections.length, 1);
+    const conn = info.connections[0];
+    assert.equal(Number(conn.totalItems), 3);
+    assert.equal(Number(conn.inFlightMessages), 1);
+    assert.equal(Number(conn.availableSlots), 4);
+    assert.match(conn.from, /127\.0\.0\.1|ipv4|ipv6/);
+    const all = await client.listAllPersistentSubscriptions();
+    const mine = all.find((i) => i.groupName === group);
+    assert.ok(mine, "listAllPersistentSubscriptions has the group");
+    assert.equal(mine.eventSource, stream);
+    assert.equal(Number(mine.stats.totalItems), 3);
+    await sub.unsubscribe();
+    await client.deletePersistentSubscriptionToStream(stream, group);
+  });
+
+  await check(`${c.name}: a consumer of an updated or deleted group gets persistent-subscription-dropped`, async () => {
+    const stream = s("drop");
+    const group = s("gdrop");
+    const settings = lib.persistentSubscriptionToStreamSettingsFromDefaults({ startFrom: lib.START });
+    await client.createPersistentSubscriptionToStream(stream, group, settings);
+    const dropped = (sub) => new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error("no error from the subscription")), 10000);
+      sub.on("error", (error) => {
+        clearTimeout(timer);
+        resolve(error);
+      });
+      sub.on("data", () => {});
+    });
+    const connected = async (count) => waitFor(`${count} connection(s)`, async () =>
+      (await client.getPersistentSubscriptionToStreamInfo(stream, group)).connections.length === count);
+    const first = client.subscribeToPersistentSubscriptionToStream(stream, group);
+    const firstError = dropped(first);
+    await connected(1);
+    await client.updatePersistentSubscriptionToStream(stream, group, { ...settings, maxRetryCount: 3 });
+    const e1 = await firstError;
+    assert.equal(e1.type, "persistent-subscription-dropped", `${e1.type}: ${e1.message}`);
+    assert.equal(e1.groupName, group);
+
+    const second = client.subscribeToPersistentSubscriptionToStream(stream, group);
+    const secondError = dropped(second);
+    await connected(1);
+    await client.deletePersistentSubscriptionToStream(stream, group);
+    const e2 = await secondError;
+    assert.equal(e2.type, "persistent-subscription-dropped", `${e2.type}: ${e2.message}`);
+  });
+
   await client.dispose();
 }
 

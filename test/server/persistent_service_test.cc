@@ -1,7 +1,9 @@
 // Proves the PersistentSubscriptions service's protocol edges: the errors and trailers the
 // official clients read (exists, does not exist, maximum subscribers), bad settings naming the
 // field, the deprecated stream form of Create, a Read without options, the features list, a
-// delivery with its retry count, and who may do what with authentication on, over a real
+// delivery with its retry count, consumers dropped (with the protocol's "dropped" status) when
+// their group is updated or deleted or the server stops, and who may do what with
+// authentication on, over a real
 // loopback gRPC channel. How: an in-process server on a
 // memory store and generated stubs.
 #include <grpcpp/grpcpp.h>
@@ -11,6 +13,7 @@
 #include <limits>
 #include <set>
 #include <string>
+#include <thread>
 
 #include "auth/security.h"
 #include "cairn/store.h"
@@ -192,6 +195,102 @@ TEST_F(PersistentServiceTest, EventsCarryTheirRetryCountAndNackRedelivers) {
   EXPECT_EQ(resp.event().retry_count(), 1);
   context.TryCancel();
   (void)stream->Finish();
+}
+
+// Opens a Read on `group` of `stream` and waits for the confirmation.
+std::unique_ptr<grpc::ClientReaderWriter<pb::ReadReq, pb::ReadResp>> OpenRead(pb::PersistentSubscriptions::Stub& stub,
+                                                                             grpc::ClientContext* context,
+                                                                             const std::string& stream,
+                                                                             const std::string& group) {
+  auto call = stub.Read(context);
+  pb::ReadReq options;
+  options.mutable_options()->mutable_stream_identifier()->set_stream_name(stream);
+  options.mutable_options()->set_group_name(group);
+  options.mutable_options()->set_buffer_size(5);
+  EXPECT_TRUE(call->Write(options));
+  pb::ReadResp resp;
+  EXPECT_TRUE(call->Read(&resp));
+  EXPECT_TRUE(resp.has_subscription_confirmation());
+  return call;
+}
+
+// What a consumer the server cut off must see: the protocol's "dropped" status and trailers,
+// which the official clients turn into PersistentSubscriptionDroppedError.
+void ExpectDropped(grpc::ClientReaderWriter<pb::ReadReq, pb::ReadResp>& call, const grpc::ClientContext& context,
+                   const std::string& stream, const std::string& group) {
+  pb::ReadResp resp;
+  while (call.Read(&resp)) {
+  }
+  const grpc::Status s = call.Finish();
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::CANCELLED) << s.error_message();
+  EXPECT_NE(s.error_message().find("was dropped"), std::string::npos) << s.error_message();
+  EXPECT_EQ(Trailer(context, "exception"), "persistent-subscription-dropped");
+  EXPECT_EQ(Trailer(context, "stream-name"), stream);
+  EXPECT_EQ(Trailer(context, "group-name"), group);
+}
+
+TEST_F(PersistentServiceTest, UpdatedOrDeletedGroupDropsItsConsumers) {
+  grpc::ClientContext c1, c2;
+  ASSERT_TRUE(Call(Create("orders", "u", 0), &c1).ok());
+  ASSERT_TRUE(Call(Create("orders", "d", 0), &c2).ok());
+  grpc::ClientContext read_u, read_d;
+  auto u = OpenRead(*stub_, &read_u, "orders", "u");
+  auto d = OpenRead(*stub_, &read_d, "orders", "d");
+
+  pb::UpdateReq update;
+  update.mutable_options()->mutable_stream_identifier()->set_stream_name("orders");
+  update.mutable_options()->set_group_name("u");
+  auto* us = update.mutable_options()->mutable_settings();
+  us->set_max_retry_count(3);
+  us->set_min_checkpoint_count(10);
+  us->set_max_checkpoint_count(1000);
+  us->set_live_buffer_size(500);
+  us->set_read_batch_size(20);
+  us->set_history_buffer_size(500);
+  us->set_message_timeout_ms(30000);
+  us->set_checkpoint_after_ms(2000);
+  pb::UpdateResp update_resp;
+  grpc::ClientContext update_context;
+  ASSERT_TRUE(stub_->Update(&update_context, update, &update_resp).ok());
+  ExpectDropped(*u, read_u, "orders", "u");
+
+  pb::DeleteReq del;
+  del.mutable_options()->mutable_stream_identifier()->set_stream_name("orders");
+  del.mutable_options()->set_group_name("d");
+  pb::DeleteResp del_resp;
+  grpc::ClientContext del_context;
+  ASSERT_TRUE(stub_->Delete(&del_context, del, &del_resp).ok());
+  ExpectDropped(*d, read_d, "orders", "d");
+}
+
+TEST_F(PersistentServiceTest, ServerShutdownDropsConsumers) {
+  grpc::ClientContext create;
+  ASSERT_TRUE(Call(Create("orders", "g", 0), &create).ok());
+  grpc::ClientContext read;
+  auto call = OpenRead(*stub_, &read, "orders", "g");
+  std::thread stop([&] { server_->Shutdown(); });
+  ExpectDropped(*call, read, "orders", "g");
+  stop.join();
+}
+
+TEST_F(PersistentServiceTest, ClientHalfCloseEndsTheCallCleanly) {
+  grpc::ClientContext create;
+  ASSERT_TRUE(Call(Create("orders", "g", 0), &create).ok());
+  grpc::ClientContext read;
+  auto call = OpenRead(*stub_, &read, "orders", "g");
+  ASSERT_TRUE(call->WritesDone());
+  pb::ReadResp resp;
+  while (call->Read(&resp)) {
+  }
+  EXPECT_TRUE(call->Finish().ok());
+  // The consumer left the group.
+  pb::GetInfoReq req;
+  req.mutable_options()->mutable_stream_identifier()->set_stream_name("orders");
+  req.mutable_options()->set_group_name("g");
+  pb::GetInfoResp info;
+  grpc::ClientContext info_context;
+  ASSERT_TRUE(stub_->GetInfo(&info_context, req, &info).ok());
+  EXPECT_EQ(info.subscription_info().connections_size(), 0);
 }
 
 TEST_F(PersistentServiceTest, FeaturesListTheMethodsForStreamsAndAll) {
