@@ -194,6 +194,7 @@ Result<Row> RunAppend(const BenchFlags& f, const std::string& db) {
   if (f.server) row.name = "server-" + row.name;
   if (row.events < f.events) row.note = fmt::format("stopped by --max-seconds after {} events", row.events);
   SetMemory(&row);
+  remote.clients.clear();  // their calls end now, not at the server's shutdown grace deadline
   if (remote.server) remote.server->Shutdown();
   CAIRN_RETURN_IF_ERROR(store->Close());
   return row;
@@ -322,6 +323,7 @@ Result<Row> RunReadAll(const BenchFlags& f, const std::string& db) {
   row.name = f.server ? "server-read-all" : "read-all";
   if (!note.empty()) row.note += "; " + note;
   SetMemory(&row);
+  remote.clients.clear();  // their calls end now, not at the server's shutdown grace deadline
   if (remote.server) remote.server->Shutdown();
   CAIRN_RETURN_IF_ERROR(store->Close());
   return row;

@@ -32,8 +32,10 @@ Result<std::string> ReadPemFile(const std::string& path, std::string_view field)
 // Official clients ping every 10 s by default, also between calls. gRPC's server default would
 // call that abuse (at most one ping per 5 minutes without data) and close the connection.
 constexpr int kMinClientPingIntervalMs = 1000;
-// Threads serving calls at once. Each live subscription holds one while it waits; calls beyond
-// the limit are refused with RESOURCE_EXHAUSTED rather than queued without bound.
+// Threads serving synchronous calls at once (Append, Delete, persistent subscriptions...); calls
+// beyond the limit are refused with RESOURCE_EXHAUSTED rather than queued without bound. Read and
+// BatchAppend are on the callback API: no thread per call, except a live catch-up subscription,
+// which has its own bound (StreamsService::kMaxSubscriptionThreads).
 constexpr int kMaxServerThreads = 512;
 // One message: the largest event plus its envelope.
 constexpr int kMaxReceiveMessageBytes = static_cast<int>(kMaxEventBytes) + (64 << 10);
@@ -87,8 +89,9 @@ class GrpcServer final : public Server {
   void Shutdown() override {
     std::lock_guard lock(shutdown_mu_);
     if (server_ == nullptr) return;
-    // Live subscriptions end at their next poll; unary calls (appends) finish normally, since the
-    // store acknowledges before the answer is written.
+    // Live subscriptions end at their next poll; appends finish normally (an append is answered
+    // once the store acknowledged it, and a BatchAppend call ends only after its appends are
+    // acknowledged). Calls still open at the grace deadline are cancelled.
     stopping_.store(true);
     server_->Shutdown(std::chrono::system_clock::now() + grace_);
     server_->Wait();

@@ -3,7 +3,12 @@
 #pragma once
 
 #include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <mutex>
 #include <string>
+#include <thread>
 
 #include "auth/security.h"
 #include "cairn/persistent_subscription.h"
@@ -19,19 +24,39 @@ namespace cairn::server {
 // the protocol level cairn follows, not cairn's own version.
 inline constexpr const char* kProtocolServerVersion = "24.10.0";
 
-class StreamsService final : public event_store::client::streams::Streams::Service {
+// One thread that runs tasks in order: the few steps of a callback-API call that must block on
+// the store (a metadata write, a version check) run here instead of on gRPC's threads.
+class TaskThread {
+ public:
+  TaskThread();
+  ~TaskThread();  // runs what was posted, then joins
+  void Post(std::function<void()> task);
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::function<void()>> tasks_;
+  bool stop_ = false;
+  std::thread thread_;
+};
+
+// Streams. Read and BatchAppend are on gRPC's callback API (reactors, no thread per call: see
+// streams_service.cc); Append, Delete and Tombstone are synchronous handlers.
+class StreamsService final
+    : public event_store::client::streams::Streams::WithCallbackMethod_Read<
+          event_store::client::streams::Streams::WithCallbackMethod_BatchAppend<
+              event_store::client::streams::Streams::Service>> {
  public:
   StreamsService(Store* store, const std::atomic<bool>* stopping, const auth::Security* security)
       : store_(store), stopping_(stopping), security_(security) {}
 
-  grpc::Status Read(grpc::ServerContext* context, const event_store::client::streams::ReadReq* request,
-                    grpc::ServerWriter<event_store::client::streams::ReadResp>* writer) override;
+  grpc::ServerWriteReactor<event_store::client::streams::ReadResp>* Read(
+      grpc::CallbackServerContext* context, const event_store::client::streams::ReadReq* request) override;
   grpc::Status Append(grpc::ServerContext* context,
                       grpc::ServerReader<event_store::client::streams::AppendReq>* reader,
                       event_store::client::streams::AppendResp* response) override;
-  grpc::Status BatchAppend(grpc::ServerContext* context,
-                           grpc::ServerReaderWriter<event_store::client::streams::BatchAppendResp,
-                                                    event_store::client::streams::BatchAppendReq>* stream) override;
+  grpc::ServerBidiReactor<event_store::client::streams::BatchAppendReq, event_store::client::streams::BatchAppendResp>*
+  BatchAppend(grpc::CallbackServerContext* context) override;
   grpc::Status Delete(grpc::ServerContext* context, const event_store::client::streams::DeleteReq* request,
                       event_store::client::streams::DeleteResp* response) override;
   grpc::Status Tombstone(grpc::ServerContext* context, const event_store::client::streams::TombstoneReq* request,
@@ -40,6 +65,14 @@ class StreamsService final : public event_store::client::streams::Streams::Servi
   // Catch-up subscriptions (Read with subscription options) running now, to a stream and to $all.
   uint64_t live_stream_subscriptions() const { return live_stream_.load(std::memory_order_relaxed); }
   uint64_t live_all_subscriptions() const { return live_all_.load(std::memory_order_relaxed); }
+  Store* store() const { return store_; }
+  const std::atomic<bool>* stopping() const { return stopping_; }
+  const auth::Security* security() const { return security_; }
+  TaskThread* blocking_tasks() { return &blocking_tasks_; }
+  // Live subscriptions each hold a thread while they wait for appends; beyond this many, a new
+  // one is refused with RESOURCE_EXHAUSTED rather than starting threads without bound.
+  static constexpr int kMaxSubscriptionThreads = 512;
+  std::atomic<int>& subscription_threads() { return subscription_threads_; }
 
  private:
   Store* store_;
@@ -47,6 +80,8 @@ class StreamsService final : public event_store::client::streams::Streams::Servi
   const auth::Security* security_;  // null: no authentication
   std::atomic<uint64_t> live_stream_{0};
   std::atomic<uint64_t> live_all_{0};
+  std::atomic<int> subscription_threads_{0};
+  TaskThread blocking_tasks_;
 };
 
 // Consumer groups (persistent_service.cc). Open() before serving; Close() after the last call,

@@ -4,12 +4,17 @@
 #include <re2/re2.h>
 
 #include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <functional>
 #include <limits>
 #include <map>
 #include <span>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "server/protocol.h"
@@ -110,71 +115,201 @@ class ReadFilter {
   uint64_t checkpoint_interval_ = 1000;
 };
 
-// Writes the events of one Read call, in the id form the client asked for.
-class EventWriter {
+// The answers of one Read call, in the id form the client asked for. One message is reused: an
+// event after an event overwrites the fields in place (the strings and the metadata map keep their
+// memory), so a long read builds each answer without allocating.
+class ReadMessages {
  public:
-  EventWriter(grpc::ServerWriter<pb::ReadResp>* writer, bool structured_ids)
-      : writer_(writer), structured_ids_(structured_ids) {}
+  explicit ReadMessages(bool structured_ids) : structured_ids_(structured_ids) {}
 
-  // False when the client has gone away.
-  bool Event(const RecordedEventView& e) {
-    resp_.Clear();
+  const pb::ReadResp& Event(const RecordedEventView& e) {
+    if (!resp_.has_event()) resp_.Clear();
     auto* read_event = resp_.mutable_event();
     auto* rec = read_event->mutable_event();
     UuidToProto(e.id, structured_ids_, rec->mutable_id());
-    rec->mutable_stream_identifier()->set_stream_name(e.stream.data(), e.stream.size());
+    rec->mutable_stream_identifier()->mutable_stream_name()->assign(e.stream.data(), e.stream.size());
     rec->set_stream_revision(e.version);
     rec->set_prepare_position(e.position.value());
     rec->set_commit_position(e.position.value());
     auto& md = *rec->mutable_metadata();
-    md["type"] = std::string(e.type);
-    md["content-type"] = std::string(e.content_type == ContentType::kJson ? kContentTypeJson : kContentTypeBytes);
-    md["created"] = std::to_string(TicksSinceEpoch(e.recorded_at));
-    rec->set_custom_metadata(e.metadata.data(), e.metadata.size());
-    rec->set_data(e.data.data(), e.data.size());
+    md["type"].assign(e.type.data(), e.type.size());
+    md["content-type"].assign(e.content_type == ContentType::kJson ? kContentTypeJson : kContentTypeBytes);
+    char created[24];
+    const auto end = fmt::format_to_n(created, sizeof(created), "{}", TicksSinceEpoch(e.recorded_at)).out;
+    md["created"].assign(created, end);
+    rec->mutable_custom_metadata()->assign(e.metadata.data(), e.metadata.size());
+    rec->mutable_data()->assign(e.data.data(), e.data.size());
     read_event->set_commit_position(e.position.value());
-    return writer_->Write(resp_);
+    return resp_;
   }
 
-  bool Confirmation(const std::string& id) {
+  const pb::ReadResp& Confirmation(const std::string& id) {
     resp_.Clear();
     resp_.mutable_confirmation()->set_subscription_id(id);
-    return writer_->Write(resp_);
+    return resp_;
   }
 
-  bool CaughtUp() {
+  const pb::ReadResp& CaughtUp() {
     resp_.Clear();
     resp_.mutable_caught_up();
-    return writer_->Write(resp_);
+    return resp_;
   }
 
-  bool Checkpoint(Position p) {
+  const pb::ReadResp& Checkpoint(Position p) {
     resp_.Clear();
     resp_.mutable_checkpoint()->set_commit_position(p.value());
     resp_.mutable_checkpoint()->set_prepare_position(p.value());
-    return writer_->Write(resp_);
+    return resp_;
   }
 
-  bool StreamNotFound(std::string_view stream) {
+  const pb::ReadResp& StreamNotFound(std::string_view stream) {
     resp_.Clear();
     resp_.mutable_stream_not_found()->mutable_stream_identifier()->set_stream_name(stream.data(), stream.size());
-    return writer_->Write(resp_);
+    return resp_;
   }
 
  private:
-  grpc::ServerWriter<pb::ReadResp>* writer_;
   bool structured_ids_;
   pb::ReadResp resp_;
 };
 
-bool Ended(grpc::ServerContext* context, const std::atomic<bool>* stopping) {
+// Writes one answer and waits until gRPC has taken it; false when the client has gone away. What
+// a subscription's thread writes through.
+using BlockingWrite = std::function<bool(const pb::ReadResp&)>;
+
+// The answers of a subscription, each written and waited for.
+class EventWriter {
+ public:
+  EventWriter(BlockingWrite write, bool structured_ids) : write_(std::move(write)), messages_(structured_ids) {}
+
+  // False when the client has gone away.
+  bool Event(const RecordedEventView& e) { return write_(messages_.Event(e)); }
+  bool Confirmation(const std::string& id) { return write_(messages_.Confirmation(id)); }
+  bool CaughtUp() { return write_(messages_.CaughtUp()); }
+  bool Checkpoint(Position p) { return write_(messages_.Checkpoint(p)); }
+
+ private:
+  BlockingWrite write_;
+  ReadMessages messages_;
+};
+
+bool Ended(grpc::ServerContextBase* context, const std::atomic<bool>* stopping) {
   return context->IsCancelled() || stopping->load(std::memory_order_relaxed);
 }
 
 grpc::Status ShuttingDown() { return {grpc::StatusCode::UNAVAILABLE, "the server is shutting down"}; }
 
+// One Read call on the callback API. A plain read writes its cursor's events on gRPC's threads,
+// the next one as the previous write completes: no thread waits for the transport. A
+// subscription waits for appends, so it runs on a thread of its own and writes through
+// WriteAndWait. The reactor deletes itself when gRPC is done with the call.
+class ReadCall final : public grpc::ServerWriteReactor<pb::ReadResp> {
+ public:
+  ReadCall(grpc::CallbackServerContext* context, bool structured_ids)
+      : context_(context), structured_ids_(structured_ids), messages_(structured_ids) {}
+
+  // Writes the cursor's events that pass the filter, at most `count`, then ends the call with the
+  // cursor's status (`what` names the read in errors).
+  void StartPlain(EventCursor cursor, ReadFilter filter, uint64_t count, std::string what) {
+    cursor_.emplace(std::move(cursor));
+    filter_ = std::move(filter);
+    remaining_ = count;
+    what_ = std::move(what);
+    WriteNextEvent();
+  }
+
+  // Writes the stream-not-found answer, then ends the call with OK.
+  void StartStreamNotFound(std::string_view stream) { StartWrite(&messages_.StreamNotFound(stream)); }
+
+  // Runs `body` on a thread of its own; its status ends the call. Refused beyond the service's
+  // limit of such threads.
+  void StartThread(std::atomic<int>* threads, std::function<grpc::Status(EventWriter*)> body) {
+    if (threads->fetch_add(1) >= StreamsService::kMaxSubscriptionThreads) {
+      threads->fetch_sub(1);
+      Finish({grpc::StatusCode::RESOURCE_EXHAUSTED,
+              fmt::format("more than {} live subscriptions", StreamsService::kMaxSubscriptionThreads)});
+      return;
+    }
+    threaded_ = true;
+    thread_ = std::thread([this, threads, body = std::move(body)] {
+      EventWriter out([this](const pb::ReadResp& m) { return WriteAndWait(m); }, structured_ids_);
+      grpc::Status status = body(&out);
+      threads->fetch_sub(1);
+      Finish(std::move(status));  // the last use of `this` on this thread
+    });
+  }
+
+  void OnWriteDone(bool ok) override {
+    if (threaded_) {
+      {
+        std::lock_guard lock(mu_);
+        write_done_ = true;
+        write_ok_ = ok;
+      }
+      cv_.notify_one();
+      return;
+    }
+    if (!ok || !cursor_) {
+      Finish(grpc::Status::OK);  // the client went away, or the single answer is written
+      return;
+    }
+    WriteNextEvent();
+  }
+
+  void OnDone() override {
+    // Finish was the thread's last use of this reactor; it may still be returning from it.
+    if (thread_.joinable()) {
+      if (thread_.get_id() == std::this_thread::get_id()) {
+        thread_.detach();
+      } else {
+        thread_.join();
+      }
+    }
+    delete this;
+  }
+
+ private:
+  void WriteNextEvent() {
+    while (remaining_ > 0 && cursor_->Next()) {
+      const RecordedEventView& e = cursor_->event();
+      if (!filter_.Matches(e)) continue;
+      --remaining_;
+      StartWrite(&messages_.Event(e));
+      return;
+    }
+    Finish(ToGrpcStatus(cursor_->status(), context_, what_));
+  }
+
+  bool WriteAndWait(const pb::ReadResp& m) {
+    {
+      std::lock_guard lock(mu_);
+      write_done_ = false;
+    }
+    StartWrite(&m);
+    std::unique_lock lock(mu_);
+    cv_.wait(lock, [&] { return write_done_; });
+    return write_ok_;
+  }
+
+  grpc::CallbackServerContext* context_;
+  bool structured_ids_;
+  ReadMessages messages_;
+  // A plain read.
+  std::optional<EventCursor> cursor_;
+  ReadFilter filter_;
+  uint64_t remaining_ = 0;
+  std::string what_;
+  // A subscription.
+  bool threaded_ = false;
+  std::thread thread_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool write_done_ = false;
+  bool write_ok_ = false;
+};
+
 // A plain read of one stream.
-grpc::Status ReadStreamOnce(Store* store, grpc::ServerContext* context, const Options& o, EventWriter* out) {
+void ReadStreamOnce(Store* store, grpc::CallbackServerContext* context, const Options& o, ReadCall* call) {
   const std::string& stream = o.stream().stream_identifier().stream_name();
   ReadStreamOptions ro;
   const bool forward = o.read_direction() == Options::Forwards;
@@ -184,27 +319,26 @@ grpc::Status ReadStreamOnce(Store* store, grpc::ServerContext* context, const Op
   if (so.has_revision()) {
     ro.from = so.revision();
   } else if (so.has_end() && forward) {
-    return grpc::Status::OK;  // nothing comes after the end
+    call->Finish(grpc::Status::OK);  // nothing comes after the end
+    return;
   } else if (so.has_start() && !forward) {
     ro.from = 0;
   }
   auto cursor = store->ReadStream(stream, ro);
   if (!cursor.ok()) {
     if (cursor.status().detail() == ErrorDetail::kStreamNotFound) {
-      out->StreamNotFound(stream);
-      return grpc::Status::OK;
+      call->StartStreamNotFound(stream);
+      return;
     }
-    return ToGrpcStatus(cursor.status(), context, stream);
+    call->Finish(ToGrpcStatus(cursor.status(), context, stream));
+    return;
   }
-  while (cursor->Next()) {
-    if (!out->Event(cursor->event())) return grpc::Status::OK;
-  }
-  return ToGrpcStatus(cursor->status(), context, stream);
+  call->StartPlain(std::move(*cursor), ReadFilter(), o.count(), stream);
 }
 
 // A plain read of $all.
-grpc::Status ReadAllOnce(Store* store, grpc::ServerContext* context, const Options& o, const ReadFilter& filter,
-                         EventWriter* out) {
+void ReadAllOnce(Store* store, grpc::CallbackServerContext* context, const Options& o, ReadFilter filter,
+                 ReadCall* call) {
   ReadAllOptions ro;
   const bool forward = o.read_direction() == Options::Forwards;
   ro.direction = forward ? ReadDirection::kForward : ReadDirection::kBackward;
@@ -216,17 +350,16 @@ grpc::Status ReadAllOnce(Store* store, grpc::ServerContext* context, const Optio
   } else {
     ro.from = Position::Start();
   }
-  if (forward && ro.from == Position::End()) return grpc::Status::OK;
-  if (!forward && ro.from == Position::Start()) return grpc::Status::OK;
-  auto cursor = store->ReadAll(ro);
-  if (!cursor.ok()) return ToGrpcStatus(cursor.status(), context, "$all");
-  uint64_t remaining = o.count();
-  while (remaining > 0 && cursor->Next()) {
-    if (!filter.Matches(cursor->event())) continue;
-    if (!out->Event(cursor->event())) return grpc::Status::OK;
-    --remaining;
+  if ((forward && ro.from == Position::End()) || (!forward && ro.from == Position::Start())) {
+    call->Finish(grpc::Status::OK);
+    return;
   }
-  return ToGrpcStatus(cursor->status(), context, "$all");
+  auto cursor = store->ReadAll(ro);
+  if (!cursor.ok()) {
+    call->Finish(ToGrpcStatus(cursor.status(), context, "$all"));
+    return;
+  }
+  call->StartPlain(std::move(*cursor), std::move(filter), o.count(), "$all");
 }
 
 // Counts a running subscription for the status pages while it lives.
@@ -242,7 +375,7 @@ class LiveCount {
 };
 
 // A catch-up subscription to one stream: the events after the given version, then live ones.
-grpc::Status SubscribeStream(Store* store, grpc::ServerContext* context, const std::atomic<bool>* stopping,
+grpc::Status SubscribeStream(Store* store, grpc::CallbackServerContext* context, const std::atomic<bool>* stopping,
                              const Options& o, EventWriter* out) {
   const std::string& stream = o.stream().stream_identifier().stream_name();
   const auto& so = o.stream();
@@ -286,7 +419,7 @@ grpc::Status SubscribeStream(Store* store, grpc::ServerContext* context, const s
 
 // A catch-up subscription to $all: the events after the given position, then live ones; with a
 // filter, checkpoints tell the client how far the server has looked.
-grpc::Status SubscribeAll(Store* store, grpc::ServerContext* context, const std::atomic<bool>* stopping,
+grpc::Status SubscribeAll(Store* store, grpc::CallbackServerContext* context, const std::atomic<bool>* stopping,
                           const Options& o, const ReadFilter& filter, EventWriter* out) {
   const auto& ao = o.all();
   Position from = Position::Start();
@@ -350,38 +483,60 @@ grpc::Status SubscribeAll(Store* store, grpc::ServerContext* context, const std:
 
 }  // namespace
 
-grpc::Status StreamsService::Read(grpc::ServerContext* context, const pb::ReadReq* request,
-                                  grpc::ServerWriter<pb::ReadResp>* writer) {
+grpc::ServerWriteReactor<pb::ReadResp>* StreamsService::Read(grpc::CallbackServerContext* context,
+                                                            const pb::ReadReq* request) {
   const Options& o = request->options();
-  const bool structured = o.uuid_option().has_structured();
-  EventWriter out(writer, structured);
+  auto* call = new ReadCall(context, o.uuid_option().has_structured());
   if (o.stream_option_case() == Options::STREAM_OPTION_NOT_SET) {
-    return InvalidRequest("ReadReq.options: set stream or all");
+    call->Finish(InvalidRequest("ReadReq.options: set stream or all"));
+    return call;
   }
   if (o.count_option_case() == Options::COUNT_OPTION_NOT_SET) {
-    return InvalidRequest("ReadReq.options: set count or subscription");
+    call->Finish(InvalidRequest("ReadReq.options: set count or subscription"));
+    return call;
   }
   const bool subscription = o.count_option_case() == Options::kSubscription;
+  Store* store = store_;
+  const std::atomic<bool>* stopping = stopping_;
   if (o.has_stream()) {
     const std::string& stream = o.stream().stream_identifier().stream_name();
-    if (auto denied = Authorize(security_, context, auth::Permission::kRead, stream); !denied.ok()) return denied;
+    if (auto denied = Authorize(security_, context, auth::Permission::kRead, stream); !denied.ok()) {
+      call->Finish(denied);
+      return call;
+    }
     if (o.filter_option_case() == Options::kFilter) {
-      return InvalidRequest("ReadReq.options.filter: filters apply to $all only");
+      call->Finish(InvalidRequest("ReadReq.options.filter: filters apply to $all only"));
+      return call;
     }
     if (subscription) {
-      LiveCount counted(&live_stream_);
-      return SubscribeStream(store_, context, stopping_, o, &out);
+      call->StartThread(&subscription_threads_, [this, store, context, stopping, &o](EventWriter* out) {
+        LiveCount counted(&live_stream_);
+        return SubscribeStream(store, context, stopping, o, out);
+      });
+    } else {
+      ReadStreamOnce(store, context, o, call);
     }
-    return ReadStreamOnce(store_, context, o, &out);
+    return call;
   }
-  if (auto denied = Authorize(security_, context, auth::Permission::kReadAll, ""); !denied.ok()) return denied;
+  if (auto denied = Authorize(security_, context, auth::Permission::kReadAll, ""); !denied.ok()) {
+    call->Finish(denied);
+    return call;
+  }
   auto filter = ReadFilter::From(o);
-  if (!filter.ok()) return ToGrpcStatus(filter.status(), context, "$all");
-  if (subscription) {
-    LiveCount counted(&live_all_);
-    return SubscribeAll(store_, context, stopping_, o, *filter, &out);
+  if (!filter.ok()) {
+    call->Finish(ToGrpcStatus(filter.status(), context, "$all"));
+    return call;
   }
-  return ReadAllOnce(store_, context, o, *filter, &out);
+  if (subscription) {
+    call->StartThread(&subscription_threads_,
+                      [this, store, context, stopping, &o, f = std::move(*filter)](EventWriter* out) {
+                        LiveCount counted(&live_all_);
+                        return SubscribeAll(store, context, stopping, o, f, out);
+                      });
+  } else {
+    ReadAllOnce(store, context, o, std::move(*filter), call);
+  }
+  return call;
 }
 
 namespace {
@@ -561,46 +716,136 @@ grpc::Status StreamsService::Append(grpc::ServerContext* context, grpc::ServerRe
   return grpc::Status::OK;
 }
 
-grpc::Status StreamsService::BatchAppend(grpc::ServerContext* context,
-                                         grpc::ServerReaderWriter<pb::BatchAppendResp, pb::BatchAppendReq>* stream) {
-  // Many appends on one call, each a correlation id: its first message carries the options, its
-  // last is_final. Appends run one after another on this thread (each is acknowledged by the
-  // store before its answer), so a client's appends on one call commit in the order it sent them.
-  struct Open {
-    pb::BatchAppendReq::Options options;
-    std::vector<EventData> events;
-    size_t bytes = 0;
-    std::optional<EventProblem> problem;  // the first reason to refuse it, answered at is_final
-  };
-  std::map<std::string, Open> open;  // by the correlation id's bytes
-  pb::BatchAppendReq req;
-  pb::BatchAppendResp resp;
-  auto answer_error = [&](const pb::BatchAppendReq::Options& o, const event_store::client::UUID& id,
-                          grpc::StatusCode code, const std::string& message, const google::protobuf::Message& details) {
-    resp.Clear();
-    *resp.mutable_correlation_id() = id;
-    *resp.mutable_stream_identifier() = o.stream_identifier();
-    auto* e = resp.mutable_error();
-    e->set_code(static_cast<int32_t>(code));
-    e->set_message(message);
-    e->mutable_details()->PackFrom(details);
-    return stream->Write(resp);
-  };
-  while (stream->Read(&req)) {
-    const std::string key = req.correlation_id().SerializeAsString();
-    auto it = open.find(key);
-    if (it == open.end()) {
-      if (!req.has_options()) {
+namespace {
+
+// BatchAppend's answer for a refused append: the code, the message and the details message the
+// clients unpack.
+void BatchError(pb::BatchAppendResp* resp, const pb::BatchAppendReq::Options& o, const event_store::client::UUID& id,
+                grpc::StatusCode code, const std::string& message, const google::protobuf::Message& details) {
+  resp->Clear();
+  *resp->mutable_correlation_id() = id;
+  *resp->mutable_stream_identifier() = o.stream_identifier();
+  auto* e = resp->mutable_error();
+  e->set_code(static_cast<int32_t>(code));
+  e->set_message(message);
+  e->mutable_details()->PackFrom(details);
+}
+
+// BatchAppend's answer for an append that was refused before the store saw it.
+void BatchProblem(pb::BatchAppendResp* resp, const pb::BatchAppendReq::Options& o, const event_store::client::UUID& id,
+                  const EventProblem& problem) {
+  if (problem.exception == "maximum-append-size-exceeded") {
+    event_store::client::MaximumAppendSizeExceeded max;
+    max.set_maxappendsize(static_cast<uint32_t>(kMaxAppendBytes));
+    BatchError(resp, o, id, grpc::StatusCode::INVALID_ARGUMENT, problem.message, max);
+  } else {
+    event_store::client::BadRequest bad;
+    bad.set_message(problem.message);
+    BatchError(resp, o, id, grpc::StatusCode::INVALID_ARGUMENT, problem.message, bad);
+  }
+}
+
+// BatchAppend's answer for what the store did with an append.
+void BatchOutcome(pb::BatchAppendResp* resp, const pb::BatchAppendReq::Options& o, const event_store::client::UUID& id,
+                  ExpectedVersion expected, const AppendOutcome& outcome) {
+  if (outcome.status.ok()) {
+    resp->Clear();
+    *resp->mutable_correlation_id() = id;
+    *resp->mutable_stream_identifier() = o.stream_identifier();
+    auto* success = resp->mutable_success();
+    if (outcome.current) {
+      success->set_current_revision(*outcome.current);
+    } else {
+      success->mutable_no_stream();
+    }
+    if (outcome.position) {
+      success->mutable_position()->set_commit_position(outcome.position->value());
+      success->mutable_position()->set_prepare_position(outcome.position->value());
+    } else {
+      success->mutable_no_position();
+    }
+    return;
+  }
+  const Status& s = outcome.status;
+  const std::string message = s.ToString();
+  if (s.detail() == ErrorDetail::kWrongExpectedVersion) {
+    event_store::client::WrongExpectedVersion w;
+    if (s.actual_version()) {
+      w.set_current_stream_revision(*s.actual_version());
+    } else {
+      w.mutable_current_no_stream();
+    }
+    switch (expected.kind()) {
+      case ExpectedVersion::Kind::kAny: w.mutable_expected_any(); break;
+      case ExpectedVersion::Kind::kNoStream: w.mutable_expected_no_stream(); break;
+      case ExpectedVersion::Kind::kStreamExists: w.mutable_expected_stream_exists(); break;
+      case ExpectedVersion::Kind::kExact: w.set_expected_stream_position(expected.version()); break;
+    }
+    BatchError(resp, o, id, grpc::StatusCode::FAILED_PRECONDITION, message, w);
+  } else if (s.detail() == ErrorDetail::kStreamDeleted) {
+    event_store::client::StreamDeleted d;
+    *d.mutable_stream_identifier() = o.stream_identifier();
+    BatchError(resp, o, id, grpc::StatusCode::FAILED_PRECONDITION, message, d);
+  } else if (s.code() == StatusCode::kPermissionDenied || s.code() == StatusCode::kUnauthenticated) {
+    event_store::client::AccessDenied d;
+    BatchError(resp, o, id,
+               s.code() == StatusCode::kUnauthenticated ? grpc::StatusCode::UNAUTHENTICATED
+                                                        : grpc::StatusCode::PERMISSION_DENIED,
+               message, d);
+  } else {
+    event_store::client::Unknown u;
+    BatchError(resp, o, id, grpc::StatusCode::INTERNAL, message, u);
+  }
+}
+
+AppendOutcome OutcomeOf(const Result<AppendResult>& result) {
+  AppendOutcome out;
+  if (!result.ok()) {
+    out.status = result.status();
+    return out;
+  }
+  if (result->next_version > 0) out.current = result->next_version - 1;
+  out.position = result->position;
+  return out;
+}
+
+// One BatchAppend call on the callback API: many appends, each under a correlation id; its first
+// message carries the options, its last is_final. A plain append goes to Store::AppendAsync and
+// the next message is read at once, so the appends of many calls (and several of one call) meet
+// in the store's group commit; none holds a thread. Appends of one call reach the store in the
+// order they were sent, and are answered in that order. The rest (metastream writes, empty
+// appends, system streams) block on the store, so they run on the service's task thread, after
+// the call's earlier appends are acknowledged and before its next message is read.
+class BatchAppendCall final : public grpc::ServerBidiReactor<pb::BatchAppendReq, pb::BatchAppendResp> {
+ public:
+  BatchAppendCall(StreamsService* service, grpc::CallbackServerContext* context)
+      : service_(service), context_(context) {
+    StartRead(&req_);
+  }
+
+  void OnReadDone(bool ok) override {
+    if (!ok) {  // half-closed by the client, cancelled or gone
+      ReadsDone();
+      return;
+    }
+    const std::string key = req_.correlation_id().SerializeAsString();
+    auto it = open_.find(key);
+    if (it == open_.end()) {
+      if (!req_.has_options()) {
         event_store::client::BadRequest bad;
         bad.set_message("BatchAppendReq: the first message of a correlation id must carry options");
-        if (!answer_error(req.options(), req.correlation_id(), grpc::StatusCode::INVALID_ARGUMENT, bad.message(), bad)) break;
-        continue;
+        Slot* slot = Reserve();
+        BatchError(&slot->resp, req_.options(), req_.correlation_id(), grpc::StatusCode::INVALID_ARGUMENT,
+                   bad.message(), bad);
+        Ready(slot);
+        StartRead(&req_);
+        return;
       }
-      it = open.emplace(key, Open{req.options(), {}, 0, std::nullopt}).first;
+      it = open_.emplace(key, Open{req_.options(), {}, 0, std::nullopt}).first;
     }
     Open& a = it->second;
-    const std::string name = a.options.stream_identifier().stream_name();
-    for (auto& m : *req.mutable_proposed_messages()) {
+    const std::string& name = a.options.stream_identifier().stream_name();
+    for (auto& m : *req_.mutable_proposed_messages()) {
       if (a.problem) break;
       a.bytes += m.data().size() + m.custom_metadata().size();
       if (a.events.size() >= kMaxAppendEvents || a.bytes > kMaxAppendBytes) {
@@ -613,90 +858,202 @@ grpc::Status StreamsService::BatchAppend(grpc::ServerContext* context,
       a.problem = EventFrom(&m, name, a.events.size(), &e);
       if (!a.problem) a.events.push_back(std::move(e));
     }
-    if (!req.is_final()) continue;
-    Open done = std::move(it->second);
-    open.erase(it);
-    const auto& id = req.correlation_id();
-    if (done.problem) {
-      bool ok;
-      if (done.problem->exception == "maximum-append-size-exceeded") {
-        event_store::client::MaximumAppendSizeExceeded max;
-        max.set_maxappendsize(static_cast<uint32_t>(kMaxAppendBytes));
-        ok = answer_error(done.options, id, grpc::StatusCode::INVALID_ARGUMENT, done.problem->message, max);
-      } else {
-        event_store::client::BadRequest bad;
-        bad.set_message(done.problem->message);
-        ok = answer_error(done.options, id, grpc::StatusCode::INVALID_ARGUMENT, done.problem->message, bad);
-      }
-      if (!ok) break;
-      continue;
+    if (!req_.is_final()) {
+      StartRead(&req_);
+      return;
+    }
+    auto done = std::make_shared<Open>(std::move(it->second));
+    open_.erase(it);
+    const event_store::client::UUID id = req_.correlation_id();
+    Slot* slot = Reserve();
+    if (done->problem) {
+      BatchProblem(&slot->resp, done->options, id, *done->problem);
+      Ready(slot);
+      StartRead(&req_);
+      return;
     }
     ExpectedVersion expected = ExpectedVersion::Any();
-    if (done.options.has_stream_position()) expected = ExpectedVersion::Exact(done.options.stream_position());
-    if (done.options.has_no_stream()) expected = ExpectedVersion::NoStream();
-    if (done.options.has_stream_exists()) expected = ExpectedVersion::StreamExists();
-    const std::string stream_name = done.options.stream_identifier().stream_name();
-    AppendOutcome outcome;
-    if (grpc::Status denied = Authorize(security_, context, auth::Permission::kWrite, stream_name); !denied.ok()) {
-      outcome.status = Status(denied.error_code() == grpc::StatusCode::UNAUTHENTICATED ? StatusCode::kUnauthenticated
-                                                                                        : StatusCode::kPermissionDenied,
+    if (done->options.has_stream_position()) expected = ExpectedVersion::Exact(done->options.stream_position());
+    if (done->options.has_no_stream()) expected = ExpectedVersion::NoStream();
+    if (done->options.has_stream_exists()) expected = ExpectedVersion::StreamExists();
+    const std::string& stream = done->options.stream_identifier().stream_name();
+    if (grpc::Status denied = Authorize(service_->security(), context_, auth::Permission::kWrite, stream);
+        !denied.ok()) {
+      AppendOutcome refused;
+      refused.status = Status(denied.error_code() == grpc::StatusCode::UNAUTHENTICATED ? StatusCode::kUnauthenticated
+                                                                                       : StatusCode::kPermissionDenied,
                               denied.error_message());
-    } else {
-      outcome = CommitAppend(store_, stream_name, expected, done.events);
+      BatchOutcome(&slot->resp, done->options, id, expected, refused);
+      Ready(slot);
+      StartRead(&req_);
+      return;
     }
-    bool ok = true;
-    if (outcome.status.ok()) {
-      resp.Clear();
-      *resp.mutable_correlation_id() = id;
-      *resp.mutable_stream_identifier() = done.options.stream_identifier();
-      auto* success = resp.mutable_success();
-      if (outcome.current) {
-        success->set_current_revision(*outcome.current);
-      } else {
-        success->mutable_no_stream();
-      }
-      if (outcome.position) {
-        success->mutable_position()->set_commit_position(outcome.position->value());
-        success->mutable_position()->set_prepare_position(outcome.position->value());
-      } else {
-        success->mutable_no_position();
-      }
-      ok = stream->Write(resp);
-    } else {
-      const Status& s = outcome.status;
-      const std::string message = s.ToString();
-      if (s.detail() == ErrorDetail::kWrongExpectedVersion) {
-        event_store::client::WrongExpectedVersion w;
-        if (s.actual_version()) {
-          w.set_current_stream_revision(*s.actual_version());
-        } else {
-          w.mutable_current_no_stream();
+    if (stream.starts_with('$') || done->events.empty()) {
+      // Blocks on the store: on the task thread once the earlier appends are acknowledged; the
+      // next message is read after it.
+      std::function<void()> task = [this, slot, done, id, expected] {
+        AppendOutcome outcome =
+            CommitAppend(service_->store(), done->options.stream_identifier().stream_name(), expected, done->events);
+        BatchOutcome(&slot->resp, done->options, id, expected, outcome);
+        {
+          std::lock_guard lock(mu_);
+          blocking_ = false;
         }
-        switch (expected.kind()) {
-          case ExpectedVersion::Kind::kAny: w.mutable_expected_any(); break;
-          case ExpectedVersion::Kind::kNoStream: w.mutable_expected_no_stream(); break;
-          case ExpectedVersion::Kind::kStreamExists: w.mutable_expected_stream_exists(); break;
-          case ExpectedVersion::Kind::kExact: w.set_expected_stream_position(expected.version()); break;
-        }
-        ok = answer_error(done.options, id, grpc::StatusCode::FAILED_PRECONDITION, message, w);
-      } else if (s.detail() == ErrorDetail::kStreamDeleted) {
-        event_store::client::StreamDeleted d;
-        *d.mutable_stream_identifier() = done.options.stream_identifier();
-        ok = answer_error(done.options, id, grpc::StatusCode::FAILED_PRECONDITION, message, d);
-      } else if (s.code() == StatusCode::kPermissionDenied || s.code() == StatusCode::kUnauthenticated) {
-        event_store::client::AccessDenied d;
-        ok = answer_error(done.options, id,
-                          s.code() == StatusCode::kUnauthenticated ? grpc::StatusCode::UNAUTHENTICATED
-                                                                   : grpc::StatusCode::PERMISSION_DENIED,
-                          message, d);
+        Ready(slot);
+        StartRead(&req_);
+      };
+      std::lock_guard lock(mu_);
+      blocking_ = true;
+      if (pending_ == 0) {
+        service_->blocking_tasks()->Post(std::move(task));
       } else {
-        event_store::client::Unknown u;
-        ok = answer_error(done.options, id, grpc::StatusCode::INTERNAL, message, u);
+        deferred_ = std::move(task);
       }
+      return;
     }
-    if (!ok) break;
+    {
+      std::lock_guard lock(mu_);
+      pending_++;
+    }
+    service_->store()->AppendAsync(stream, expected, done->events,
+                                   [this, slot, done, id, expected](Result<AppendResult> result) {
+                                     BatchOutcome(&slot->resp, done->options, id, expected, OutcomeOf(result));
+                                     Ready(slot, /*acknowledged=*/true);
+                                   });
+    StartRead(&req_);
   }
-  return grpc::Status::OK;
+
+  void OnWriteDone(bool ok) override {
+    const pb::BatchAppendResp* next = nullptr;
+    bool finish = false;
+    {
+      std::lock_guard lock(mu_);
+      writing_ = false;
+      slots_.pop_front();
+      if (!ok) write_failed_ = true;  // the client is gone: its later answers are dropped
+      next = NextWriteLocked();
+      finish = next == nullptr && FinishDueLocked();
+    }
+    if (next != nullptr) StartWrite(next);
+    if (finish) Finish(grpc::Status::OK);
+  }
+
+  void OnDone() override { delete this; }
+
+ private:
+  struct Open {
+    pb::BatchAppendReq::Options options;
+    std::vector<EventData> events;
+    size_t bytes = 0;
+    std::optional<EventProblem> problem;  // the first reason to refuse it, answered at is_final
+  };
+  // An answer's place in the order of the requests.
+  struct Slot {
+    bool ready = false;
+    pb::BatchAppendResp resp;
+  };
+
+  Slot* Reserve() {
+    std::lock_guard lock(mu_);
+    return &slots_.emplace_back();  // a deque keeps references to its elements as it grows at the ends
+  }
+
+  // The slot's answer is filled; writes what is due. `acknowledged`: it came from the store.
+  void Ready(Slot* slot, bool acknowledged = false) {
+    const pb::BatchAppendResp* next = nullptr;
+    bool finish = false;
+    {
+      std::lock_guard lock(mu_);
+      slot->ready = true;
+      if (acknowledged && --pending_ == 0 && deferred_) {
+        service_->blocking_tasks()->Post(std::move(deferred_));
+        deferred_ = nullptr;
+      }
+      next = NextWriteLocked();
+      finish = next == nullptr && FinishDueLocked();
+    }
+    if (next != nullptr) StartWrite(next);
+    if (finish) Finish(grpc::Status::OK);
+  }
+
+  void ReadsDone() {
+    bool finish = false;
+    {
+      std::lock_guard lock(mu_);
+      reads_done_ = true;
+      finish = FinishDueLocked();
+    }
+    if (finish) Finish(grpc::Status::OK);
+  }
+
+  // The answer to write now, if any (one write at a time, in the requests' order).
+  const pb::BatchAppendResp* NextWriteLocked() {
+    if (writing_ || write_failed_ || slots_.empty() || !slots_.front().ready) return nullptr;
+    writing_ = true;
+    return &slots_.front().resp;
+  }
+
+  // Whether the call can end now: the client sent its last message, every append is
+  // acknowledged and every answer written (or the client is gone). Once.
+  bool FinishDueLocked() {
+    if (finished_ || !reads_done_ || pending_ > 0 || blocking_ || writing_) return false;
+    if (!slots_.empty() && !write_failed_) return false;
+    finished_ = true;
+    return true;
+  }
+
+  StreamsService* service_;
+  grpc::CallbackServerContext* context_;
+  pb::BatchAppendReq req_;                  // the message being read (reads are one at a time)
+  std::map<std::string, Open> open_;        // by the correlation id's bytes; read side only
+  std::mutex mu_;                           // guards what follows
+  std::deque<Slot> slots_;                  // answers not yet written, in request order
+  int pending_ = 0;                         // appends the store has not acknowledged
+  bool blocking_ = false;                   // a blocking append is queued or running
+  std::function<void()> deferred_;          // that append, until pending_ is 0
+  bool writing_ = false;
+  bool write_failed_ = false;
+  bool reads_done_ = false;
+  bool finished_ = false;
+};
+
+}  // namespace
+
+TaskThread::TaskThread() {
+  thread_ = std::thread([this] {
+    std::unique_lock lock(mu_);
+    for (;;) {
+      cv_.wait(lock, [&] { return stop_ || !tasks_.empty(); });
+      if (tasks_.empty()) return;  // stopping, and nothing left
+      std::function<void()> task = std::move(tasks_.front());
+      tasks_.pop_front();
+      lock.unlock();
+      task();
+      lock.lock();
+    }
+  });
+}
+
+TaskThread::~TaskThread() {
+  {
+    std::lock_guard lock(mu_);
+    stop_ = true;
+  }
+  cv_.notify_one();
+  thread_.join();
+}
+
+void TaskThread::Post(std::function<void()> task) {
+  {
+    std::lock_guard lock(mu_);
+    tasks_.push_back(std::move(task));
+  }
+  cv_.notify_one();
+}
+
+grpc::ServerBidiReactor<pb::BatchAppendReq, pb::BatchAppendResp>* StreamsService::BatchAppend(
+    grpc::CallbackServerContext* context) {
+  return new BatchAppendCall(this, context);
 }
 
 grpc::Status StreamsService::Delete(grpc::ServerContext* context, const pb::DeleteReq* request,
