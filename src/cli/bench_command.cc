@@ -66,6 +66,7 @@ struct BenchFlags {
   bool tsv = false;
   bool keep = false;
   bool server = false;  // go through the gRPC protocol (a server in this process, clients over loopback)
+  std::string connect;  // go through the gRPC protocol to a server already running there (no store here)
   CLI::Option* events_option = nullptr;
   CLI::Option* max_seconds_option = nullptr;
 };
@@ -107,12 +108,16 @@ struct Remote {
   std::vector<std::unique_ptr<server::Client>> clients;
 };
 
-Result<Remote> StartRemote(Store* store, uint32_t count) {
+// With --connect HOST:PORT, no server here: the clients connect to that one.
+Result<Remote> StartRemote(Store* store, uint32_t count, const std::string& connect) {
   Remote r;
-  server::ServerOptions options;
-  options.grpc_address = "127.0.0.1:0";
-  CAIRN_ASSIGN_OR_RETURN(r.server, server::Server::Start(store, options));
-  const std::string address = fmt::format("127.0.0.1:{}", r.server->grpc_port());
+  std::string address = connect;
+  if (address.empty()) {
+    server::ServerOptions options;
+    options.grpc_address = "127.0.0.1:0";
+    CAIRN_ASSIGN_OR_RETURN(r.server, server::Server::Start(store, options));
+    address = fmt::format("127.0.0.1:{}", r.server->grpc_port());
+  }
   for (uint32_t i = 0; i < count; ++i) {
     CAIRN_ASSIGN_OR_RETURN(auto client, server::Client::Connect(address));
     r.clients.push_back(std::move(client));
@@ -129,10 +134,13 @@ Result<Row> RunAppend(const BenchFlags& f, const std::string& db) {
   const Workload w = MakeWorkload(appends, f.batch, f.streams, f.seed);
   Options options;
   options.sync = sync;
-  CAIRN_ASSIGN_OR_RETURN(auto store, OpenStore(db, options));
+  std::unique_ptr<Store> store;
+  if (f.connect.empty()) {
+    CAIRN_ASSIGN_OR_RETURN(store, OpenStore(db, options));
+  }
   Remote remote;
   if (f.server) {
-    CAIRN_ASSIGN_OR_RETURN(remote, StartRemote(store.get(), f.writers));
+    CAIRN_ASSIGN_OR_RETURN(remote, StartRemote(store.get(), f.writers, f.connect));
   }
 
   std::atomic<uint64_t> next{0};
@@ -196,7 +204,7 @@ Result<Row> RunAppend(const BenchFlags& f, const std::string& db) {
   SetMemory(&row);
   remote.clients.clear();  // their calls end now, not at the server's shutdown grace deadline
   if (remote.server) remote.server->Shutdown();
-  CAIRN_RETURN_IF_ERROR(store->Close());
+  if (store) CAIRN_RETURN_IF_ERROR(store->Close());
   return row;
 }
 
@@ -301,10 +309,13 @@ Status Drain(EventCursor& c, uint64_t* events, uint64_t* bytes) {
 
 Result<Row> RunReadAll(const BenchFlags& f, const std::string& db) {
   std::string note;
-  CAIRN_ASSIGN_OR_RETURN(auto store, OpenForRead(f, db, &note));
+  std::unique_ptr<Store> store;
+  if (f.connect.empty()) {
+    CAIRN_ASSIGN_OR_RETURN(store, OpenForRead(f, db, &note));
+  }
   Remote remote;
   if (f.server) {
-    CAIRN_ASSIGN_OR_RETURN(remote, StartRemote(store.get(), 1));
+    CAIRN_ASSIGN_OR_RETURN(remote, StartRemote(store.get(), 1, f.connect));
   }
   CAIRN_ASSIGN_OR_RETURN(Row row, TimedReads(f, [&](uint64_t* events, uint64_t* bytes) -> Status {
     if (f.server) {
@@ -325,7 +336,7 @@ Result<Row> RunReadAll(const BenchFlags& f, const std::string& db) {
   SetMemory(&row);
   remote.clients.clear();  // their calls end now, not at the server's shutdown grace deadline
   if (remote.server) remote.server->Shutdown();
-  CAIRN_RETURN_IF_ERROR(store->Close());
+  if (store) CAIRN_RETURN_IF_ERROR(store->Close());
   return row;
 }
 
@@ -418,6 +429,10 @@ std::vector<std::string> WorkloadArgs(const BenchFlags& f, const std::string& db
   }
   if (f.seed != 1) add("--seed", std::to_string(f.seed));
   if (f.server) a.push_back("--server");
+  if (!f.connect.empty()) {
+    a.push_back("--connect");
+    a.push_back(f.connect);
+  }
   return a;
 }
 
@@ -633,6 +648,9 @@ Command AddBenchCommand(CLI::App& parent, std::string* db) {
   app->add_flag("--server", flags->server,
                 "append and read-all: go through the gRPC protocol (a server in this process on a loopback "
                 "port, one client connection per writer)");
+  app->add_option("--connect", flags->connect,
+                  "With --server: HOST:PORT of a `cairn serve` already running (its own process, its own "
+                  "store; --db is then not opened) instead of a server in this process");
   app->add_option("--writers", flags->writers, "Appending threads. Default: 1");
   app->add_option("--batch", flags->batch, "Events per append. Default: 1");
   flags->events_option = app->add_option("--events", flags->events,
@@ -653,6 +671,7 @@ Command AddBenchCommand(CLI::App& parent, std::string* db) {
                      std::fprintf(stderr, "cairn: bench writes to the store: give --db (a scratch directory)\n");
                      return kExitUsage;
                    }
+                   if (!flags->connect.empty()) flags->server = true;
                    return RunBench(*flags, *db);
                  }};
 }

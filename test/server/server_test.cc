@@ -439,6 +439,105 @@ TEST_F(ServerTest, BatchAppendAnswersEachCorrelationIdWithSuccessOrDetails) {
   EXPECT_EQ(store_->GetStreamInfo("batch-2")->last_version, 1u);  // the refused append wrote nothing
 }
 
+// BatchAppend pipelined: a client sends several appends without waiting for answers. They commit
+// in the order sent (the second's expected revision needs the first), the ones that block on the
+// store (a metastream write, an empty append that checks the version) see the earlier ones
+// committed and come before the later ones, and the answers come back in request order.
+TEST_F(ServerTest, BatchAppendPipelinedAppendsCommitAndAnswerInOrder) {
+  grpc::ClientContext context;
+  auto call = streams_->BatchAppend(&context);
+  auto request = [](int n, const std::string& stream, std::optional<uint64_t> expected, int events,
+                    const std::string& type = "Piped", const std::string& data = "{}") {
+    pb::BatchAppendReq req;
+    req.mutable_correlation_id()->set_string(fmt::format("00000000-0000-7000-8000-{:012}", n));
+    req.mutable_options()->mutable_stream_identifier()->set_stream_name(stream);
+    if (expected) {
+      req.mutable_options()->set_stream_position(*expected);
+    } else {
+      req.mutable_options()->mutable_any();
+    }
+    for (int i = 0; i < events; ++i) {
+      auto* m = req.add_proposed_messages();
+      (*m->mutable_metadata())["type"] = type;
+      (*m->mutable_metadata())["content-type"] = "application/json";
+      m->set_data(data);
+    }
+    req.set_is_final(true);
+    return req;
+  };
+  ASSERT_TRUE(call->Write(request(1, "pipe-1", std::nullopt, 1)));                                   // rev 0
+  ASSERT_TRUE(call->Write(request(2, "pipe-1", 0, 2)));                                              // rev 1, 2
+  ASSERT_TRUE(call->Write(request(3, "$$pipe-1", std::nullopt, 1, "$metadata", R"({"$maxCount": 5})")));
+  ASSERT_TRUE(call->Write(request(4, "pipe-1", 2, 0)));  // empty: only checks that the stream is at 2
+  ASSERT_TRUE(call->Write(request(5, "pipe-1", 2, 1)));  // rev 3
+  ASSERT_TRUE(call->Write(request(6, "pipe-1", 2, 1)));  // wrong expected version: it is at 3
+  for (int n = 7; n <= 40; ++n) ASSERT_TRUE(call->Write(request(n, "pipe-2", n == 7 ? std::nullopt : std::optional<uint64_t>(n - 8), 1)));
+  call->WritesDone();
+  std::vector<pb::BatchAppendResp> answers;
+  pb::BatchAppendResp resp;
+  while (call->Read(&resp)) answers.push_back(resp);
+  ASSERT_TRUE(call->Finish().ok());
+  ASSERT_EQ(answers.size(), 40u);
+  for (int n = 1; n <= 40; ++n) {
+    EXPECT_EQ(answers[n - 1].correlation_id().string(), fmt::format("00000000-0000-7000-8000-{:012}", n));
+    if (n != 6) EXPECT_TRUE(answers[n - 1].has_success()) << n << ": " << answers[n - 1].error().message();
+  }
+  EXPECT_EQ(answers[0].success().current_revision(), 0u);
+  EXPECT_EQ(answers[1].success().current_revision(), 2u);
+  EXPECT_EQ(answers[3].success().current_revision(), 2u);
+  EXPECT_EQ(answers[4].success().current_revision(), 3u);
+  ASSERT_TRUE(answers[5].has_error());
+  event_store::client::WrongExpectedVersion w;
+  ASSERT_TRUE(answers[5].error().details().UnpackTo(&w));
+  EXPECT_EQ(w.current_stream_revision(), 3u);
+  EXPECT_EQ(answers[39].success().current_revision(), 33u);
+  auto info = store_->GetStreamInfo("pipe-1");
+  ASSERT_TRUE(info.ok());
+  EXPECT_EQ(info->last_version, 3u);
+  EXPECT_EQ(info->metadata.max_count, 5u);
+  EXPECT_EQ(store_->GetStreamInfo("pipe-2")->last_version, 33u);
+}
+
+// Shutdown while a client has appends in flight on a BatchAppend call: every append the client saw
+// acknowledged is in the store afterwards, and the store closes cleanly after the server.
+TEST_F(ServerTest, ShutdownKeepsEveryAcknowledgedBatchAppend) {
+  grpc::ClientContext context;
+  auto call = streams_->BatchAppend(&context);
+  std::atomic<int> acknowledged{0};
+  std::thread reader([&] {
+    pb::BatchAppendResp resp;
+    while (call->Read(&resp)) {
+      if (resp.has_success()) acknowledged++;
+    }
+  });
+  std::thread stopper;
+  for (int sent = 0; sent < 2000; ++sent) {
+    pb::BatchAppendReq req;
+    req.mutable_correlation_id()->set_string(fmt::format("00000000-0000-7000-8000-{:012}", sent));
+    req.mutable_options()->mutable_stream_identifier()->set_stream_name("sd-" + std::to_string(sent % 7));
+    req.mutable_options()->mutable_any();
+    auto* m = req.add_proposed_messages();
+    (*m->mutable_metadata())["type"] = "Before";
+    (*m->mutable_metadata())["content-type"] = "application/json";
+    m->set_data("{}");
+    req.set_is_final(true);
+    if (!call->Write(req)) break;
+    if (sent == 1000) stopper = std::thread([this] { server_->Shutdown(); });
+  }
+  call->WritesDone();
+  reader.join();
+  (void)call->Finish();
+  stopper.join();
+  uint64_t stored = 0;
+  auto all = store_->ReadAll();
+  ASSERT_TRUE(all.ok());
+  while (all->Next()) stored++;
+  ASSERT_TRUE(all->status().ok());
+  EXPECT_GE(stored, static_cast<uint64_t>(acknowledged.load()));
+  EXPECT_GT(acknowledged.load(), 0);
+  EXPECT_TRUE(store_->Close().ok());
+}
+
 TEST_F(ServerTest, FeaturesListOnlyImplementedMethods) {
   event_store::client::server_features::SupportedMethods methods;
   grpc::ClientContext context;
