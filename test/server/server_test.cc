@@ -480,7 +480,9 @@ TEST_F(ServerTest, BatchAppendPipelinedAppendsCommitAndAnswerInOrder) {
   ASSERT_EQ(answers.size(), 40u);
   for (int n = 1; n <= 40; ++n) {
     EXPECT_EQ(answers[n - 1].correlation_id().string(), fmt::format("00000000-0000-7000-8000-{:012}", n));
-    if (n != 6) EXPECT_TRUE(answers[n - 1].has_success()) << n << ": " << answers[n - 1].error().message();
+    if (n != 6) {
+      EXPECT_TRUE(answers[n - 1].has_success()) << n << ": " << answers[n - 1].error().message();
+    }
   }
   EXPECT_EQ(answers[0].success().current_revision(), 0u);
   EXPECT_EQ(answers[1].success().current_revision(), 2u);
