@@ -66,6 +66,7 @@ struct BenchFlags {
   bool tsv = false;
   bool keep = false;
   bool server = false;  // go through the gRPC protocol (a server in this process, clients over loopback)
+  uint32_t connections = 0;  // --server: client connections the writers share (0: one per writer)
   std::string connect;  // go through the gRPC protocol to a server already running there (no store here)
   CLI::Option* events_option = nullptr;
   CLI::Option* max_seconds_option = nullptr;
@@ -140,7 +141,8 @@ Result<Row> RunAppend(const BenchFlags& f, const std::string& db) {
   }
   Remote remote;
   if (f.server) {
-    CAIRN_ASSIGN_OR_RETURN(remote, StartRemote(store.get(), f.writers, f.connect));
+    const uint32_t connections = f.connections == 0 ? f.writers : std::min(f.connections, f.writers);
+    CAIRN_ASSIGN_OR_RETURN(remote, StartRemote(store.get(), connections, f.connect));
   }
 
   std::atomic<uint64_t> next{0};
@@ -162,7 +164,7 @@ Result<Row> RunAppend(const BenchFlags& f, const std::string& db) {
         if (j >= appends || failed.load(std::memory_order_relaxed)) break;
         const auto t0 = Clock::now();
         if (f.max_seconds > 0 && t0 - start > budget) break;
-        auto r = f.server ? remote.clients[t]->Append(w.StreamOf(j), ExpectedVersion::Any(), w.EventsOf(j))
+        auto r = f.server ? remote.clients[t % remote.clients.size()]->Append(w.StreamOf(j), ExpectedVersion::Any(), w.EventsOf(j))
                           : store->Append(w.StreamOf(j), ExpectedVersion::Any(), w.EventsOf(j));
         const auto t1 = Clock::now();
         if (!r.ok()) {
@@ -199,7 +201,10 @@ Result<Row> RunAppend(const BenchFlags& f, const std::string& db) {
   row.mb_per_second = row.mb_per_second / seconds / 1e6;
   row.p50_us = Percentile(all, 0.50);
   row.p99_us = Percentile(all, 0.99);
-  if (f.server) row.name = "server-" + row.name;
+  if (f.server) {
+    row.name = "server-" + row.name;
+    if (f.connections > 0 && f.connections < f.writers) row.name += fmt::format("-{}conn", f.connections);
+  }
   if (row.events < f.events) row.note = fmt::format("stopped by --max-seconds after {} events", row.events);
   SetMemory(&row);
   remote.clients.clear();  // their calls end now, not at the server's shutdown grace deadline
@@ -429,6 +434,7 @@ std::vector<std::string> WorkloadArgs(const BenchFlags& f, const std::string& db
   }
   if (f.seed != 1) add("--seed", std::to_string(f.seed));
   if (f.server) a.push_back("--server");
+  if (f.connections > 0) add("--connections", std::to_string(f.connections));
   if (!f.connect.empty()) {
     a.push_back("--connect");
     a.push_back(f.connect);
@@ -651,6 +657,10 @@ Command AddBenchCommand(CLI::App& parent, std::string* db) {
   app->add_option("--connect", flags->connect,
                   "With --server: HOST:PORT of a `cairn serve` already running (its own process, its own "
                   "store; --db is then not opened) instead of a server in this process");
+  app->add_option("--connections", flags->connections,
+                  "With --server: client connections the writers share, each with one BatchAppend call that "
+                  "carries the appends of all its writers at once, as the official clients do. Default: one "
+                  "per writer");
   app->add_option("--writers", flags->writers, "Appending threads. Default: 1");
   app->add_option("--batch", flags->batch, "Events per append. Default: 1");
   flags->events_option = app->add_option("--events", flags->events,

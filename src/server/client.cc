@@ -4,7 +4,11 @@
 #include <fmt/format.h>
 #include <grpcpp/grpcpp.h>
 
+#include <condition_variable>
+#include <map>
 #include <mutex>
+#include <optional>
+#include <thread>
 
 #include "esdb/streams.grpc.pb.h"
 #include "server/client_calls.h"
@@ -103,24 +107,22 @@ class GrpcClient final : public Client {
  public:
   explicit GrpcClient(std::shared_ptr<grpc::Channel> channel) : stub_(pb::Streams::NewStub(channel)) {}
   ~GrpcClient() override {
-    std::lock_guard lock(batch_mu_);
-    if (batch_) {
-      batch_->WritesDone();
-      (void)batch_->Finish();
+    std::shared_ptr<Batch> batch;
+    {
+      std::lock_guard lock(batch_mu_);
+      batch = std::move(batch_);
     }
+    if (batch) batch->Close();
   }
 
   // As the official clients do: every append on one long BatchAppend call (no call setup per
-  // append), one at a time per Client.
+  // append). Appends from several threads are in flight on the call at once, each answered
+  // under its correlation id.
   Result<AppendResult> Append(std::string_view stream, ExpectedVersion expected,
                               std::span<const EventData> events) override {
-    std::lock_guard lock(batch_mu_);
-    if (!batch_) {
-      batch_context_ = std::make_unique<grpc::ClientContext>();
-      batch_ = stub_->BatchAppend(batch_context_.get());
-    }
     pb::BatchAppendReq req;
-    req.mutable_correlation_id()->set_string(Uuid::V7().ToString());
+    const std::string id = Uuid::V7().ToString();
+    req.mutable_correlation_id()->set_string(id);
     auto* o = req.mutable_options();
     o->mutable_stream_identifier()->set_stream_name(stream.data(), stream.size());
     switch (expected.kind()) {
@@ -139,14 +141,18 @@ class GrpcClient final : public Client {
       m->set_data(e.data);
     }
     req.set_is_final(true);
-    pb::BatchAppendResp resp;
-    if (!batch_->Write(req) || !batch_->Read(&resp)) {
-      batch_->WritesDone();
-      grpc::Status s = batch_->Finish();
-      batch_.reset();
-      return FromGrpc(s.ok() ? grpc::Status(grpc::StatusCode::UNAVAILABLE, "the batch append call ended") : s,
-                      *batch_context_, fmt::format("append to {}", stream));
+    std::shared_ptr<Batch> batch;
+    {
+      std::lock_guard lock(batch_mu_);
+      if (!batch_ || batch_->broken()) {
+        if (batch_) batch_->Close();
+        batch_ = std::make_shared<Batch>(stub_.get());
+      }
+      batch = batch_;
     }
+    auto answer = batch->Send(id, req);
+    if (!answer.ok()) return answer.status().WithContext(fmt::format("append to {}", stream));
+    const pb::BatchAppendResp& resp = *answer;
     if (resp.has_success()) {
       const auto& ok = resp.success();
       AppendResult result;
@@ -197,10 +203,92 @@ class GrpcClient final : public Client {
   }
 
  private:
+  // One BatchAppend call: writes from any thread (one at a time), a reader thread that hands each
+  // answer to the append waiting for its correlation id.
+  class Batch {
+   public:
+    explicit Batch(pb::Streams::Stub* stub) : call_(stub->BatchAppend(&context_)) {
+      reader_ = std::thread([this] { ReadAnswers(); });
+    }
+    ~Batch() { Close(); }
+
+    bool broken() {
+      std::lock_guard lock(mu_);
+      return ended_;
+    }
+
+    // Sends one append and waits for its answer.
+    Result<pb::BatchAppendResp> Send(const std::string& id, const pb::BatchAppendReq& req) {
+      Waiting waiting;
+      {
+        std::lock_guard lock(mu_);
+        if (ended_) return Status::Unavailable("the batch append call ended");
+        waiting_[id] = &waiting;
+      }
+      bool written;
+      {
+        std::lock_guard lock(write_mu_);
+        written = call_->Write(req);
+      }
+      std::unique_lock lock(mu_);
+      if (!written) {
+        ended_ = true;
+        waiting_.erase(id);
+        return Status::Unavailable("the batch append call ended");
+      }
+      cv_.wait(lock, [&] { return waiting.answer.has_value() || ended_; });
+      waiting_.erase(id);
+      if (!waiting.answer) return ended_status_;
+      return std::move(*waiting.answer);
+    }
+
+    // Half-closes the call and waits for the reader (idempotent).
+    void Close() {
+      std::call_once(closed_, [&] {
+        {
+          std::lock_guard lock(write_mu_);
+          call_->WritesDone();
+        }
+        reader_.join();
+      });
+    }
+
+   private:
+    struct Waiting {
+      std::optional<pb::BatchAppendResp> answer;
+    };
+
+    void ReadAnswers() {
+      pb::BatchAppendResp resp;
+      while (call_->Read(&resp)) {
+        std::lock_guard lock(mu_);
+        auto it = waiting_.find(resp.correlation_id().string());
+        if (it != waiting_.end()) it->second->answer = std::move(resp);
+        cv_.notify_all();
+      }
+      grpc::Status s = call_->Finish();
+      std::lock_guard lock(mu_);
+      ended_ = true;
+      ended_status_ = FromGrpc(s.ok() ? grpc::Status(grpc::StatusCode::UNAVAILABLE, "the batch append call ended") : s,
+                               context_, "batch append");
+      cv_.notify_all();
+    }
+
+    grpc::ClientContext context_;
+    std::unique_ptr<grpc::ClientReaderWriter<pb::BatchAppendReq, pb::BatchAppendResp>> call_;
+    std::mutex write_mu_;
+    std::mutex mu_;  // guards what follows
+    std::condition_variable cv_;
+    std::map<std::string, Waiting*> waiting_;
+    bool ended_ = false;
+    Status ended_status_;
+    std::once_flag closed_;
+    std::thread reader_;
+  };
+
   std::unique_ptr<pb::Streams::Stub> stub_;
   std::mutex batch_mu_;
-  std::unique_ptr<grpc::ClientContext> batch_context_;
-  std::unique_ptr<grpc::ClientReaderWriter<pb::BatchAppendReq, pb::BatchAppendResp>> batch_;
+  std::shared_ptr<Batch> batch_;
 };
 
 }  // namespace
