@@ -653,7 +653,7 @@ Command AddBenchCommand(CLI::App& parent, std::string* db) {
                   "embedded and over gRPC");
   app->add_flag("--server", flags->server,
                 "append and read-all: go through the gRPC protocol (a server in this process on a loopback "
-                "port, one client connection per writer)");
+                "port; one client connection per writer unless --connections)");
   app->add_option("--connect", flags->connect,
                   "With --server: HOST:PORT of a `cairn serve` already running (its own process, its own "
                   "store; --db is then not opened) instead of a server in this process");

@@ -1,8 +1,8 @@
 // A small C++ client of the v1 gRPC protocol: what `cairn bench --server` drives, and the start
 // of the CLI's --server mode. Speaks to cairn or to any EventStoreDB / KurrentDB server.
 //
-// One Client is one HTTP/2 connection. Its methods are thread-safe (gRPC stubs are), but calls
-// from many threads share the connection; open one Client per simulated client.
+// One Client is one HTTP/2 connection. Its methods are thread-safe: appends from many threads
+// share its one BatchAppend call, several in flight at once, as an official client's do.
 #pragma once
 
 #include <functional>
@@ -22,9 +22,9 @@ class Client {
   // HOST:PORT, without TLS. Connecting is lazy: errors show on the first call.
   static Result<std::unique_ptr<Client>> Connect(std::string_view address);
 
-  // One append, on a long Streams.BatchAppend call as the official clients do it (one append at
-  // a time per Client). A wrong expected version is kConflict/kWrongExpectedVersion with the
-  // actual version, as from Store::Append.
+  // One append, on a long Streams.BatchAppend call as the official clients do it; it waits for
+  // its own answer while other threads' appends are in flight on the call. A wrong expected
+  // version is kConflict/kWrongExpectedVersion with the actual version, as from Store::Append.
   virtual Result<AppendResult> Append(std::string_view stream, ExpectedVersion expected,
                                       std::span<const EventData> events) = 0;
 
