@@ -76,7 +76,7 @@ class JsonPaths::Scanner {
   Scanner(const JsonPaths& paths, std::string_view text, Output* out)
       : paths_(paths), p_(text.data()), end_(text.data() + text.size()), out_(out) {}
 
-  // OK; kInvalidArgument for text that is not JSON; kOutOfRange (internal) when too deep.
+  // kTooDeep: nested deeper than kMaxDepth (the caller falls back to nlohmann::json).
   enum class Result : uint8_t { kOk, kInvalid, kTooDeep };
 
   Result Run() {
@@ -405,13 +405,11 @@ size_t JsonPaths::Add(const std::vector<std::string>& keys) {
 Status JsonPaths::Extract(std::string_view text, Output* out) const {
   out->values.resize(slots_);
   out->filled.assign(slots_, 0);
-  bool all_spaces = true;
-  for (char c : text) all_spaces = all_spaces && (c == ' ' || c == '\n' || c == '\r' || c == '\t');
   if (text.empty()) {
     for (SqlValue& v : out->values) v = nullptr;
     return Status::Ok();
   }
-  if (all_spaces) return Status::InvalidArgument("not JSON");
+  // Only white space is not JSON: the scanner finds no value.
   Scanner scanner(*this, text, out);
   switch (scanner.Run()) {
     case Scanner::Result::kOk:

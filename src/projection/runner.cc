@@ -198,6 +198,7 @@ Result<std::unique_ptr<ProjectionRunner>> ProjectionRunner::Open(Store& store, P
         "PRAGMA journal_mode = WAL;"
         "PRAGMA synchronous = NORMAL;"
         "PRAGMA cache_size = -32768;"
+        "PRAGMA wal_autocheckpoint = 8192;"
         "CREATE TABLE IF NOT EXISTS cairn_projections ("
         "  name TEXT PRIMARY KEY, checkpoint INTEGER NOT NULL DEFAULT 0,"
         "  events_handled INTEGER NOT NULL DEFAULT 0, events_parked INTEGER NOT NULL DEFAULT 0,"

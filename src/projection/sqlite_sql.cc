@@ -9,6 +9,7 @@ SqliteSql::~SqliteSql() { ClearCache(); }
 void SqliteSql::ClearCache() {
   for (auto& [text, stmt] : cache_) sqlite3_finalize(stmt);
   cache_.clear();
+  for (Recent& r : recent_) r = Recent{};
 }
 
 Status SqliteSql::Error(std::string_view what, std::string_view sql) const {
@@ -28,8 +29,14 @@ Status SqliteSql::Error(std::string_view what, std::string_view sql) const {
 }
 
 Result<sqlite3_stmt*> SqliteSql::Prepare(std::string_view sql) {
+  for (const Recent& r : recent_) {
+    if (r.text != nullptr && *r.text == sql) return r.stmt;
+  }
   auto it = cache_.find(sql);
-  if (it != cache_.end()) return it->second;
+  if (it != cache_.end()) {
+    recent_[recent_next_++ % kRecent] = Recent{&it->first, it->second};
+    return it->second;
+  }
   sqlite3_stmt* stmt = nullptr;
   const char* tail = nullptr;
   if (sqlite3_prepare_v3(db_, sql.data(), static_cast<int>(sql.size()), SQLITE_PREPARE_PERSISTENT, &stmt, &tail) !=
@@ -41,7 +48,8 @@ Result<sqlite3_stmt*> SqliteSql::Prepare(std::string_view sql) {
     sqlite3_finalize(stmt);
     return Status::InvalidArgument(fmt::format("prepare: more than one statement in: {}", sql));
   }
-  cache_.emplace(std::string(sql), stmt);
+  auto [at, inserted] = cache_.emplace(std::string(sql), stmt);
+  recent_[recent_next_++ % kRecent] = Recent{&at->first, stmt};
   return stmt;
 }
 

@@ -46,6 +46,16 @@ class SqliteSql final : public SinkSql {
   };
   sqlite3* db_;
   std::unordered_map<std::string, sqlite3_stmt*, TextHash, std::equal_to<>> cache_;
+  // The statements run last, checked before the map: a projection runs the same few statements
+  // over and over, and comparing the text is cheaper than hashing it (a few % of a declarative
+  // projection's time). Each entry points at its key in cache_ (stable: node-based map).
+  struct Recent {
+    const std::string* text = nullptr;
+    sqlite3_stmt* stmt = nullptr;
+  };
+  static constexpr size_t kRecent = 4;
+  Recent recent_[kRecent];
+  size_t recent_next_ = 0;
 };
 
 }  // namespace cairn::projection

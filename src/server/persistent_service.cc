@@ -429,12 +429,12 @@ class PersistentReadReactor final : public grpc::ServerBidiReactor<pb::ReadReq, 
     source_ = SourceOf(o);
     group_ = o.group_name();
     const bool all = source_ == kAllStreamName;
+    ConsumerOptions co;
     if (auto denied = Authorize(service_->security_, context_, all ? auth::Permission::kReadAll : auth::Permission::kRead,
-                                all ? "" : source_);
+                                all ? "" : source_, &co.username);
         !denied.ok()) {
       return denied;
     }
-    ConsumerOptions co;
     co.buffer_size = o.buffer_size() == 0 ? kDefaultBufferSize : o.buffer_size();
     co.from = context_->peer();
     const auto& md = context_->client_metadata();

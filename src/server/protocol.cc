@@ -116,7 +116,7 @@ grpc::Status ToGrpcStatus(const Status& status, grpc::ServerContextBase* context
 }
 
 grpc::Status Authorize(const auth::Security* security, grpc::ServerContextBase* context, auth::Permission what,
-                       std::string_view stream) {
+                       std::string_view stream, std::string* user) {
   if (security == nullptr || !security->enabled()) return grpc::Status::OK;
   std::string_view header;
   const auto& md = context->client_metadata();
@@ -125,6 +125,7 @@ grpc::Status Authorize(const auth::Security* security, grpc::ServerContextBase* 
   if (!who.ok()) return ToGrpcStatus(who.status(), context, stream);
   Status allowed = security->Authorize(*who, what, stream);
   if (!allowed.ok()) return ToGrpcStatus(allowed, context, stream);
+  if (user != nullptr) *user = who->name;
   return grpc::Status::OK;
 }
 

@@ -42,8 +42,9 @@ grpc::Status ToGrpcStatus(const Status& status, grpc::ServerContextBase* context
 // `stream`. OK when allowed (always, when `security` is null); otherwise the gRPC status to
 // return: UNAUTHENTICATED for bad credentials or a refused anonymous caller, PERMISSION_DENIED
 // with the "access-denied" trailer for a signed-in user without the permission.
+// `user`, when given, receives the caller's name (empty when anonymous or without security).
 grpc::Status Authorize(const auth::Security* security, grpc::ServerContextBase* context, auth::Permission what,
-                       std::string_view stream);
+                       std::string_view stream, std::string* user = nullptr);
 
 // An INVALID_ARGUMENT for a malformed request (names the field).
 grpc::Status InvalidRequest(std::string message);

@@ -370,6 +370,28 @@ TEST(PersistentServiceAuthTest, ManagingIsForAdminsAndReadingNeedsReadAccess) {
   EXPECT_EQ(read("jobs", "", ""), grpc::StatusCode::UNAUTHENTICATED);
   EXPECT_EQ(read("jobs", "worker", "worker-password"), grpc::StatusCode::OK);
   EXPECT_EQ(read("$all", "worker", "worker-password"), grpc::StatusCode::PERMISSION_DENIED);
+
+  // A connected consumer is shown with its user.
+  grpc::ClientContext worker;
+  worker.AddMetadata("authorization", auth::BasicCredentials("worker", "worker-password"));
+  auto call = stub->Read(&worker);
+  pb::ReadReq o;
+  o.mutable_options()->mutable_stream_identifier()->set_stream_name("jobs");
+  o.mutable_options()->set_group_name("g");
+  ASSERT_TRUE(call->Write(o));
+  pb::ReadResp confirmation;
+  ASSERT_TRUE(call->Read(&confirmation));
+  pb::GetInfoReq info_req;
+  info_req.mutable_options()->mutable_stream_identifier()->set_stream_name("jobs");
+  info_req.mutable_options()->set_group_name("g");
+  pb::GetInfoResp info;
+  grpc::ClientContext admin;
+  admin.AddMetadata("authorization", auth::BasicCredentials("admin", "admin-password"));
+  ASSERT_TRUE(stub->GetInfo(&admin, info_req, &info).ok());
+  ASSERT_EQ(info.subscription_info().connections_size(), 1);
+  EXPECT_EQ(info.subscription_info().connections(0).username(), "worker");
+  worker.TryCancel();
+  (void)call->Finish();
   server->Shutdown();
 }
 
