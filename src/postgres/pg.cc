@@ -246,6 +246,10 @@ Status Conn::ResultError(pg_result* r, std::string_view what) const {
   return Status::Internal(std::move(text));
 }
 
+bool HasSqlstate(const Status& s, std::string_view sqlstate) {
+  return !s.ok() && s.message().ends_with(fmt::format(" (SQLSTATE {})", sqlstate));
+}
+
 Result<Res> Conn::Check(pg_result* r, std::string_view what) {
   if (r == nullptr) return Error(what);
   const ExecStatusType st = PQresultStatus(r);

@@ -106,6 +106,10 @@ class ArrayBuilder {
   std::string body_;
 };
 
+// Whether `s` is a statement's failure with this SQLSTATE (ResultError ends such messages with
+// " (SQLSTATE XXXXX)").
+bool HasSqlstate(const Status& s, std::string_view sqlstate);
+
 // Connection settings parsed from a postgres:// URL, with the host and port for messages.
 struct ConnInfo {
   std::string conninfo;  // what libpq gets (a URI without cairn's own parameters)

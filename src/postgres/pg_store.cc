@@ -11,7 +11,7 @@
 #include <charconv>
 #include <condition_variable>
 #include <cstdio>
-#include <deque>
+#include <future>
 #include <limits>
 #include <mutex>
 #include <optional>
@@ -22,6 +22,7 @@
 
 #include "postgres/pg.h"
 #include "postgres/schema.h"
+#include "storage/append_queue.h"
 #include "storage/validate.h"
 #include "util/check.h"
 
@@ -36,10 +37,13 @@ constexpr size_t kMaxGroupRequests = 2'000;
 constexpr uint64_t kMaxGroupBytes = 32 << 20;
 // Appends waiting for the writer, in bytes. Past it, callers block (back-pressure).
 constexpr uint64_t kMaxQueuedBytes = 64 << 20;
-// Group-commit gathering: a group costs two round trips and a WAL flush whatever its size, so
+// Group-commit gathering: a group costs a round trip or two and a WAL flush whatever its size, so
 // when fewer requests wait than the last group had (its callers are still coming back with their
 // next append), the writer waits this long at most for them (PostgreSQL's commit_delay idea).
 constexpr auto kGatherWait = std::chrono::microseconds(1000);
+// Stream states the writer keeps for one-round-trip groups (about 250 bytes each, so at most
+// ~32 MiB); past it the cache starts over.
+constexpr size_t kMaxCachedStreams = size_t{1} << 17;
 // Idle reader connections kept for cursors and lookups.
 constexpr size_t kMaxIdleReaders = 8;
 // Rows per page of a cursor: the first page is small (most reads are), later ones grow.
@@ -269,19 +273,7 @@ class PgStore final : public Store {
   Result<int64_t> ReadHead(Conn& c);
 
  private:
-  struct Request {
-    enum class Kind : uint8_t { kAppend, kMetadata, kDelete, kTombstone };
-    Kind kind = Kind::kAppend;
-    std::string stream;
-    ExpectedVersion expected = ExpectedVersion::Any();
-    std::vector<EventData> owned;
-    std::span<const EventData> events;
-    StreamMetadata metadata;
-    Status error;  // bad input found before queueing: reported in queue order
-    uint64_t bytes = 0;
-    AppendCallback done;
-    std::optional<Result<AppendResult>>* sync_slot = nullptr;
-  };
+  using Request = storage::AppendRequest;
 
   // What one group's transaction builds: the rows to insert and the state they lead to.
   struct Group;
@@ -293,12 +285,17 @@ class PgStore final : public Store {
   };
 
   void BumpHead(uint64_t head);
-  void Enqueue(std::unique_ptr<Request> req);
-  void CompleteAlone(Request& req, Result<AppendResult> result);
-  Result<AppendResult> Submit(std::unique_ptr<Request> req);
   void WriterLoop();
   void ProcessGroup(std::vector<std::unique_ptr<Request>>& group);
   Status RunGroup(std::vector<std::unique_ptr<Request>>& group, std::vector<Result<AppendResult>>* results);
+  Result<bool> RunGroupFromCache(Conn& c, std::vector<std::unique_ptr<Request>>& group,
+                                 const std::vector<std::string>& names, const std::vector<Uuid>& ids,
+                                 std::vector<Result<AppendResult>>* results);
+  // Sends the group's writes (rows, stream states, commit record, head, notify) into `p`.
+  void SendWrites(Conn::Pipeline& p, Group& g);
+  void DebugCommitDelay(Conn::Pipeline* p);
+  void RememberStates(const Group& g);
+  void ForgetStates();
   Result<AppendResult> Process(Group& g, Request& req);
   Result<AppendResult> ProcessAppend(Group& g, Request& req, StreamState& st);
   int64_t AddEvent(Group& g, const std::string& stream, int64_t version, const Uuid& id, bool generated, int16_t flags,
@@ -317,19 +314,15 @@ class PgStore final : public Store {
   std::mutex head_mu_;
   std::condition_variable head_cv_;
 
-  // Queue.
-  std::mutex queue_mu_;
-  std::condition_variable queue_cv_;
-  std::condition_variable space_cv_;
-  std::deque<std::unique_ptr<Request>> queue_;
-  uint64_t queued_bytes_ = 0;
-  bool stopping_ = false;
-  bool closed_ = false;
+  storage::AppendQueue queue_{kMaxQueuedBytes};
   std::thread writer_;
   std::unique_ptr<Conn> writer_conn_;  // writer thread only
+  // The writer's cache of stream states (writer thread only; see "Appends in one round trip"):
+  // exact as of the head row's last_position == cache_last_, unusable while cache_last_ < 0.
+  std::unordered_map<std::string, StreamState> cache_;
+  int64_t cache_last_ = -1;
+  int64_t cache_time_ = 0;
 
-  std::mutex done_mu_;
-  std::condition_variable done_cv_;
 
   // Readers.
   std::mutex pool_mu_;
@@ -460,6 +453,8 @@ Status PgStore::EnsureWriter() {
                   "tombstone_position = EXCLUDED.tombstone_position, metadata = EXCLUDED.metadata", s)));
   CAIRN_RETURN_IF_ERROR(c->Prepare("insert_commit",
       fmt::format("INSERT INTO {}.commits (first_position, last_position, recorded_at) VALUES ($1, $2, $3)", s)));
+  CAIRN_RETURN_IF_ERROR(c->Prepare("claim_head",
+      fmt::format("SELECT {}.claim_head($1::int8, $2::text[], $3::uuid[])", s)));
   CAIRN_RETURN_IF_ERROR(c->Prepare("update_head",
       fmt::format("UPDATE {}.head SET last_position = $1, last_time = $2 WHERE id = 1", s)));
   writer_conn_ = std::move(c);
@@ -468,45 +463,6 @@ Status PgStore::EnsureWriter() {
 
 // ---------------------------------------------------------------------------------------------
 // Appends: validation and queueing (caller threads)
-
-void PgStore::CompleteAlone(Request& req, Result<AppendResult> result) {
-  if (req.sync_slot == nullptr) {
-    req.done(std::move(result));
-    return;
-  }
-  {
-    std::lock_guard lock(done_mu_);
-    *req.sync_slot = std::move(result);
-  }
-  done_cv_.notify_all();
-}
-
-void PgStore::Enqueue(std::unique_ptr<Request> req) {
-  std::unique_lock lock(queue_mu_);
-  if (closed_ || stopping_) {
-    lock.unlock();
-    CompleteAlone(*req, Status::FailedPrecondition("the store is closed"));
-    return;
-  }
-  space_cv_.wait(lock, [&] { return queued_bytes_ < kMaxQueuedBytes || queue_.empty() || stopping_; });
-  if (stopping_) {
-    lock.unlock();
-    CompleteAlone(*req, Status::FailedPrecondition("the store is closed"));
-    return;
-  }
-  queued_bytes_ += req->bytes;
-  queue_.push_back(std::move(req));
-  queue_cv_.notify_one();
-}
-
-Result<AppendResult> PgStore::Submit(std::unique_ptr<Request> req) {
-  std::optional<Result<AppendResult>> slot;
-  req->sync_slot = &slot;
-  Enqueue(std::move(req));
-  std::unique_lock lock(done_mu_);
-  done_cv_.wait(lock, [&] { return slot.has_value(); });
-  return std::move(*slot);
-}
 
 namespace {
 
@@ -534,7 +490,7 @@ Result<AppendResult> PgStore::Append(std::string_view stream, ExpectedVersion ex
   auto size = ValidatePgAppend(stream, expected, events, options, url_.options.segment_size_bytes);
   if (!size.ok()) return size.status();
   req->bytes = *size;
-  return Submit(std::move(req));
+  return queue_.Submit(std::move(req));
 }
 
 void PgStore::AppendAsync(std::string_view stream, ExpectedVersion expected, std::span<const EventData> events,
@@ -551,7 +507,7 @@ void PgStore::AppendAsync(std::string_view stream, ExpectedVersion expected, std
     req->events = req->owned;
     req->bytes = *size;
   }
-  Enqueue(std::move(req));
+  queue_.Enqueue(std::move(req));
 }
 
 Result<AppendResult> PgStore::SetStreamMetadata(std::string_view stream, ExpectedVersion expected,
@@ -569,7 +525,7 @@ Result<AppendResult> PgStore::SetStreamMetadata(std::string_view stream, Expecte
   req->expected = expected;
   req->metadata = metadata;
   req->bytes = json.size() + stream.size();
-  return Submit(std::move(req));
+  return queue_.Submit(std::move(req));
 }
 
 Result<AppendResult> PgStore::DeleteStream(std::string_view stream, ExpectedVersion expected) {
@@ -580,7 +536,7 @@ Result<AppendResult> PgStore::DeleteStream(std::string_view stream, ExpectedVers
   req->stream = std::string(stream);
   req->expected = expected;
   req->bytes = 4096;
-  return Submit(std::move(req));
+  return queue_.Submit(std::move(req));
 }
 
 Result<AppendResult> PgStore::TombstoneStream(std::string_view stream, ExpectedVersion expected) {
@@ -591,7 +547,7 @@ Result<AppendResult> PgStore::TombstoneStream(std::string_view stream, ExpectedV
   req->stream = std::string(stream);
   req->expected = expected;
   req->bytes = stream.size() + 64;
-  return Submit(std::move(req));
+  return queue_.Submit(std::move(req));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -601,23 +557,12 @@ void PgStore::WriterLoop() {
   std::vector<std::unique_ptr<Request>> group;
   size_t last_group = 0;
   for (;;) {
-    {
-      std::unique_lock lock(queue_mu_);
-      queue_cv_.wait(lock, [&] { return !queue_.empty() || stopping_; });
-      if (queue_.empty() && stopping_) break;
-      if (queue_.size() < last_group && !stopping_) {
-        queue_cv_.wait_for(lock, kGatherWait, [&] { return queue_.size() >= last_group || stopping_; });
-      }
-      uint64_t bytes = 0;
-      while (!queue_.empty() && group.size() < kMaxGroupRequests &&
-             (group.empty() || bytes + queue_.front()->bytes <= kMaxGroupBytes)) {
-        bytes += queue_.front()->bytes;
-        queued_bytes_ -= queue_.front()->bytes;
-        group.push_back(std::move(queue_.front()));
-        queue_.pop_front();
-      }
-      space_cv_.notify_all();
-    }
+    storage::AppendQueue::TakeLimits limits;
+    limits.max_requests = kMaxGroupRequests;
+    limits.max_bytes = kMaxGroupBytes;
+    limits.gather_target = last_group;
+    limits.gather_wait = kGatherWait;
+    if (!queue_.Take(&group, limits)) break;
     last_group = group.size();
     ProcessGroup(group);
     group.clear();
@@ -634,35 +579,34 @@ void PgStore::ProcessGroup(std::vector<std::unique_ptr<Request>>& group) {
     // connection broke during COMMIT, nobody knows: the message says to retry, which is safe
     // because retries with the same ids are idempotent).
     writer_conn_.reset();
+    ForgetStates();
     results.resize(group.size(), s);
     for (auto& r : results) {
       if (r.ok()) r = s;
     }
   }
-  bool any_sync = false;
-  {
-    std::lock_guard lock(done_mu_);
-    for (size_t i = 0; i < group.size(); ++i) {
-      if (group[i]->sync_slot != nullptr) {
-        *group[i]->sync_slot = std::move(results[i]);
-        any_sync = true;
-      }
-    }
-  }
-  if (any_sync) done_cv_.notify_all();
-  for (size_t i = 0; i < group.size(); ++i) {
-    if (group[i]->sync_slot == nullptr) group[i]->done(std::move(results[i]));
-  }
+  queue_.Complete(group, results);
 }
 
+// Appends in one round trip. The writer keeps the state of the streams it has seen (`cache_`),
+// exact as long as nobody else has written since: the head row still says cache_last_. A group
+// is then checked and numbered from the cache alone, and sent in one pipeline that is one
+// implicit transaction: claim_head() takes the head lock and proves the cache exact (the head
+// has not moved, no stream the cache did not know exists, no event id of the group is stored),
+// then the writes follow and the transaction commits at the pipeline's end. The head lock is held
+// for one round trip and the WAL flush. When the proof fails (another process or store wrote, a
+// stream predates the cache, an id is a retry), the transaction rolls back whole and the group
+// runs on the general path below: lock and read, decide, write: two round trips. A group with an
+// error also takes that path, so that every error is decided under the lock.
 Status PgStore::RunGroup(std::vector<std::unique_ptr<Request>>& group, std::vector<Result<AppendResult>>* results) {
-  // Names and ids the group needs, for the two lookups of round trip 1.
-  ArrayBuilder names(kOidText), ids(kOidUuid);
+  // Names and ids the group needs, for the lookups (or the cache).
+  std::vector<std::string> name_list;
+  std::vector<Uuid> id_list;
   {
     std::unordered_map<std::string, bool> seen_names;
     std::unordered_map<std::string, bool> seen_ids;
     auto add_name = [&](std::string n) {
-      if (seen_names.emplace(n, true).second) names.Bytes(n);
+      if (seen_names.emplace(n, true).second) name_list.push_back(std::move(n));
     };
     bool any = false;
     for (const auto& req : group) {
@@ -676,7 +620,7 @@ Status PgStore::RunGroup(std::vector<std::unique_ptr<Request>>& group, std::vect
       }
       if (req->kind == Request::Kind::kAppend && window_ > 0) {
         for (const auto& e : req->events) {
-          if (!e.id.IsNil() && seen_ids.emplace(IdKey(e.id), true).second) ids.Uuid(e.id);
+          if (!e.id.IsNil() && seen_ids.emplace(IdKey(e.id), true).second) id_list.push_back(e.id);
         }
       }
     }
@@ -690,6 +634,16 @@ Status PgStore::RunGroup(std::vector<std::unique_ptr<Request>>& group, std::vect
   if (!st.ok()) return fail_all_with(st);
   Conn& c = *writer_conn_;
 
+  if (cache_last_ >= 0) {
+    auto done = RunGroupFromCache(c, group, name_list, id_list, results);
+    if (!done.ok()) return fail_all_with(done.status());
+    if (*done) return Status::Ok();
+    results->clear();
+  }
+
+  ArrayBuilder names(kOidText), ids(kOidUuid);
+  for (const auto& n : name_list) names.Bytes(n);
+  for (const auto& id : id_list) ids.Uuid(id);
   Group g;
   {
     Conn::Pipeline p(c);
@@ -703,6 +657,9 @@ Status PgStore::RunGroup(std::vector<std::unique_ptr<Request>>& group, std::vect
     if (head.rows() != 1) return Status::Internal(fmt::format("PostgreSQL schema {}: the head row is missing", s_));
     g.last = head.Int64(0, 0);
     g.time = std::max(clock_->NowNanos(), head.Int64(0, 1));
+    // Someone else wrote since the cache was exact: start it over from what this group reads.
+    if (g.last != cache_last_) ForgetStates();
+    for (const auto& n : name_list) g.streams[n] = StreamState{};
     const Res& streams = (*rs)[2];
     for (int i = 0; i < streams.rows(); ++i) g.streams[std::string(streams.Bytes(i, 0))] = StateFromRow(streams, i, 0);
     if (ids.size() > 0) {
@@ -725,39 +682,14 @@ Status PgStore::RunGroup(std::vector<std::unique_ptr<Request>>& group, std::vect
   if (g.first == 0) {
     // Nothing to write (every request failed its checks): end the transaction.
     auto r = c.Exec("ROLLBACK");
-    return r.ok() ? Status::Ok() : r.status();
-  }
-  ArrayBuilder sn(kOidText), sv(kOidInt8), slp(kOidInt8), stp(kOidInt8), smd(kOidText);
-  for (const auto& [name, state] : g.streams) {
-    if (!state.dirty) continue;
-    sn.Bytes(name);
-    sv.Int64(state.next_version);
-    slp.Int64(state.last_position.value_or(-1));
-    stp.Int64(state.tombstone_position.value_or(-1));
-    smd.Bytes(state.has_meta ? state.metadata.ToJson() : std::string());
-  }
-  if (url_.debug_commit_delay_ms > 0) {
-    thread_local std::mt19937 rng(std::random_device{}());
-    std::this_thread::sleep_for(std::chrono::milliseconds(rng() % (url_.debug_commit_delay_ms + 1)));
+    if (!r.ok()) return r.status();
+    RememberStates(g);
+    return Status::Ok();
   }
   {
     Conn::Pipeline p(c);
-    p.SendPrepared("insert_events", Params()
-                                        .Array(g.positions.Finish())
-                                        .Array(g.names.Finish())
-                                        .Array(g.versions.Finish())
-                                        .Array(g.ids.Finish())
-                                        .Array(g.types.Finish())
-                                        .Array(g.content_types.Finish())
-                                        .Array(g.flags.Finish())
-                                        .Array(g.data.Finish())
-                                        .Array(g.metadata.Finish())
-                                        .Int64(g.time));
-    p.SendPrepared("upsert_streams",
-                   Params().Array(sn.Finish()).Array(sv.Finish()).Array(slp.Finish()).Array(stp.Finish()).Array(smd.Finish()));
-    p.SendPrepared("insert_commit", Params().Int64(g.first).Int64(g.last).Int64(g.time));
-    p.SendPrepared("update_head", Params().Int64(g.last).Int64(g.time));
-    p.Send("SELECT pg_notify($1, $2)", Params().Text(s_).Text(std::to_string(g.last + 1)));
+    DebugCommitDelay(nullptr);
+    SendWrites(p, g);
     p.Send("COMMIT", Params());
     auto rs = p.Sync();
     if (!rs.ok()) {
@@ -767,8 +699,116 @@ Status PgStore::RunGroup(std::vector<std::unique_ptr<Request>>& group, std::vect
           rs.status().message()));
     }
   }
+  RememberStates(g);
   BumpHead(static_cast<uint64_t>(g.last + 1));
   return Status::Ok();
+}
+
+Result<bool> PgStore::RunGroupFromCache(Conn& c, std::vector<std::unique_ptr<Request>>& group,
+                                        const std::vector<std::string>& names, const std::vector<Uuid>& ids,
+                                        std::vector<Result<AppendResult>>* results) {
+  Group g;
+  g.last = cache_last_;
+  g.time = std::max(clock_->NowNanos(), cache_time_);
+  ArrayBuilder absent(kOidText), id_array(kOidUuid);
+  for (const auto& n : names) {
+    auto it = cache_.find(n);
+    if (it != cache_.end()) {
+      g.streams.emplace(n, it->second);
+    } else {
+      g.streams.emplace(n, StreamState{});  // assumed new: claim_head checks it
+      absent.Bytes(n);
+    }
+  }
+  for (const auto& id : ids) id_array.Uuid(id);
+  for (auto& req : group) {
+    if (!req->error.ok()) {
+      results->push_back(req->error);
+      continue;
+    }
+    auto r = Process(g, *req);
+    if (!r.ok()) return false;
+    results->push_back(std::move(r));
+  }
+  if (g.first == 0) return false;
+  {
+    Conn::Pipeline p(c);
+    p.SendPrepared("claim_head", Params().Int64(cache_last_).Array(absent.Finish()).Array(id_array.Finish()));
+    DebugCommitDelay(&p);
+    SendWrites(p, g);
+    auto rs = p.Sync();
+    if (!rs.ok()) {
+      ForgetStates();
+      if (HasSqlstate(rs.status(), kStaleCacheSqlstate)) return false;  // rolled back: nothing was written
+      return Status::Unavailable(fmt::format(
+          "{} (the append is not acknowledged; if the connection broke during the commit it may have been stored: "
+          "retry with the same event ids, which is idempotent)",
+          rs.status().message()));
+    }
+  }
+  RememberStates(g);
+  BumpHead(static_cast<uint64_t>(g.last + 1));
+  return true;
+}
+
+void PgStore::SendWrites(Conn::Pipeline& p, Group& g) {
+  ArrayBuilder sn(kOidText), sv(kOidInt8), slp(kOidInt8), stp(kOidInt8), smd(kOidText);
+  for (const auto& [name, state] : g.streams) {
+    if (!state.dirty) continue;
+    sn.Bytes(name);
+    sv.Int64(state.next_version);
+    slp.Int64(state.last_position.value_or(-1));
+    stp.Int64(state.tombstone_position.value_or(-1));
+    smd.Bytes(state.has_meta ? state.metadata.ToJson() : std::string());
+  }
+  p.SendPrepared("insert_events", Params()
+                                      .Array(g.positions.Finish())
+                                      .Array(g.names.Finish())
+                                      .Array(g.versions.Finish())
+                                      .Array(g.ids.Finish())
+                                      .Array(g.types.Finish())
+                                      .Array(g.content_types.Finish())
+                                      .Array(g.flags.Finish())
+                                      .Array(g.data.Finish())
+                                      .Array(g.metadata.Finish())
+                                      .Int64(g.time));
+  p.SendPrepared("upsert_streams",
+                 Params().Array(sn.Finish()).Array(sv.Finish()).Array(slp.Finish()).Array(stp.Finish()).Array(smd.Finish()));
+  p.SendPrepared("insert_commit", Params().Int64(g.first).Int64(g.last).Int64(g.time));
+  p.SendPrepared("update_head", Params().Int64(g.last).Int64(g.time));
+  p.Send("SELECT pg_notify($1, $2)", Params().Text(s_).Text(std::to_string(g.last + 1)));
+}
+
+// The ordering test's delay between taking positions and committing (?debug_commit_delay_ms),
+// inside the transaction and holding the head lock: the two-round-trip path sleeps between its
+// round trips, the one-round-trip path has the server sleep inside its pipeline.
+void PgStore::DebugCommitDelay(Conn::Pipeline* p) {
+  if (url_.debug_commit_delay_ms == 0) return;
+  thread_local std::mt19937 rng(std::random_device{}());
+  const int64_t ms = rng() % (url_.debug_commit_delay_ms + 1);
+  if (p == nullptr) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(ms));
+  } else {
+    p->Send("SELECT pg_sleep($1::int8 / 1000.0)", Params().Int64(ms));
+  }
+}
+
+void PgStore::RememberStates(const Group& g) {
+  if (cache_.size() + g.streams.size() > kMaxCachedStreams) cache_.clear();
+  for (const auto& [name, state] : g.streams) {
+    StreamState& e = cache_[name];
+    const bool in_db = e.in_db || state.in_db || state.dirty;
+    e = state;
+    e.in_db = in_db;
+    e.dirty = false;
+  }
+  cache_last_ = g.last;
+  cache_time_ = g.time;
+}
+
+void PgStore::ForgetStates() {
+  cache_.clear();
+  cache_last_ = -1;
 }
 
 int64_t PgStore::AddEvent(Group& g, const std::string& stream, int64_t version, const Uuid& id, bool generated,
@@ -973,7 +1013,7 @@ class PageCursor : public CursorImpl {
       }
       page_ = std::move(page).value();
       row_ = 0;
-      if (page_.rows() < rows) exhausted_ = true;
+      if (LastPage(page_, rows)) exhausted_ = true;
       page_rows_ = std::min(page_rows_ * 4, kMaxPageRows);
     }
     return false;
@@ -982,6 +1022,8 @@ class PageCursor : public CursorImpl {
 
  protected:
   virtual Result<Res> Fetch(Conn& c, int64_t rows) = 0;
+  // Whether `page`, asked for `rows` rows, was the last one.
+  virtual bool LastPage(const Res& page, int64_t rows) const { return page.rows() < rows; }
   virtual void Advance(const RecordedEventView& e) = 0;
   virtual void Finish() {}
 
@@ -1029,12 +1071,15 @@ class AllCursor final : public PageCursor {
       filter_.push_back(a.Finish());
     }
     if (f.exclude_system_events) where_ += " AND NOT starts_with(type, '$')";
+    ranges_ = forward_ && filter_.empty() && where_.empty();
+    range_next_ = next_;
   }
 
   Position checkpoint() const override { return Position(checkpoint_); }
 
  protected:
   Result<Res> Fetch(Conn& c, int64_t rows) override {
+    if (ranges_) return FetchRange(c, rows);
     Params p;
     std::string sql;
     if (forward_) {
@@ -1048,6 +1093,9 @@ class AllCursor final : public PageCursor {
     }
     for (const auto& a : filter_) p.Array(a);
     return c.Exec(sql, p);
+  }
+  bool LastPage(const Res& page, int64_t rows) const override {
+    return ranges_ ? range_next_ >= limit_ : PageCursor::LastPage(page, rows);
   }
   void Advance(const RecordedEventView& e) override {
     const int64_t pos = static_cast<int64_t>(e.position.value());
@@ -1065,8 +1113,42 @@ class AllCursor final : public PageCursor {
   }
 
  private:
+  // Forward without a filter, pages are position ranges (positions are dense below the head, and
+  // a range with gaps just yields fewer rows), so the next page does not depend on this one's
+  // rows: it is fetched on another reader connection while the caller walks this one, and the
+  // PostgreSQL backend producing rows and this thread decoding them run at the same time.
+  Result<Res> FetchRange(Conn& c, int64_t rows) {
+    const int64_t lo = range_next_;
+    const int64_t hi = std::min(limit_, lo + rows);
+    Result<Res> page = (ahead_.valid() && ahead_lo_ == lo && ahead_hi_ == hi) ? ahead_.get() : RunRange(c, lo, hi);
+    if (ahead_.valid()) ahead_.wait();  // a prefetch of another range (max_count cut the page short)
+    range_next_ = hi;
+    if (!page.ok() || hi >= limit_) return page;
+    // The next page is as long as this one or, while pages still grow, four times as long; the
+    // cursor asks for min(remaining, page size), so guess that and refetch on a miss.
+    ahead_lo_ = hi;
+    ahead_hi_ = std::min(limit_, hi + std::min<int64_t>(static_cast<int64_t>(std::min<uint64_t>(remaining_, uint64_t{1} << 40)),
+                                                        std::min(rows * 4, kMaxPageRows)));
+    if (ahead_hi_ > ahead_lo_) {
+      ahead_ = std::async(std::launch::async, [this, lo2 = ahead_lo_, hi2 = ahead_hi_] {
+        return store_.WithReader([&](Conn& c2) { return RunRange(c2, lo2, hi2); });
+      });
+    }
+    return page;
+  }
+  Result<Res> RunRange(Conn& c, int64_t lo, int64_t hi) {
+    return c.Exec(fmt::format("SELECT {} FROM {}.events WHERE position >= $1 AND position < $2 ORDER BY position",
+                              kEventColumns, store_.schema()),
+                  Params().Int64(lo).Int64(hi));
+  }
+
   bool forward_;
   int64_t limit_;  // positions below it are visible to this cursor
+  bool ranges_ = false;
+  int64_t range_next_ = 0;  // the next range's first position
+  std::future<Result<Res>> ahead_;
+  int64_t ahead_lo_ = 0;
+  int64_t ahead_hi_ = 0;
   int64_t next_;
   uint64_t checkpoint_;
   std::string where_;
@@ -1259,9 +1341,7 @@ Result<std::vector<StreamSummary>> PgStore::ListStreams(const ListStreamsOptions
 Position PgStore::WaitForAppend(Position after, std::chrono::milliseconds timeout) {
   std::unique_lock lock(head_mu_);
   head_cv_.wait_for(lock, timeout, [&] {
-    if (head_.load(std::memory_order_acquire) > after.value()) return true;
-    std::lock_guard q(queue_mu_);
-    return closed_;
+    return head_.load(std::memory_order_acquire) > after.value() || queue_.closed();
   });
   return HeadPosition();
 }
@@ -1308,18 +1388,9 @@ void PgStore::ListenerLoop() {
 }
 
 Status PgStore::Close() {
-  {
-    std::lock_guard lock(queue_mu_);
-    if (closed_) return Status::Ok();
-    stopping_ = true;
-  }
-  queue_cv_.notify_all();
-  space_cv_.notify_all();
+  if (!queue_.Stop()) return Status::Ok();
   if (writer_.joinable()) writer_.join();
-  {
-    std::lock_guard lock(queue_mu_);
-    closed_ = true;
-  }
+  queue_.MarkClosed();
   listener_stop_.store(true);
   if (wake_fd_ >= 0) {
     uint64_t one = 1;

@@ -51,6 +51,29 @@ CREATE TABLE {s}.commits (
 );
 CREATE INDEX commits_recorded_at ON {s}.commits (recorded_at, first_position);
 )sql"},
+      // A group commit in one round trip: the writer assigns positions and checks expected versions
+      // from its cache of stream states, and this function, first in the same transaction, takes
+      // the head lock and proves the cache was exact (see pg_store.cc, "Appends in one round trip").
+      {2, R"sql(
+CREATE FUNCTION {s}.claim_head(expected_last bigint, absent text[], ids uuid[]) RETURNS bigint
+LANGUAGE plpgsql AS $fn$
+DECLARE
+  cur bigint;
+BEGIN
+  SELECT last_position INTO cur FROM {s}.head WHERE id = 1 FOR UPDATE;
+  IF cur IS DISTINCT FROM expected_last THEN
+    RAISE EXCEPTION 'cairn: the head moved from % to %', expected_last, cur USING ERRCODE = 'CR001';
+  END IF;
+  IF EXISTS (SELECT 1 FROM {s}.streams WHERE name = ANY(absent)) THEN
+    RAISE EXCEPTION 'cairn: a stream assumed new exists' USING ERRCODE = 'CR001';
+  END IF;
+  IF cardinality(ids) > 0 AND EXISTS (SELECT 1 FROM {s}.events WHERE event_id = ANY(ids) AND (flags & 4) = 0) THEN
+    RAISE EXCEPTION 'cairn: an event id is already stored' USING ERRCODE = 'CR001';
+  END IF;
+  RETURN cur;
+END
+$fn$;
+)sql"},
   };
   return kMigrations;
 }

@@ -25,12 +25,17 @@
 namespace cairn::postgres {
 
 // The newest schema version this binary knows. On disk: never reuse a version number.
-inline constexpr int kSchemaVersion = 1;
+inline constexpr int kSchemaVersion = 2;
 
 // Event flags (events.flags). On disk: never change or reuse.
 inline constexpr int16_t kFlagStartsAppend = 1;  // the first event of one Append call
 inline constexpr int16_t kFlagEndsAppend = 2;    // the last event of one Append call
 inline constexpr int16_t kFlagGeneratedId = 4;   // the store made the id: never matched for idempotency
+
+// The SQLSTATE `claim_head()` (migration 2) raises when a writer's cached stream states are stale:
+// the head moved, a stream assumed absent exists, or an event id is already stored. The writer then
+// runs the group again on the two-round-trip path, which reads everything under the head lock.
+inline constexpr const char* kStaleCacheSqlstate = "CR001";
 
 // Whether `name` is a schema name cairn accepts: [a-z_][a-z0-9_]*, at most 48 bytes (so that it
 // needs no quoting and the NOTIFY channel derived from it fits).

@@ -55,22 +55,12 @@ Status StreamNotFound(std::string_view stream) {
 
 }  // namespace
 
-struct EmbeddedStore::Request {
-  enum class Kind : uint8_t { kAppend, kMetadata, kDelete, kTombstone };
-  Kind kind = Kind::kAppend;
-  std::string stream;
-  ExpectedVersion expected = ExpectedVersion::Any();
-  std::vector<EventData> owned;
-  std::span<const EventData> events;
-  StreamMetadata metadata;
-  Status error;  // bad input found before queueing: reported in queue order
-  uint64_t bytes = 0;
-  AppendCallback done;                                   // AppendAsync
-  std::optional<Result<AppendResult>>* sync_slot = nullptr;  // Append and the others: the caller waits
-};
-
 EmbeddedStore::EmbeddedStore(env::Env* env, std::unique_ptr<env::Env> owned_env, const Options& options)
-    : env_(env), owned_env_(std::move(owned_env)), options_(options), ids_(options.idempotency_window_events) {}
+    : env_(env),
+      owned_env_(std::move(owned_env)),
+      options_(options),
+      queue_(kMaxQueuedBytes),
+      ids_(options.idempotency_window_events) {}
 
 Result<std::unique_ptr<Store>> EmbeddedStore::Open(env::Env* env, std::unique_ptr<env::Env> owned_env,
                                                    const std::string& dir, const Options& options) {
@@ -452,49 +442,6 @@ Status EmbeddedStore::RebuildIdWindow() {
 // ---------------------------------------------------------------------------------------------
 // Appends: validation and queueing (caller threads)
 
-void EmbeddedStore::CompleteAlone(Request& req, Result<AppendResult> result) {
-  if (req.sync_slot == nullptr) {
-    req.done(std::move(result));
-    return;
-  }
-  {
-    std::lock_guard lock(done_mu_);
-    *req.sync_slot = std::move(result);
-  }
-  done_cv_.notify_all();
-}
-
-void EmbeddedStore::Enqueue(std::unique_ptr<Request> req) {
-  std::unique_lock lock(queue_mu_);
-  if (closed_ || stopping_) {
-    lock.unlock();
-    CompleteAlone(*req, Status::FailedPrecondition("the store is closed"));
-    return;
-  }
-  space_cv_.wait(lock, [&] { return queued_bytes_ < kMaxQueuedBytes || queue_.empty() || stopping_; });
-  if (stopping_) {
-    // Closed while this caller waited for room: the writer may be gone already.
-    lock.unlock();
-    CompleteAlone(*req, Status::FailedPrecondition("the store is closed"));
-    return;
-  }
-  queued_bytes_ += req->bytes;
-  queue_.push_back(std::move(req));
-  queue_cv_.notify_one();
-}
-
-Result<AppendResult> EmbeddedStore::Submit(std::unique_ptr<Request> req) {
-  // The writer fills the slot of every waiting caller of a group under one lock and wakes them
-  // all with one notify: waking each caller separately cost the writer a quarter of its time
-  // with 64 writers (docs/performance.md).
-  std::optional<Result<AppendResult>> slot;
-  req->sync_slot = &slot;
-  Enqueue(std::move(req));
-  std::unique_lock lock(done_mu_);
-  done_cv_.wait(lock, [&] { return slot.has_value(); });
-  return std::move(*slot);
-}
-
 Result<AppendResult> EmbeddedStore::Append(std::string_view stream, ExpectedVersion expected,
                                            std::span<const EventData> events, const AppendOptions& options) {
   auto req = std::make_unique<Request>();
@@ -504,7 +451,7 @@ Result<AppendResult> EmbeddedStore::Append(std::string_view stream, ExpectedVers
   auto size = ValidateAppend(stream, expected, events, options, log_->capacity());
   if (!size.ok()) return size.status();
   req->bytes = *size;
-  return Submit(std::move(req));
+  return queue_.Submit(std::move(req));
 }
 
 void EmbeddedStore::AppendAsync(std::string_view stream, ExpectedVersion expected, std::span<const EventData> events,
@@ -521,7 +468,7 @@ void EmbeddedStore::AppendAsync(std::string_view stream, ExpectedVersion expecte
     req->events = req->owned;
     req->bytes = *size;
   }
-  Enqueue(std::move(req));
+  queue_.Enqueue(std::move(req));
 }
 
 Result<AppendResult> EmbeddedStore::SetStreamMetadata(std::string_view stream, ExpectedVersion expected,
@@ -539,7 +486,7 @@ Result<AppendResult> EmbeddedStore::SetStreamMetadata(std::string_view stream, E
     return Status::InvalidArgument(fmt::format("stream metadata is {} bytes, the limit is {}", json.size(), kMaxEventBytes));
   }
   req->bytes = RecordSize(stream.size() + 2, kMetadataType.size(), json.size(), 0);
-  return Submit(std::move(req));
+  return queue_.Submit(std::move(req));
 }
 
 Result<AppendResult> EmbeddedStore::DeleteStream(std::string_view stream, ExpectedVersion expected) {
@@ -550,7 +497,7 @@ Result<AppendResult> EmbeddedStore::DeleteStream(std::string_view stream, Expect
   req->stream = std::string(stream);
   req->expected = expected;
   req->bytes = 4096;
-  return Submit(std::move(req));
+  return queue_.Submit(std::move(req));
 }
 
 Result<AppendResult> EmbeddedStore::TombstoneStream(std::string_view stream, ExpectedVersion expected) {
@@ -561,7 +508,7 @@ Result<AppendResult> EmbeddedStore::TombstoneStream(std::string_view stream, Exp
   req->stream = std::string(stream);
   req->expected = expected;
   req->bytes = RecordSize(stream.size(), kTombstoneType.size(), 0, 0);
-  return Submit(std::move(req));
+  return queue_.Submit(std::move(req));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -571,24 +518,10 @@ void EmbeddedStore::WriterLoop() {
   std::vector<std::unique_ptr<Request>> group;
   const auto interval = std::chrono::milliseconds(options_.sync_interval_ms);
   for (;;) {
-    {
-      std::unique_lock lock(queue_mu_);
-      if (options_.sync == SyncMode::kInterval && unsynced_) {
-        queue_cv_.wait_for(lock, interval, [&] { return !queue_.empty() || stopping_; });
-      } else {
-        queue_cv_.wait(lock, [&] { return !queue_.empty() || stopping_; });
-      }
-      if (queue_.empty() && stopping_) break;
-      // Take what is pending, up to one group-commit write.
-      uint64_t bytes = 0;
-      while (!queue_.empty() && (group.empty() || bytes + queue_.front()->bytes <= kMaxGroupWriteBytes)) {
-        bytes += queue_.front()->bytes;
-        queued_bytes_ -= queue_.front()->bytes;
-        group.push_back(std::move(queue_.front()));
-        queue_.pop_front();
-      }
-      space_cv_.notify_all();
-    }
+    AppendQueue::TakeLimits limits;
+    limits.max_bytes = kMaxGroupWriteBytes;  // up to one group-commit write
+    if (options_.sync == SyncMode::kInterval && unsynced_) limits.wait = interval;
+    if (!queue_.Take(&group, limits)) break;
     if (!group.empty()) ProcessGroup(group);
     group.clear();
     if (options_.sync == SyncMode::kInterval && unsynced_ && !stopped_ &&
@@ -717,20 +650,7 @@ void EmbeddedStore::ProcessGroup(std::vector<std::unique_ptr<Request>>& group) {
       stats_.streams = next_stream_id_ - 1;
     }
   }
-  bool any_sync = false;
-  {
-    std::lock_guard lock(done_mu_);
-    for (size_t i = 0; i < group.size(); ++i) {
-      if (group[i]->sync_slot != nullptr) {
-        *group[i]->sync_slot = std::move(results[i]);
-        any_sync = true;
-      }
-    }
-  }
-  if (any_sync) done_cv_.notify_all();
-  for (size_t i = 0; i < group.size(); ++i) {
-    if (group[i]->sync_slot == nullptr) group[i]->done(std::move(results[i]));
-  }
+  queue_.Complete(group, results);
 }
 
 const std::byte* EmbeddedStore::WriterBytesAt(uint64_t position, size_t* avail) const {
@@ -1153,25 +1073,15 @@ StoreStats EmbeddedStore::Stats() const {
 Position EmbeddedStore::WaitForAppend(Position after, std::chrono::milliseconds timeout) {
   std::unique_lock lock(head_mu_);
   head_cv_.wait_for(lock, timeout, [&] {
-    std::lock_guard q(queue_mu_);
-    return log_->head() > after.value() || closed_;
+    return log_->head() > after.value() || queue_.closed();
   });
   return Position(log_->head());
 }
 
 Status EmbeddedStore::Close() {
-  {
-    std::lock_guard lock(queue_mu_);
-    if (closed_) return Status::Ok();
-    stopping_ = true;
-  }
-  queue_cv_.notify_all();
-  space_cv_.notify_all();
+  if (!queue_.Stop()) return Status::Ok();
   if (writer_.joinable()) writer_.join();
-  {
-    std::lock_guard lock(queue_mu_);
-    closed_ = true;
-  }
+  queue_.MarkClosed();
   // A clean close writes the memtable to the IndexStore, so that the next open scans nothing.
   // Failing to write it costs only time at the next open.
   if (!stopped_ && log_ != nullptr) (void)FlushIndexAtHead();

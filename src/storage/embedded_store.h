@@ -5,7 +5,6 @@
 
 #include <atomic>
 #include <condition_variable>
-#include <deque>
 #include <memory>
 #include <mutex>
 #include <shared_mutex>
@@ -16,6 +15,7 @@
 
 #include "cairn/store.h"
 #include "env/env.h"
+#include "storage/append_queue.h"
 #include "storage/index.h"
 #include "storage/index_store.h"
 #include "storage/log.h"
@@ -79,7 +79,7 @@ class EmbeddedStore final : public Store {
   // Appends the positions of versions [from, from+n) (all below s.count), ascending.
   Status PositionsOf(const StreamRef& s, uint64_t from, uint64_t n, std::vector<uint64_t>* out) const;
 
-  struct Request;
+  using Request = AppendRequest;
 
  private:
   EmbeddedStore(env::Env* env, std::unique_ptr<env::Env> owned_env, const Options& options);
@@ -106,9 +106,6 @@ class EmbeddedStore final : public Store {
   Status RebuildIdWindow();
 
   // Queue and writer.
-  void Enqueue(std::unique_ptr<Request> req);
-  void CompleteAlone(Request& req, Result<AppendResult> result);
-  Result<AppendResult> Submit(std::unique_ptr<Request> req);
   void WriterLoop();
   void ProcessGroup(std::vector<std::unique_ptr<Request>>& group);
   Result<AppendResult> Process(Request& req);
@@ -158,14 +155,7 @@ class EmbeddedStore final : public Store {
   uint32_t rec_crc_ = 0;
   std::vector<uint64_t> rec_segment_ends_;
 
-  // Queue.
-  std::mutex queue_mu_;
-  std::condition_variable queue_cv_;
-  std::condition_variable space_cv_;
-  std::deque<std::unique_ptr<Request>> queue_;
-  uint64_t queued_bytes_ = 0;
-  bool stopping_ = false;
-  bool closed_ = false;
+  AppendQueue queue_;
 
   // Writer thread state.
   std::thread writer_;
@@ -190,8 +180,6 @@ class EmbeddedStore final : public Store {
   Status stopped_status_;
 
   // Callers of the blocking calls wait here for their slot to be filled.
-  std::mutex done_mu_;
-  std::condition_variable done_cv_;
 
   // Counters for Stats(): the writer updates them once per group and per fsync.
   mutable std::mutex stats_mu_;

@@ -26,6 +26,7 @@
 #include "cairn/subscription.h"
 #include "postgres/pg.h"
 #include "postgres/pg_store.h"
+#include "postgres/schema.h"
 #include "util/pg_test_util.h"
 #include "util/test_util.h"
 
@@ -120,8 +121,8 @@ TEST_F(PgTest, MigrationRecordsTheSchemaVersion) {
   auto r = (*conn)->Exec(fmt::format("SELECT max(version)::int8, count(*)::int8 FROM {}.schema_version", schema_),
                          postgres::Params());
   ASSERT_TRUE(r.ok()) << r.status().ToString();
-  EXPECT_EQ(r->Int64(0, 0), 1);
-  EXPECT_EQ(r->Int64(0, 1), 1);
+  EXPECT_EQ(r->Int64(0, 0), postgres::kSchemaVersion);
+  EXPECT_EQ(r->Int64(0, 1), postgres::kSchemaVersion);
   // A second open migrates nothing more.
   {
     auto store = Store::Open(Url());
@@ -129,7 +130,7 @@ TEST_F(PgTest, MigrationRecordsTheSchemaVersion) {
   }
   auto again = (*conn)->Exec(fmt::format("SELECT count(*)::int8 FROM {}.schema_version", schema_), postgres::Params());
   ASSERT_TRUE(again.ok());
-  EXPECT_EQ(again->Int64(0, 0), 1);
+  EXPECT_EQ(again->Int64(0, 0), postgres::kSchemaVersion);
 }
 
 TEST_F(PgTest, SchemaNewerThanTheBinaryIsRefusedNamingBothVersions) {
@@ -147,7 +148,8 @@ TEST_F(PgTest, SchemaNewerThanTheBinaryIsRefusedNamingBothVersions) {
   ASSERT_FALSE(store.ok());
   EXPECT_EQ(store.status().code(), StatusCode::kFailedPrecondition) << store.status().ToString();
   EXPECT_NE(store.status().message().find("42"), std::string::npos) << store.status().ToString();
-  EXPECT_NE(store.status().message().find("up to 1"), std::string::npos) << store.status().ToString();
+  EXPECT_NE(store.status().message().find(fmt::format("up to {}", postgres::kSchemaVersion)), std::string::npos)
+      << store.status().ToString();
   // Nothing was changed by the refused open.
   auto count = (*conn)->Exec(fmt::format("SELECT count(*)::int8 FROM {}.events", schema_), postgres::Params());
   ASSERT_TRUE(count.ok());
@@ -219,6 +221,72 @@ TEST_F(PgTest, TwoStoresOnOneSchemaShareVersionsAndIdempotency) {
   auto all = events->Collect();
   ASSERT_TRUE(all.ok());
   EXPECT_EQ(all->size(), 3u);
+}
+
+// The writer numbers a group from its cache of stream states when nobody else has written since
+// (one round trip); claim_head() proves that under the head lock. Each way the cache can be
+// wrong must fall back to the locked path and give the same answer as a store with no cache.
+TEST_F(PgTest, StaleWriterCacheIsCaughtAndTheAnswerIsTheLockedOne) {
+  {
+    // A stream written before the next store opens: that store's cache has never seen it.
+    auto early = Store::Open(Url());
+    ASSERT_TRUE(early.ok());
+    ASSERT_TRUE((*early)->Append("before-1", ExpectedVersion::NoStream(), std::vector<EventData>{Event("A", "{}")}).ok());
+  }
+  auto a = Store::Open(Url());
+  auto b = Store::Open(Url());
+  ASSERT_TRUE(a.ok() && b.ok());
+  // a's first group reads under the lock and fills the cache; the next ones use it.
+  ASSERT_TRUE((*a)->Append("cache-1", ExpectedVersion::NoStream(), std::vector<EventData>{Event("A", "{}")}).ok());
+  ASSERT_TRUE((*a)->Append("cache-1", ExpectedVersion::Exact(0), std::vector<EventData>{Event("B", "{}")}).ok());
+
+  // 1. A stream the cache does not know but which exists: NoStream must conflict.
+  auto exists = (*a)->Append("before-1", ExpectedVersion::NoStream(), std::vector<EventData>{Event("X", "{}")});
+  EXPECT_EQ(exists.status().code(), StatusCode::kConflict) << exists.status().ToString();
+  EXPECT_EQ(exists.status().actual_version(), 0u);
+
+  // 2. Another store moved a stream a has cached: a's stale Exact(1) passes its cache but not
+  //    the lock; the right Exact(2) succeeds at version 3.
+  ASSERT_TRUE((*b)->Append("cache-1", ExpectedVersion::Exact(1), std::vector<EventData>{Event("C", "{}")}).ok());
+  auto stale = (*a)->Append("cache-1", ExpectedVersion::Exact(1), std::vector<EventData>{Event("D", "{}")});
+  EXPECT_EQ(stale.status().code(), StatusCode::kConflict) << stale.status().ToString();
+  EXPECT_EQ(stale.status().actual_version(), 2u);
+  auto right = (*a)->Append("cache-1", ExpectedVersion::Exact(2), std::vector<EventData>{Event("D", "{}")});
+  ASSERT_TRUE(right.ok()) << right.status().ToString();
+  EXPECT_EQ(right->first_version, 3u);
+
+  // 3. A retry of an acknowledged append with its ids, while the cache is exact: the original
+  //    result, nothing written twice.
+  std::vector<EventData> with_ids = {Event("E", "{}"), Event("F", "{}")};
+  with_ids[0].id = Uuid::V7();
+  with_ids[1].id = Uuid::V7();
+  auto first = (*a)->Append("cache-2", ExpectedVersion::NoStream(), with_ids);
+  ASSERT_TRUE(first.ok()) << first.status().ToString();
+  auto retry = (*a)->Append("cache-2", ExpectedVersion::NoStream(), with_ids);
+  ASSERT_TRUE(retry.ok()) << retry.status().ToString();
+  EXPECT_EQ(*retry, *first);
+  // The same id in another stream is refused, by the cache path too.
+  auto reused = (*a)->Append("cache-3", ExpectedVersion::Any(), std::vector<EventData>{with_ids[0]});
+  EXPECT_EQ(reused.status().code(), StatusCode::kAlreadyExists) << reused.status().ToString();
+
+  // Everything in order, nothing twice: positions strictly increase and each stream's versions
+  // are 0..n-1.
+  auto all = (*b)->ReadAll({});
+  ASSERT_TRUE(all.ok());
+  auto events = all->Collect();
+  ASSERT_TRUE(events.ok());
+  std::map<std::string, uint64_t> next;
+  uint64_t last_position = 0;
+  for (const auto& e : *events) {
+    if (e.stream.starts_with("$")) continue;
+    EXPECT_GT(e.position.value(), last_position);
+    last_position = e.position.value();
+    EXPECT_EQ(e.version, next[e.stream]++) << e.stream;
+  }
+  EXPECT_EQ(next["cache-1"], 4u);
+  EXPECT_EQ(next["cache-2"], 2u);
+  EXPECT_EQ(next["before-1"], 1u);
+  EXPECT_EQ(next.count("cache-3"), 0u);
 }
 
 // A child: appends `CAIRN_PG_APPENDS` appends of 1 to 3 events to its own stream "writer-<i>"
