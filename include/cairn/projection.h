@@ -177,4 +177,10 @@ class ProjectionRunner {
 // Returns the Projection the runner runs; kInvalidArgument naming the field for a bad spec.
 Result<Projection> ProjectionFromSpec(std::string_view spec_json);
 
+// What ProjectionRunner::Open takes, from a sink URL as users write it (`cairn project --sink`,
+// `sink =` in the server's [[projections]]): "sqlite:PATH" or a plain path gives the path,
+// "postgres://..." / "postgresql://..." is taken as it is. kInvalidArgument for an empty path or
+// another scheme, naming the supported ones.
+Result<std::string> ProjectionSinkTarget(std::string_view sink);
+
 }  // namespace cairn

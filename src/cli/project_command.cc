@@ -33,18 +33,6 @@ struct ProjectFlags {
   std::string on_error = "stop";
 };
 
-Result<std::string> SinkPath(const std::string& sink) {
-  if (sink.starts_with("sqlite:")) {
-    std::string path = sink.substr(7);
-    if (path.empty()) return Status::InvalidArgument("--sink: sqlite: needs a file path (sqlite:PATH)");
-    return path;
-  }
-  if (sink.find(':') != std::string::npos) {
-    return Status::InvalidArgument(fmt::format("--sink: unknown sink \"{}\" (supported: sqlite:PATH)", sink));
-  }
-  return sink;
-}
-
 int PrintStatus(ProjectionRunner& runner) {
   auto status = runner.GetStatus();
   if (!status.ok()) return ReportError(status.status());
@@ -66,8 +54,8 @@ int RunProject(const ProjectFlags& flags, const std::string& db) {
   const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   auto projection = ProjectionFromSpec(text);
   if (!projection.ok()) return ReportError(projection.status().WithContext(flags.spec));
-  auto path = SinkPath(flags.sink);
-  if (!path.ok()) return ReportError(path.status());
+  auto path = ProjectionSinkTarget(flags.sink);
+  if (!path.ok()) return ReportError(path.status().WithContext("--sink"));
   ProjectionOptions options;
   options.batch_max_events = flags.batch;
   if (flags.on_error == "park") {
@@ -103,7 +91,7 @@ int RunProject(const ProjectFlags& flags, const std::string& db) {
 }  // namespace
 
 Command AddProjectCommand(CLI::App& parent, std::string* db) {
-  CLI::App* app = parent.add_subcommand("project", "Run a declarative SQL projection into a SQLite read model");
+  CLI::App* app = parent.add_subcommand("project", "Run a declarative SQL projection into a SQLite or PostgreSQL read model");
   app->footer(
       "Applies the events the spec maps to SQL (docs/projections.md) to the SQLite file, from its\n"
       "checkpoint on, each batch and its checkpoint in one transaction. Without --follow it exits once\n"
@@ -112,7 +100,7 @@ Command AddProjectCommand(CLI::App& parent, std::string* db) {
   auto flags = std::make_shared<ProjectFlags>();
   AddDbOption(app, db);
   app->add_option("--spec", flags->spec, "The projection spec (JSON)")->required()->type_name("FILE");
-  app->add_option("--sink", flags->sink, "The read model: sqlite:PATH (or a plain path)")->required()->type_name("URL");
+  app->add_option("--sink", flags->sink, "The read model: sqlite:PATH (or a plain path), or postgres://USER:PASS@HOST:PORT/DB")->required()->type_name("URL");
   app->add_flag("--follow", flags->follow, "Keep applying new events until interrupted");
   app->add_flag("--rebuild", flags->rebuild, "Drop the read model and its checkpoint first, then replay from the start");
   app->add_flag("--status", flags->status_only, "Print the status line and exit without applying anything");

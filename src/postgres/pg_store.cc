@@ -242,18 +242,19 @@ class PgStore final : public Store {
   Result<AppendResult> DeleteStream(std::string_view stream, ExpectedVersion expected) override;
   Result<AppendResult> TombstoneStream(std::string_view stream, ExpectedVersion expected) override;
   Result<std::vector<StreamSummary>> ListStreams(const ListStreamsOptions& options) override;
+  StoreStats Stats() const override;
   Position HeadPosition() const override { return Position(head_.load(std::memory_order_acquire)); }
   Position WaitForAppend(Position after, std::chrono::milliseconds timeout) override;
   Status Close() override;
 
   // For cursors: a reader connection from the pool, and back.
-  Result<std::unique_ptr<Conn>> AcquireReader(bool* pooled = nullptr);
-  void ReleaseReader(std::unique_ptr<Conn> c);
+  Result<std::unique_ptr<Conn>> AcquireReader(bool* pooled = nullptr) const;
+  void ReleaseReader(std::unique_ptr<Conn> c) const;
   // Runs fn(Conn&) -> Result<T> on a reader connection. A pooled connection that turns out broken
   // (the server restarted since it was used) empties the pool and the call is tried once more on
   // a new connection, so that a restart costs the readers nothing but the reconnect.
   template <typename Fn>
-  auto WithReader(Fn fn) -> decltype(fn(std::declval<Conn&>())) {
+  auto WithReader(Fn fn) const -> decltype(fn(std::declval<Conn&>())) {
     for (int attempt = 0;; ++attempt) {
       bool pooled = false;
       auto c = AcquireReader(&pooled);
@@ -295,6 +296,8 @@ class PgStore final : public Store {
   void SendWrites(Conn::Pipeline& p, Group& g);
   void DebugCommitDelay(Conn::Pipeline* p);
   void RememberStates(const Group& g);
+  // Counts a committed group in stats_; `started_nanos` is when its commit round trip began.
+  void CountCommit(const Group& g, int64_t started_nanos);
   void ForgetStates();
   Result<AppendResult> Process(Group& g, Request& req);
   Result<AppendResult> ProcessAppend(Group& g, Request& req, StreamState& st);
@@ -325,8 +328,14 @@ class PgStore final : public Store {
 
 
   // Readers.
-  std::mutex pool_mu_;
-  std::vector<std::unique_ptr<Conn>> idle_;
+  // The reader pool: a cache of connections, so const members (Stats) may use it too.
+  mutable std::mutex pool_mu_;
+  mutable std::vector<std::unique_ptr<Conn>> idle_;
+
+  // Stats (see cairn/stats.h): counters of this process's writer, under stats_mu_.
+  mutable std::mutex stats_mu_;
+  StoreStats stats_;
+  std::atomic<uint64_t> reads_{0};
 
   // Listener.
   std::thread listener_;
@@ -338,6 +347,7 @@ struct PgStore::Group {
   int64_t last = 0;  // the last position assigned so far (the head row's, then this group's)
   int64_t time = 0;
   int64_t first = 0;  // the group's first position, 0 when it wrote nothing yet
+  uint64_t bytes = 0;  // stream names, types, data and metadata of the rows
   std::unordered_map<std::string, StreamState> streams;
   std::unordered_map<std::string, KnownEvent> known;  // by the id's 16 bytes
   ArrayBuilder positions{kOidInt8}, names{kOidText}, versions{kOidInt8}, ids{kOidUuid}, types{kOidText},
@@ -384,7 +394,7 @@ Status PgStore::Start() {
 // ---------------------------------------------------------------------------------------------
 // Connections
 
-Result<std::unique_ptr<Conn>> PgStore::AcquireReader(bool* pooled) {
+Result<std::unique_ptr<Conn>> PgStore::AcquireReader(bool* pooled) const {
   {
     std::lock_guard lock(pool_mu_);
     if (!idle_.empty()) {
@@ -398,7 +408,7 @@ Result<std::unique_ptr<Conn>> PgStore::AcquireReader(bool* pooled) {
   return Conn::Connect(url_.info);
 }
 
-void PgStore::ReleaseReader(std::unique_ptr<Conn> c) {
+void PgStore::ReleaseReader(std::unique_ptr<Conn> c) const {
   if (c == nullptr || !c->Healthy()) return;
   std::lock_guard lock(pool_mu_);
   if (idle_.size() < kMaxIdleReaders) idle_.push_back(std::move(c));
@@ -585,6 +595,17 @@ void PgStore::ProcessGroup(std::vector<std::unique_ptr<Request>>& group) {
       if (r.ok()) r = s;
     }
   }
+  {
+    std::lock_guard lock(stats_mu_);
+    for (const auto& r : results) {
+      if (r.ok()) {
+        stats_.appends++;
+      } else {
+        stats_.append_errors++;
+        if (r.status().code() == StatusCode::kConflict) stats_.conflicts++;
+      }
+    }
+  }
   queue_.Complete(group, results);
 }
 
@@ -686,9 +707,10 @@ Status PgStore::RunGroup(std::vector<std::unique_ptr<Request>>& group, std::vect
     RememberStates(g);
     return Status::Ok();
   }
+  DebugCommitDelay(nullptr);
+  const int64_t started = clock_->MonotonicNanos();
   {
     Conn::Pipeline p(c);
-    DebugCommitDelay(nullptr);
     SendWrites(p, g);
     p.Send("COMMIT", Params());
     auto rs = p.Sync();
@@ -699,6 +721,7 @@ Status PgStore::RunGroup(std::vector<std::unique_ptr<Request>>& group, std::vect
           rs.status().message()));
     }
   }
+  CountCommit(g, started);
   RememberStates(g);
   BumpHead(static_cast<uint64_t>(g.last + 1));
   return Status::Ok();
@@ -731,6 +754,7 @@ Result<bool> PgStore::RunGroupFromCache(Conn& c, std::vector<std::unique_ptr<Req
     results->push_back(std::move(r));
   }
   if (g.first == 0) return false;
+  const int64_t started = clock_->MonotonicNanos();
   {
     Conn::Pipeline p(c);
     p.SendPrepared("claim_head", Params().Int64(cache_last_).Array(absent.Finish()).Array(id_array.Finish()));
@@ -746,6 +770,7 @@ Result<bool> PgStore::RunGroupFromCache(Conn& c, std::vector<std::unique_ptr<Req
           rs.status().message()));
     }
   }
+  CountCommit(g, started);
   RememberStates(g);
   BumpHead(static_cast<uint64_t>(g.last + 1));
   return true;
@@ -793,6 +818,18 @@ void PgStore::DebugCommitDelay(Conn::Pipeline* p) {
   }
 }
 
+void PgStore::CountCommit(const Group& g, int64_t started_nanos) {
+  const double seconds = static_cast<double>(clock_->MonotonicNanos() - started_nanos) / 1e9;
+  const uint64_t events = static_cast<uint64_t>(g.last - g.first + 1);
+  std::lock_guard lock(stats_mu_);
+  stats_.commits++;
+  stats_.fsyncs++;  // PostgreSQL flushed the commit's WAL (under sync=always) before answering
+  stats_.fsync_seconds.Observe(seconds);
+  stats_.events_written += events;
+  stats_.bytes_written += g.bytes;
+  stats_.batch_events.Observe(static_cast<double>(events));
+}
+
 void PgStore::RememberStates(const Group& g) {
   if (cache_.size() + g.streams.size() > kMaxCachedStreams) cache_.clear();
   for (const auto& [name, state] : g.streams) {
@@ -818,6 +855,7 @@ int64_t PgStore::AddEvent(Group& g, const std::string& stream, int64_t version, 
   if (g.first == 0) g.first = pos;
   const Uuid stored = generated ? Uuid::V7(g.time / 1'000'000) : id;
   if (generated) flags |= kFlagGeneratedId;
+  g.bytes += stream.size() + type.size() + data.size() + metadata.size();
   g.positions.Int64(pos);
   g.names.Bytes(stream);
   g.versions.Int64(version);
@@ -1119,7 +1157,7 @@ class AllCursor final : public PageCursor {
   // PostgreSQL backend producing rows and this thread decoding them run at the same time.
   Result<Res> FetchRange(Conn& c, int64_t rows) {
     const int64_t lo = range_next_;
-    const int64_t hi = std::min(limit_, lo + rows);
+    const int64_t hi = lo >= limit_ ? lo : lo + std::min(rows, limit_ - lo);  // no overflow near INT64_MAX
     Result<Res> page = (ahead_.valid() && ahead_lo_ == lo && ahead_hi_ == hi) ? ahead_.get() : RunRange(c, lo, hi);
     if (ahead_.valid()) ahead_.wait();  // a prefetch of another range (max_count cut the page short)
     range_next_ = hi;
@@ -1127,8 +1165,9 @@ class AllCursor final : public PageCursor {
     // The next page is as long as this one or, while pages still grow, four times as long; the
     // cursor asks for min(remaining, page size), so guess that and refetch on a miss.
     ahead_lo_ = hi;
-    ahead_hi_ = std::min(limit_, hi + std::min<int64_t>(static_cast<int64_t>(std::min<uint64_t>(remaining_, uint64_t{1} << 40)),
-                                                        std::min(rows * 4, kMaxPageRows)));
+    const int64_t guess = std::min<int64_t>(static_cast<int64_t>(std::min<uint64_t>(remaining_, uint64_t{1} << 40)),
+                                            std::min(rows * 4, kMaxPageRows));
+    ahead_hi_ = hi + std::min(guess, limit_ - hi);
     if (ahead_hi_ > ahead_lo_) {
       ahead_ = std::async(std::launch::async, [this, lo2 = ahead_lo_, hi2 = ahead_hi_] {
         return store_.WithReader([&](Conn& c2) { return RunRange(c2, lo2, hi2); });
@@ -1215,6 +1254,7 @@ Result<StreamState> PgStore::LoadStream(Conn& c, std::string_view name, int64_t*
 }
 
 Result<EventCursor> PgStore::ReadStream(std::string_view stream, const ReadStreamOptions& options) {
+  reads_.fetch_add(1, std::memory_order_relaxed);
   CAIRN_RETURN_IF_ERROR(storage::ValidateStreamName(stream, /*allow_system=*/true));
   if (options.from && *options.from > kMaxStreamVersion) {
     return Status::InvalidArgument(fmt::format("from version {} exceeds the limit {}", *options.from, kMaxStreamVersion));
@@ -1252,6 +1292,7 @@ Result<EventCursor> PgStore::ReadStream(std::string_view stream, const ReadStrea
 }
 
 Result<EventCursor> PgStore::ReadAll(const ReadAllOptions& options) {
+  reads_.fetch_add(1, std::memory_order_relaxed);
   CAIRN_ASSIGN_OR_RETURN(int64_t limit, WithReader([&](Conn& c) { return ReadHead(c); }));
   if (options.as_of) {
     CAIRN_ASSIGN_OR_RETURN(Position at, PositionAtTime(*options.as_of));
@@ -1337,6 +1378,34 @@ Result<std::vector<StreamSummary>> PgStore::ListStreams(const ListStreamsOptions
 
 // ---------------------------------------------------------------------------------------------
 // Wake-up and life cycle
+
+StoreStats PgStore::Stats() const {
+  StoreStats out;
+  {
+    std::lock_guard lock(stats_mu_);
+    out = stats_;
+  }
+  out.reads = reads_.load(std::memory_order_relaxed);
+  // The totals are the database's, whoever wrote them: positions are dense from 1, so the head
+  // row counts the events; disk use is the schema's tables with their indexes and TOAST.
+  auto totals = WithReader([&](Conn& c) {
+    return c.Exec(fmt::format("SELECT (SELECT last_position FROM {0}.head WHERE id = 1), "
+                              "(SELECT count(*) FROM {0}.streams)::int8, "
+                              "(SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0)::int8 FROM pg_class c "
+                              "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relkind = 'r')",
+                              s_),
+                  Params().Text(s_));
+  });
+  if (totals.ok() && totals->rows() == 1) {
+    out.total_events = static_cast<uint64_t>(totals->Int64(0, 0));
+    out.streams = static_cast<uint64_t>(totals->Int64(0, 1));
+    out.disk_bytes = static_cast<uint64_t>(totals->Int64(0, 2));
+    out.head = Position(std::max<uint64_t>(out.total_events + 1, HeadPosition().value()));
+  } else {
+    out.head = HeadPosition();
+  }
+  return out;
+}
 
 Position PgStore::WaitForAppend(Position after, std::chrono::milliseconds timeout) {
   std::unique_lock lock(head_mu_);

@@ -251,4 +251,18 @@ Result<Projection> ProjectionFromSpec(std::string_view spec_json) {
   return projection;
 }
 
+Result<std::string> ProjectionSinkTarget(std::string_view sink) {
+  std::string target(sink);
+  if (sink.starts_with("sqlite:")) {
+    target = std::string(sink.substr(7));
+  } else if (sink.starts_with("postgres://") || sink.starts_with("postgresql://")) {
+    return target;
+  } else if (sink.find(':') != std::string_view::npos) {
+    return Status::InvalidArgument(
+        fmt::format("unknown sink \"{}\" (supported: sqlite:PATH, postgres://USER:PASS@HOST:PORT/DB)", sink));
+  }
+  if (target.empty()) return Status::InvalidArgument("empty: a file path is needed (sqlite:PATH)");
+  return target;
+}
+
 }  // namespace cairn

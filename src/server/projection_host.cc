@@ -68,16 +68,8 @@ Result<std::unique_ptr<ProjectionHost>> ProjectionHost::Start(Store& store, cons
     const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
     auto projection = ProjectionFromSpec(text);
     if (!projection.ok()) return projection.status().WithContext(where);
-    std::string path = c.sink;
-    if (path.starts_with("sqlite:")) {
-      path = path.substr(7);
-    } else if (path.starts_with("postgres://") || path.starts_with("postgresql://")) {
-      // The runner takes a PostgreSQL URL as it is (include/cairn/projection.h).
-    } else if (path.find(':') != std::string::npos) {
-      return Status::InvalidArgument(
-          fmt::format("{}: sink: unknown sink \"{}\" (supported: sqlite:PATH, postgres://...)", where, c.sink));
-    }
-    if (path.empty()) return Status::InvalidArgument(fmt::format("{}: sink: empty (sqlite:PATH)", where));
+    auto path = ProjectionSinkTarget(c.sink);
+    if (!path.ok()) return path.status().WithContext(where + ": sink");
     ProjectionOptions options;
     options.batch_max_events = c.batch;
     if (c.on_error == "park") {
@@ -86,7 +78,7 @@ Result<std::unique_ptr<ProjectionHost>> ProjectionHost::Start(Store& store, cons
       return Status::InvalidArgument(fmt::format("{}: on_error: \"{}\" (expected stop or park)", where, c.on_error));
     }
     std::string name = projection->name();
-    auto runner = ProjectionRunner::Open(store, std::move(*projection), path, options);
+    auto runner = ProjectionRunner::Open(store, std::move(*projection), *path, options);
     if (!runner.ok()) return runner.status().WithContext(where);
     auto hosted = std::make_unique<Hosted>();
     hosted->store = &store;

@@ -7,6 +7,7 @@
 // (the PgChild tests, which run only when the parent sets CAIRN_PG_CHILD).
 #include <fmt/format.h>
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -221,6 +222,45 @@ TEST_F(PgTest, TwoStoresOnOneSchemaShareVersionsAndIdempotency) {
   auto all = events->Collect();
   ASSERT_TRUE(all.ok());
   EXPECT_EQ(all->size(), 3u);
+}
+
+TEST_F(PgTest, StatsCountThisProcessesAppendsAndTheDatabasesTotals) {
+  {
+    auto store = Store::Open(Url());
+    ASSERT_TRUE(store.ok());
+    std::vector<EventData> three = {Event("A", R"({"n":1})"), Event("B", R"({"n":2})"), Event("C", R"({"n":3})")};
+    ASSERT_TRUE((*store)->Append("stats-1", ExpectedVersion::NoStream(), three).ok());
+    ASSERT_TRUE((*store)->Append("stats-2", ExpectedVersion::Any(), std::vector<EventData>{Event("D", "{}")}).ok());
+    auto conflict = (*store)->Append("stats-1", ExpectedVersion::Exact(0), std::vector<EventData>{Event("E", "{}")});
+    ASSERT_EQ(conflict.status().code(), StatusCode::kConflict);
+    ASSERT_TRUE((*store)->ReadStream("stats-1", {}).ok());
+    StoreStats st = (*store)->Stats();
+    EXPECT_EQ(st.appends, 2u);
+    EXPECT_EQ(st.append_errors, 1u);
+    EXPECT_EQ(st.conflicts, 1u);
+    EXPECT_EQ(st.events_written, 4u);
+    EXPECT_GE(st.commits, 1u);
+    EXPECT_LE(st.commits, 2u);
+    EXPECT_EQ(st.batch_events.count, st.commits);
+    EXPECT_EQ(st.batch_events.sum, 4.0);
+    EXPECT_EQ(st.fsync_seconds.count, st.commits);
+    EXPECT_GE(st.bytes_written, 4u * 1u + 3u * 7u);
+    EXPECT_EQ(st.reads, 1u);
+    EXPECT_EQ(st.total_events, 4u);
+    EXPECT_EQ(st.streams, 2u);
+    EXPECT_GT(st.disk_bytes, 0u);
+    EXPECT_EQ(st.head, Position(5));
+  }
+  // Another process's view (a new store): its counters start at zero, the totals are the
+  // database's.
+  auto again = Store::Open(Url());
+  ASSERT_TRUE(again.ok());
+  StoreStats st = (*again)->Stats();
+  EXPECT_EQ(st.appends, 0u);
+  EXPECT_EQ(st.events_written, 0u);
+  EXPECT_EQ(st.total_events, 4u);
+  EXPECT_EQ(st.streams, 2u);
+  EXPECT_EQ(st.head, Position(5));
 }
 
 // The writer numbers a group from its cache of stream states when nobody else has written since
@@ -573,6 +613,62 @@ TEST_F(PgTest, ProjectionIntoPostgresAppliesEachEventOnceAcrossKills) {
   EXPECT_EQ(status->checkpoint, (*store)->HeadPosition());
   EXPECT_EQ(status->events_handled, counted);
   EXPECT_EQ(status->lag_events, 0u);
+}
+
+// `cairn project` runs a declarative spec (the seed's CustomerOrdersView, from examples/) from a
+// PostgreSQL store into a PostgreSQL read model, and a second run applies only what is new.
+TEST_F(PgTest, CliProjectRunsTheSeedsSpecIntoPostgres) {
+  auto store = Store::Open(Url());
+  ASSERT_TRUE(store.ok()) << store.status().ToString();
+  auto append = [&](const std::string& stream, const std::string& type, const std::string& data) {
+    auto r = (*store)->Append(stream, ExpectedVersion::Any(), std::vector<EventData>{Event(type, data)});
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+  };
+  append("customer-c1", "CustomerRegistered", R"({"customer_id":"c1","name":"Ada"})");
+  append("order-o1", "OrderCreated", R"({"order_id":"o1","customer_id":"c1","total":12.5})");
+  append("order-o2", "OrderCreated", R"({"order_id":"o2","customer_id":"c1","total":7})");
+
+  const std::string rm_schema = schema_ + "_cli";
+  auto info = postgres::ParseConnInfo(base_.substr(0, base_.find('?')));
+  ASSERT_TRUE(info.ok());
+  auto conn = postgres::Conn::Connect(*info);
+  ASSERT_TRUE(conn.ok());
+  ASSERT_TRUE((*conn)->Exec(fmt::format("CREATE SCHEMA {}", rm_schema)).ok());
+  struct DropRm {
+    std::string base, schema;
+    ~DropRm() { testing::DropSchema(base, schema); }
+  } drop_rm{base_, rm_schema};
+  const std::string read_model = base_.substr(0, base_.find('?')) + "?options=-c%20search_path%3D" + rm_schema;
+  const std::string spec = std::string(CAIRN_SOURCE_DIR) + "/examples/customer_orders_view/customer_orders.json";
+
+  auto run = testing::RunCommand({testing::CliPath(), "project", "--db", Url(), "--spec", spec, "--sink", read_model});
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  auto rows = (*conn)->Exec(fmt::format("SELECT order_id, customer_name, total::float8::text, status FROM {}.order_summary "
+                                        "ORDER BY order_id",
+                                        rm_schema));
+  ASSERT_TRUE(rows.ok()) << rows.status().ToString();
+  ASSERT_EQ(rows->rows(), 2);
+  EXPECT_EQ(rows->Bytes(0, 0), "o1");
+  EXPECT_EQ(rows->Bytes(0, 1), "Ada");
+  EXPECT_EQ(rows->Bytes(0, 2), "12.5");
+  EXPECT_EQ(rows->Bytes(1, 3), "pending");
+
+  append("order-o1", "OrderShipped", R"({"order_id":"o1"})");
+  run = testing::RunCommand({testing::CliPath(), "project", "--db", Url(), "--spec", spec, "--sink", read_model});
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  auto status = nlohmann::json::parse(run.out.substr(0, run.out.find('\n')));
+  EXPECT_EQ(status["lag_events"], 0);
+  EXPECT_EQ(status["checkpoint"], (*store)->HeadPosition().value());
+  auto shipped = (*conn)->Exec(fmt::format("SELECT status FROM {}.order_summary WHERE order_id = 'o1'", rm_schema));
+  ASSERT_TRUE(shipped.ok());
+  ASSERT_EQ(shipped->rows(), 1);
+  EXPECT_EQ(shipped->Bytes(0, 0), "shipped");
+
+  // An unknown sink scheme: exit 2 (usage) or 1, and the message names --sink and what is supported.
+  run = testing::RunCommand({testing::CliPath(), "project", "--db", Url(), "--spec", spec, "--sink", "mysql://x"});
+  EXPECT_NE(run.exit_code, 0);
+  EXPECT_NE(run.err.find("--sink: unknown sink \"mysql://x\""), std::string::npos) << run.err;
+  EXPECT_NE(run.err.find("postgres://"), std::string::npos) << run.err;
 }
 
 }  // namespace
