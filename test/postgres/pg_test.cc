@@ -2,9 +2,12 @@
 // when the server is unreachable or the schema is newer than the binary; commit order across
 // processes (8 writer processes with random delays inside their transactions, and a $all
 // subscriber whose sequence must equal the final $all order); optimistic concurrency and
-// idempotency across processes; and live wake-up through LISTEN/NOTIFY rather than polling.
+// idempotency across processes and across two `cairn serve` instances; the writer's one-round-trip
+// cache caught whenever it is stale; stats; `cairn project` into PostgreSQL; and live wake-up
+// through LISTEN/NOTIFY rather than polling.
 // How: real PostgreSQL (the ctest fixture's cluster), child processes of this same binary
 // (the PgChild tests, which run only when the parent sets CAIRN_PG_CHILD).
+#include <fcntl.h>
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
@@ -12,9 +15,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
+#include <fstream>
 #include <map>
 #include <random>
 #include <set>
@@ -669,6 +674,80 @@ TEST_F(PgTest, CliProjectRunsTheSeedsSpecIntoPostgres) {
   EXPECT_NE(run.exit_code, 0);
   EXPECT_NE(run.err.find("--sink: unknown sink \"mysql://x\""), std::string::npos) << run.err;
   EXPECT_NE(run.err.find("postgres://"), std::string::npos) << run.err;
+}
+
+// Two `cairn serve` processes on one PostgreSQL database: a client of either sees the other's
+// appends, expected versions are checked across them, and an idempotent retry through the other
+// server returns the original result.
+TEST_F(PgTest, TwoServersOnOneDatabaseShareStreamsAndConcurrencyChecks) {
+  testing::TempDir tmp;
+  struct Server {
+    pid_t pid = -1;
+    std::string log;
+    ~Server() {
+      if (pid > 0) {
+        kill(pid, SIGKILL);
+        (void)WaitChild(pid);
+      }
+    }
+  } servers[2];
+  std::string ports[2];
+  for (int i = 0; i < 2; ++i) {
+    servers[i].log = tmp.Sub(fmt::format("serve-{}.log", i));
+    const int fd = open(servers[i].log.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    ASSERT_GE(fd, 0);
+    const int null_in = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    servers[i].pid = testing::SpawnProcess(
+        {testing::CliPath(), "serve", "--db", Url(), "--grpc", "127.0.0.1:0", "--http", "127.0.0.1:0"}, null_in, fd, fd);
+    close(fd);
+    close(null_in);
+  }
+  for (int i = 0; i < 2; ++i) {
+    for (int tries = 0; tries < 300 && ports[i].empty(); ++tries) {
+      std::ifstream in(servers[i].log);
+      std::string line;
+      while (std::getline(in, line)) {
+        const std::string mark = "cairn serve: gRPC";
+        const size_t at = line.find("127.0.0.1:");
+        if (line.starts_with(mark) && at != std::string::npos) {
+          ports[i] = line.substr(at + 10, line.find_first_not_of("0123456789", at + 10) - (at + 10));
+        }
+      }
+      if (ports[i].empty()) std::this_thread::sleep_for(milliseconds(100));
+    }
+    ASSERT_FALSE(ports[i].empty()) << "cairn serve " << i << " did not start";
+  }
+  auto append = [&](int server, const std::vector<std::string>& extra) {
+    std::vector<std::string> argv = {testing::CliPath(), "append", "--server", "esdb://127.0.0.1:" + ports[server]};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    return testing::RunCommand(argv);
+  };
+  const std::string id = "0190aaaa-bbbb-7ccc-8ddd-000000000001";
+  auto first = append(0, {"two-servers", "--expected", "no-stream", "--type", "A", "--id", id, R"({"n":1})"});
+  ASSERT_EQ(first.exit_code, 0) << first.err;
+  // Through the other server: no-stream now conflicts (exit 3), exact 0 succeeds at version 1.
+  auto conflict = append(1, {"two-servers", "--expected", "no-stream", "--type", "B", R"({"n":2})"});
+  EXPECT_EQ(conflict.exit_code, 3) << conflict.out << conflict.err;
+  auto second = append(1, {"two-servers", "--expected", "0", "--type", "B", R"({"n":2})"});
+  ASSERT_EQ(second.exit_code, 0) << second.err;
+  EXPECT_EQ(nlohmann::json::parse(second.out)["first_version"], 1);
+  // A retry of the first append (same id) through the other server: the original result.
+  auto retry = append(1, {"two-servers", "--expected", "no-stream", "--type", "A", "--id", id, R"({"n":1})"});
+  ASSERT_EQ(retry.exit_code, 0) << retry.err;
+  EXPECT_EQ(nlohmann::json::parse(retry.out), nlohmann::json::parse(first.out));
+  // Both servers read the same two events.
+  for (int i = 0; i < 2; ++i) {
+    auto read = testing::RunCommand(
+        {testing::CliPath(), "read", "--server", "esdb://127.0.0.1:" + ports[i], "two-servers"});
+    ASSERT_EQ(read.exit_code, 0) << read.err;
+    EXPECT_EQ(std::count(read.out.begin(), read.out.end(), '\n'), 2) << read.out;
+  }
+  // SIGTERM stops each cleanly.
+  for (auto& server : servers) {
+    kill(server.pid, SIGTERM);
+    EXPECT_EQ(WaitChild(server.pid), 0);
+    server.pid = -1;
+  }
 }
 
 }  // namespace
