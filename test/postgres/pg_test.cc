@@ -718,7 +718,7 @@ TEST_F(PgTest, TwoServersOnOneDatabaseShareStreamsAndConcurrencyChecks) {
     ASSERT_FALSE(ports[i].empty()) << "cairn serve " << i << " did not start";
   }
   auto append = [&](int server, const std::vector<std::string>& extra) {
-    std::vector<std::string> argv = {testing::CliPath(), "append", "--server", "esdb://127.0.0.1:" + ports[server]};
+    std::vector<std::string> argv = {testing::CliPath(), "append", "--server", "esdb://127.0.0.1:" + ports[server] + "?tls=false"};
     argv.insert(argv.end(), extra.begin(), extra.end());
     return testing::RunCommand(argv);
   };
@@ -738,7 +738,7 @@ TEST_F(PgTest, TwoServersOnOneDatabaseShareStreamsAndConcurrencyChecks) {
   // Both servers read the same two events.
   for (int i = 0; i < 2; ++i) {
     auto read = testing::RunCommand(
-        {testing::CliPath(), "read", "--server", "esdb://127.0.0.1:" + ports[i], "two-servers"});
+        {testing::CliPath(), "read", "--server", "esdb://127.0.0.1:" + ports[i] + "?tls=false", "two-servers"});
     ASSERT_EQ(read.exit_code, 0) << read.err;
     EXPECT_EQ(std::count(read.out.begin(), read.out.end(), '\n'), 2) << read.out;
   }
