@@ -28,6 +28,13 @@
 
 namespace cairn::postgres {
 
+using storage::CheckExpected;
+using storage::kMetadataType;
+using storage::kTombstoneType;
+using storage::MetastreamName;
+using storage::StreamDeleted;
+using storage::StreamNotFound;
+
 namespace {
 
 // Bounds (see STYLE.md: every queue and batch has one).
@@ -52,37 +59,6 @@ constexpr int64_t kMaxPageRows = 16'384;
 
 constexpr int64_t kTombstoneVersion = std::numeric_limits<int64_t>::max();  // EventStoreDB's marker
 constexpr uint64_t kSoftDeletedTruncateBefore = 0x7fffffffffffffffULL;      // the engine's too
-constexpr std::string_view kMetadataType = "$metadata";
-constexpr std::string_view kTombstoneType = "$streamDeleted";
-
-std::string MetastreamName(std::string_view stream) { return "$$" + std::string(stream); }
-
-Status ExpectedMismatch(std::string_view stream, ExpectedVersion expected, std::optional<uint64_t> actual) {
-  return Status::WrongExpectedVersion(
-      fmt::format("append to {}: expected version {}, actual {}", stream, expected.ToString(),
-                  actual ? std::to_string(*actual) : std::string("no-stream")),
-      actual);
-}
-
-Status CheckExpected(std::string_view stream, ExpectedVersion expected, std::optional<uint64_t> actual) {
-  switch (expected.kind()) {
-    case ExpectedVersion::Kind::kAny: return Status::Ok();
-    case ExpectedVersion::Kind::kNoStream:
-      return actual ? ExpectedMismatch(stream, expected, actual) : Status::Ok();
-    case ExpectedVersion::Kind::kStreamExists:
-      return actual ? Status::Ok() : ExpectedMismatch(stream, expected, actual);
-    case ExpectedVersion::Kind::kExact:
-      return actual && *actual == expected.version() ? Status::Ok() : ExpectedMismatch(stream, expected, actual);
-  }
-  return Status::Internal("unknown expected version kind");
-}
-
-Status StreamDeleted(std::string_view stream) {
-  return Status::NotFound(fmt::format("stream {} is deleted (tombstoned)", stream), ErrorDetail::kStreamDeleted);
-}
-Status StreamNotFound(std::string_view stream) {
-  return Status::NotFound(fmt::format("stream {} not found", stream), ErrorDetail::kStreamNotFound);
-}
 
 // ---------------------------------------------------------------------------------------------
 // URL

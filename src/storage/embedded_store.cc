@@ -20,39 +20,6 @@ namespace {
 // Appends waiting for the writer, in encoded bytes. Past it, callers block (back-pressure).
 constexpr uint64_t kMaxQueuedBytes = 64 << 20;
 
-constexpr std::string_view kMetadataType = "$metadata";
-constexpr std::string_view kTombstoneType = "$streamDeleted";
-
-std::string MetastreamName(std::string_view stream) { return "$$" + std::string(stream); }
-
-Status ExpectedMismatch(std::string_view stream, ExpectedVersion expected, std::optional<uint64_t> actual) {
-  return Status::WrongExpectedVersion(
-      fmt::format("append to {}: expected version {}, actual {}", stream, expected.ToString(),
-                  actual ? std::to_string(*actual) : std::string("no-stream")),
-      actual);
-}
-
-// Checks `expected` against a stream whose last version is `actual` (nullopt: no stream).
-Status CheckExpected(std::string_view stream, ExpectedVersion expected, std::optional<uint64_t> actual) {
-  switch (expected.kind()) {
-    case ExpectedVersion::Kind::kAny: return Status::Ok();
-    case ExpectedVersion::Kind::kNoStream:
-      return actual ? ExpectedMismatch(stream, expected, actual) : Status::Ok();
-    case ExpectedVersion::Kind::kStreamExists:
-      return actual ? Status::Ok() : ExpectedMismatch(stream, expected, actual);
-    case ExpectedVersion::Kind::kExact:
-      return actual && *actual == expected.version() ? Status::Ok() : ExpectedMismatch(stream, expected, actual);
-  }
-  return Status::Internal("unknown expected version kind");
-}
-
-Status StreamDeleted(std::string_view stream) {
-  return Status::NotFound(fmt::format("stream {} is deleted (tombstoned)", stream), ErrorDetail::kStreamDeleted);
-}
-Status StreamNotFound(std::string_view stream) {
-  return Status::NotFound(fmt::format("stream {} not found", stream), ErrorDetail::kStreamNotFound);
-}
-
 }  // namespace
 
 EmbeddedStore::EmbeddedStore(env::Env* env, std::unique_ptr<env::Env> owned_env, const Options& options)

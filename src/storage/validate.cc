@@ -85,4 +85,36 @@ Result<uint64_t> ValidateAppend(std::string_view stream, ExpectedVersion expecte
   return bytes;
 }
 
+std::string MetastreamName(std::string_view stream) { return "$$" + std::string(stream); }
+
+namespace {
+Status ExpectedMismatch(std::string_view stream, ExpectedVersion expected, std::optional<uint64_t> actual) {
+  return Status::WrongExpectedVersion(
+      fmt::format("append to {}: expected version {}, actual {}", stream, expected.ToString(),
+                  actual ? std::to_string(*actual) : std::string("no-stream")),
+      actual);
+}
+}  // namespace
+
+Status CheckExpected(std::string_view stream, ExpectedVersion expected, std::optional<uint64_t> actual) {
+  switch (expected.kind()) {
+    case ExpectedVersion::Kind::kAny: return Status::Ok();
+    case ExpectedVersion::Kind::kNoStream:
+      return actual ? ExpectedMismatch(stream, expected, actual) : Status::Ok();
+    case ExpectedVersion::Kind::kStreamExists:
+      return actual ? Status::Ok() : ExpectedMismatch(stream, expected, actual);
+    case ExpectedVersion::Kind::kExact:
+      return actual && *actual == expected.version() ? Status::Ok() : ExpectedMismatch(stream, expected, actual);
+  }
+  return Status::Internal("unknown expected version kind");
+}
+
+Status StreamDeleted(std::string_view stream) {
+  return Status::NotFound(fmt::format("stream {} is deleted (tombstoned)", stream), ErrorDetail::kStreamDeleted);
+}
+
+Status StreamNotFound(std::string_view stream) {
+  return Status::NotFound(fmt::format("stream {} not found", stream), ErrorDetail::kStreamNotFound);
+}
+
 }  // namespace cairn::storage
