@@ -75,6 +75,24 @@ int WaitChild(pid_t pid) {
   return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
+// A read model's own schema in the test database, dropped at the end; `url` points a projection
+// sink at it (search_path through libpq's options parameter).
+struct ReadModelSchema {
+  ReadModelSchema(const std::string& base, std::string name) : base_url(base.substr(0, base.find('?'))), schema(std::move(name)) {
+    url = base_url + "?options=-c%20search_path%3D" + schema;
+    auto info = postgres::ParseConnInfo(base_url);
+    if (!info.ok()) return;
+    auto c = postgres::Conn::Connect(*info);
+    if (!c.ok() || !(*c)->Exec(fmt::format("CREATE SCHEMA {}", schema)).ok()) return;
+    conn = std::move(c).value();
+  }
+  ~ReadModelSchema() {
+    if (conn != nullptr) testing::DropSchema(base_url, schema);
+  }
+  std::string base_url, schema, url;
+  std::unique_ptr<postgres::Conn> conn;  // null when the schema could not be made
+};
+
 class PgTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -567,17 +585,11 @@ TEST_F(PgTest, ProjectionIntoPostgresAppliesEachEventOnceAcrossKills) {
   }
   const uint64_t counted = kEvents - kEvents / 5;
   // The read model in a schema of its own: search_path set through libpq's options parameter.
-  const std::string rm_schema = schema_ + "_rm";
-  auto info = postgres::ParseConnInfo(base_.substr(0, base_.find('?')));
-  ASSERT_TRUE(info.ok());
-  auto conn = postgres::Conn::Connect(*info);
-  ASSERT_TRUE(conn.ok());
-  ASSERT_TRUE((*conn)->Exec(fmt::format("CREATE SCHEMA {}", rm_schema)).ok());
-  struct DropRm {
-    std::string base, schema;
-    ~DropRm() { testing::DropSchema(base, schema); }
-  } drop_rm{base_, rm_schema};
-  const std::string read_model = base_.substr(0, base_.find('?')) + "?options=-c%20search_path%3D" + rm_schema;
+  ReadModelSchema rm(base_, schema_ + "_rm");
+  ASSERT_TRUE(rm.conn != nullptr);
+  const std::string& rm_schema = rm.schema;
+  const std::string& read_model = rm.url;
+  auto* conn = &rm.conn;
 
   // Projector processes killed (SIGKILL) at random moments, then one that runs to the end.
   // Each kill lands before the projector finished (the checkpoint is short of the head), or the
@@ -633,17 +645,11 @@ TEST_F(PgTest, CliProjectRunsTheSeedsSpecIntoPostgres) {
   append("order-o1", "OrderCreated", R"({"order_id":"o1","customer_id":"c1","total":12.5})");
   append("order-o2", "OrderCreated", R"({"order_id":"o2","customer_id":"c1","total":7})");
 
-  const std::string rm_schema = schema_ + "_cli";
-  auto info = postgres::ParseConnInfo(base_.substr(0, base_.find('?')));
-  ASSERT_TRUE(info.ok());
-  auto conn = postgres::Conn::Connect(*info);
-  ASSERT_TRUE(conn.ok());
-  ASSERT_TRUE((*conn)->Exec(fmt::format("CREATE SCHEMA {}", rm_schema)).ok());
-  struct DropRm {
-    std::string base, schema;
-    ~DropRm() { testing::DropSchema(base, schema); }
-  } drop_rm{base_, rm_schema};
-  const std::string read_model = base_.substr(0, base_.find('?')) + "?options=-c%20search_path%3D" + rm_schema;
+  ReadModelSchema rm(base_, schema_ + "_cli");
+  ASSERT_TRUE(rm.conn != nullptr);
+  const std::string& rm_schema = rm.schema;
+  const std::string& read_model = rm.url;
+  auto* conn = &rm.conn;
   const std::string spec = std::string(CAIRN_SOURCE_DIR) + "/examples/customer_orders_view/customer_orders.json";
 
   auto run = testing::RunCommand({testing::CliPath(), "project", "--db", Url(), "--spec", spec, "--sink", read_model});
