@@ -19,11 +19,13 @@
 #include <atomic>
 #include <cerrno>
 #include <chrono>
+#include <condition_variable>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <limits>
 #include <memory>
+#include <mutex>
 #include <random>
 #include <string>
 #include <thread>
@@ -67,6 +69,7 @@ struct BenchFlags {
   bool keep = false;
   bool server = false;  // go through the gRPC protocol (a server in this process, clients over loopback)
   uint32_t connections = 0;  // --server: client connections the writers share (0: one per writer)
+  bool async = false;  // the writers are callers with one AppendAsync in flight each, not threads
   std::string connect;  // go through the gRPC protocol to a server already running there (no store here)
   CLI::Option* events_option = nullptr;
   CLI::Option* max_seconds_option = nullptr;
@@ -131,6 +134,7 @@ Result<Row> RunAppend(const BenchFlags& f, const std::string& db) {
   if (f.writers == 0 || f.batch == 0 || f.batch > kMaxAppendEvents) {
     return Status::InvalidArgument(fmt::format("--writers must be at least 1 and --batch between 1 and {}", kMaxAppendEvents));
   }
+  if (f.async && f.server) return Status::InvalidArgument("--async: the embedded store only, not with --server or --connect");
   const uint64_t appends = (f.events + f.batch - 1) / f.batch;
   const Workload w = MakeWorkload(appends, f.batch, f.streams, f.seed);
   Options options;
@@ -155,7 +159,61 @@ Result<Row> RunAppend(const BenchFlags& f, const std::string& db) {
   Clock::time_point start;
 
   std::vector<std::thread> threads;
-  for (uint32_t t = 0; t < f.writers; ++t) {
+  if (f.async) {
+    // --async: f.writers concurrent writers, as a server's clients are: each has one append in
+    // flight through Store::AppendAsync and sends its next only once that one is acknowledged.
+    // The callbacks (on the store's thread) only mark their writer free; one driver thread sends
+    // every free writer's next append.
+    threads.emplace_back([&] {
+      std::mutex mu;
+      std::condition_variable cv;
+      std::vector<uint32_t> free_writers, ready;
+      std::vector<Clock::time_point> sent(f.writers);
+      uint32_t in_flight = 0;
+      for (uint32_t t = 0; t < f.writers; ++t) free_writers.push_back(t);
+      while (!go.load(std::memory_order_acquire)) std::this_thread::yield();
+      std::unique_lock lock(mu);
+      bool stop = false;  // no more appends to send: wait for those in flight
+      for (;;) {
+        cv.wait(lock, [&] { return !free_writers.empty() || (stop && in_flight == 0); });
+        if (stop && in_flight == 0) break;
+        ready.swap(free_writers);
+        lock.unlock();
+        for (uint32_t t : ready) {
+          if (stop) continue;
+          const auto t0 = Clock::now();
+          const uint64_t j = next.fetch_add(1, std::memory_order_relaxed);
+          if (j >= appends || failed.load(std::memory_order_relaxed) || (f.max_seconds > 0 && t0 - start > budget)) {
+            stop = true;
+            continue;
+          }
+          sent[t] = t0;
+          {
+            std::lock_guard l(mu);
+            in_flight++;
+          }
+          store->AppendAsync(w.StreamOf(j), ExpectedVersion::Any(), w.EventsOf(j), [&, t, j](Result<AppendResult> r) {
+            const auto t1 = Clock::now();
+            std::lock_guard l(mu);
+            if (!r.ok()) {
+              if (errors[t].ok()) errors[t] = r.status();
+              failed = true;
+            } else {
+              latencies[t].push_back(static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(t1 - sent[t]).count()));
+              done_events[t] += f.batch;
+              done_bytes[t] += w.PayloadBytes(j);
+            }
+            in_flight--;
+            free_writers.push_back(t);
+            cv.notify_one();
+          });
+        }
+        ready.clear();
+        lock.lock();
+      }
+    });
+  }
+  for (uint32_t t = 0; t < (f.async ? 0 : f.writers); ++t) {
     threads.emplace_back([&, t] {
       latencies[t].reserve(appends / f.writers + 1);
       while (!go.load(std::memory_order_acquire)) std::this_thread::yield();
@@ -201,6 +259,7 @@ Result<Row> RunAppend(const BenchFlags& f, const std::string& db) {
   row.mb_per_second = row.mb_per_second / seconds / 1e6;
   row.p50_us = Percentile(all, 0.50);
   row.p99_us = Percentile(all, 0.99);
+  if (f.async) row.name += "-async";
   if (f.server) {
     row.name = "server-" + row.name;
     if (f.connections > 0 && f.connections < f.writers) row.name += fmt::format("-{}conn", f.connections);
@@ -434,6 +493,7 @@ std::vector<std::string> WorkloadArgs(const BenchFlags& f, const std::string& db
   }
   if (f.seed != 1) add("--seed", std::to_string(f.seed));
   if (f.server) a.push_back("--server");
+  if (f.async) a.push_back("--async");
   if (f.connections > 0) add("--connections", std::to_string(f.connections));
   if (!f.connect.empty()) {
     a.push_back("--connect");
@@ -661,7 +721,10 @@ Command AddBenchCommand(CLI::App& parent, std::string* db) {
                   "With --server: client connections the writers share, each with one BatchAppend call that "
                   "carries the appends of all its writers at once, as the official clients do. Default: one "
                   "per writer");
-  app->add_option("--writers", flags->writers, "Appending threads. Default: 1");
+  app->add_option("--writers", flags->writers, "Appending threads (with --async: concurrent writers). Default: 1");
+  app->add_flag("--async", flags->async,
+                "append, embedded: the --writers are concurrent writers with one Store::AppendAsync in flight "
+                "each (as a server's clients are), sent by one thread, instead of threads blocked in Append");
   app->add_option("--batch", flags->batch, "Events per append. Default: 1");
   flags->events_option = app->add_option("--events", flags->events,
                                          "Events to append or fill (suite: of the read store). Default: 100000");

@@ -17,6 +17,7 @@ namespace {
 // chunk: the memtable may have moved to the IndexStore in between.
 class StreamCursor final : public CursorImpl {
   static constexpr size_t kPrefetch = 4;
+  static constexpr size_t kPrefetchBytes = 512;
 
  public:
   StreamCursor(const EmbeddedStore& store, std::string stream, uint64_t next, uint64_t end, bool forward, uint64_t max)
@@ -25,10 +26,14 @@ class StreamCursor final : public CursorImpl {
   bool Next(RecordedEventView* out) override {
     if (!status_.ok() || remaining_ == 0) return false;
     if (i_ == chunk_.size() && !Refill()) return false;
-    // A stream's events are scattered through the log: start fetching a few ahead.
+    // A stream's events are scattered through the log: start fetching a few ahead, the whole
+    // of a typical record (the checksum reads all of it), not only its first cache line.
     if (i_ + kPrefetch < chunk_.size() && seg_ != nullptr) {
       const uint64_t cap = store_.log().capacity(), ahead = chunk_[i_ + kPrefetch];
-      if (ahead / cap == seg_->number) __builtin_prefetch(seg_->base + ahead % cap);
+      if (ahead / cap == seg_->number) {
+        const std::byte* p = seg_->base + ahead % cap;
+        for (size_t line = 0; line < kPrefetchBytes; line += 64) __builtin_prefetch(p + line);
+      }
     }
     RecordView rv;
     status_ = store_.log().ReadAt(chunk_[i_++], &rv, &seg_);
@@ -82,6 +87,10 @@ class StreamCursor final : public CursorImpl {
   Status status_;
   uint64_t checkpoint_ = 0;
 };
+
+// How far ahead of the record being decoded a forward $all read prefetches (measured: 2 to 4 KiB
+// read 10 M events 1.4 to 1.5 times as fast as no prefetch; 8 and 16 KiB no faster).
+constexpr uint64_t kPrefetchDistance = 4096;
 
 // Walks the log itself, forward or backward, between segment boundaries, verifying each record's
 // checksum. Stops at `limit` (the head when the cursor was made).
@@ -141,6 +150,12 @@ class AllCursor final : public CursorImpl {
         pos_ = (number + 1) * cap_ + kSegmentHeaderSize;
         continue;
       }
+      // The records are read in file order, but the pages of a mapped file are scattered in
+      // memory and the hardware prefetcher stops at each page boundary: ask for the cache lines
+      // kPrefetchDistance bytes ahead, so that the checksum below rarely waits for memory.
+      if (forward_ahead_ < off) forward_ahead_ = off;
+      const uint64_t ahead_end = std::min<uint64_t>(end, off + kPrefetchDistance);
+      for (; forward_ahead_ < ahead_end; forward_ahead_ += 64) __builtin_prefetch(s->base + forward_ahead_);
       DecodeError e = DecodeRecord(s->base + off, end - off, pos_, rv);
       if (e != DecodeError::kOk) return Fail(s, off, e);
       user_position_ = false;
@@ -196,6 +211,7 @@ class AllCursor final : public CursorImpl {
     if (number != seg_number_ || seg_ == nullptr) {
       seg_ = log_.SegmentAt(number);
       seg_number_ = number;
+      forward_ahead_ = 0;
     }
     return seg_;
   }
@@ -213,6 +229,7 @@ class AllCursor final : public CursorImpl {
   uint64_t bnumber_ = 0, boffset_ = 0;
   bool user_position_ = false;
   uint64_t checkpoint_ = 0;
+  uint64_t forward_ahead_ = 0;  // Forward: the offset in seg_ prefetched up to
   Status status_;
 };
 
