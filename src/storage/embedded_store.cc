@@ -538,6 +538,13 @@ void EmbeddedStore::ProcessGroup(std::vector<std::unique_ptr<Request>>& group) {
   group_first_position_ = log_->tail();
   group_records_ = 0;
 
+  // Start fetching every stream of the group from memory at once, rather than one cache miss
+  // after another as each request is processed (only this thread changes the table).
+  for (const auto& req : group) streams_.prefetch(req->stream);
+  for (const auto& req : group) {
+    if (const StreamEntry* e = FindEntry(req->stream)) __builtin_prefetch(e);
+  }
+
   bool wrote = false;
   for (auto& req : group) {
     if (stopped_) {

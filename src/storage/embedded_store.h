@@ -13,6 +13,8 @@
 #include <unordered_map>
 #include <vector>
 
+#include <absl/container/flat_hash_map.h>
+
 #include "cairn/store.h"
 #include "env/env.h"
 #include "storage/append_queue.h"
@@ -22,10 +24,20 @@
 
 namespace cairn::storage {
 
-struct StringHash {
+// The memtable's streams by name. An open-addressing table (abseil's): a lookup costs one or two
+// cache misses where std::unordered_map's chained nodes cost three, and a group's lookups can be
+// prefetched together (ProcessGroup); with 100,000 streams the lookups were 15% of the writer.
+// Values are pointers, so entries stay put when the table grows.
+// Looked up by std::string_view (Debian's abseil has its own string_view, hence our functors).
+struct StreamNameHash {
   using is_transparent = void;
   size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
 };
+struct StreamNameEq {
+  using is_transparent = void;
+  bool operator()(std::string_view a, std::string_view b) const { return a == b; }
+};
+using StreamTable = absl::flat_hash_map<std::string, std::unique_ptr<StreamEntry>, StreamNameHash, StreamNameEq>;
 
 class EmbeddedStore final : public Store {
  public:
@@ -131,14 +143,14 @@ class EmbeddedStore final : public Store {
 
   // Index: the memtable, then the IndexStore.
   mutable std::shared_mutex index_mu_;
-  std::unordered_map<std::string, std::unique_ptr<StreamEntry>, StringHash, std::equal_to<>> streams_;
+  StreamTable streams_;
   TimeIndex time_index_;
   std::unique_ptr<IndexStore> index_;
   uint64_t memtable_bytes_ = 0;  // about: entries, their positions, marks
   // The immutable memtable: what the flusher thread is writing to the IndexStore (empty when
   // nothing is). Readers look in the memtable, then here, then in the IndexStore. Changed only
   // under index_mu_ (exclusive); its entries never change while it is here.
-  std::unordered_map<std::string, std::unique_ptr<StreamEntry>, StringHash, std::equal_to<>> imm_streams_;
+  StreamTable imm_streams_;
   std::vector<TimeMark> imm_marks_;
   IndexHead imm_head_;
   std::thread flusher_;
