@@ -11,6 +11,7 @@
 #include <charconv>
 #include <condition_variable>
 #include <cstdio>
+#include <deque>
 #include <future>
 #include <limits>
 #include <mutex>
@@ -51,11 +52,19 @@ constexpr auto kGatherWait = std::chrono::microseconds(1000);
 // Stream states the writer keeps for one-round-trip groups (about 250 bytes each, so at most
 // ~32 MiB); past it the cache starts over.
 constexpr size_t kMaxCachedStreams = size_t{1} << 17;
+// A listening store's row in `listeners` lives this long unless renewed, and is renewed (with the
+// head read again under the head lock) every third of it. A store that dies leaves a row that
+// makes writers NOTIFY for nobody until it expires and the next registration deletes it.
+constexpr auto kListenerTtl = std::chrono::seconds(30);
+constexpr auto kListenerRenew = std::chrono::seconds(10);
 // Idle reader connections kept for cursors and lookups.
 constexpr size_t kMaxIdleReaders = 8;
 // Rows per page of a cursor: the first page is small (most reads are), later ones grow.
 constexpr int64_t kFirstPageRows = 256;
 constexpr int64_t kMaxPageRows = 16'384;
+// Position ranges of a forward $all read fetched ahead of the one being walked, each on its own
+// reader connection (so at most this many pages of kMaxPageRows rows wait in memory).
+constexpr size_t kPrefetchRanges = 2;
 
 constexpr int64_t kTombstoneVersion = std::numeric_limits<int64_t>::max();  // EventStoreDB's marker
 constexpr uint64_t kSoftDeletedTruncateBefore = 0x7fffffffffffffffULL;      // the engine's too
@@ -70,6 +79,9 @@ struct ParsedPgUrl {
   // How often the listener re-reads the head besides NOTIFY (the safety net for a notification
   // lost with a connection).
   uint32_t head_poll_ms = 1000;
+  // How long after the last WaitForAppend call the store stays registered as a listener (writers
+  // send NOTIFY only while some store is).
+  uint32_t listen_idle_ms = 60'000;
   // For tests only: the writer sleeps a random 0..N ms after its group took its positions (under
   // the head lock) and before COMMIT, to widen the window in which a wrong design reorders.
   uint32_t debug_commit_delay_ms = 0;
@@ -118,10 +130,11 @@ Result<ParsedPgUrl> ParsePgUrl(std::string_view url, const Options& base) {
       CAIRN_ASSIGN_OR_RETURN(out.options.idempotency_window_events, ParseNumber(key, value));
     } else if (key == "segment_size") {
       CAIRN_ASSIGN_OR_RETURN(out.options.segment_size_bytes, ParseNumber(key, value));
-    } else if (key == "head_poll_ms" || key == "debug_commit_delay_ms") {
+    } else if (key == "head_poll_ms" || key == "debug_commit_delay_ms" || key == "listen_idle_ms") {
       CAIRN_ASSIGN_OR_RETURN(uint64_t v, ParseNumber(key, value));
       if (v == 0 || v > 3'600'000) return Status::InvalidArgument(fmt::format("store URL: {} must be 1 to 3600000", key));
-      (key == "head_poll_ms" ? out.head_poll_ms : out.debug_commit_delay_ms) = static_cast<uint32_t>(v);
+      (key == "head_poll_ms" ? out.head_poll_ms : key == "listen_idle_ms" ? out.listen_idle_ms : out.debug_commit_delay_ms) =
+          static_cast<uint32_t>(v);
     } else {
       if (key == "connect_timeout") has_timeout = true;
       passed.emplace_back(kv);
@@ -268,8 +281,11 @@ class PgStore final : public Store {
   Result<bool> RunGroupFromCache(Conn& c, std::vector<std::unique_ptr<Request>>& group,
                                  const std::vector<std::string>& names, const std::vector<Uuid>& ids,
                                  std::vector<Result<AppendResult>>* results);
-  // Sends the group's writes (rows, stream states, commit record, head, notify) into `p`.
-  void SendWrites(Conn::Pipeline& p, Group& g);
+  // Sends the group as one append_group() call into `p`: the checks of a cached group against
+  // `expected_last` (the head it was numbered from), `absent` (streams assumed new) and `ids`
+  // (client ids assumed not stored), then its rows, stream states, commit record, head and, when
+  // a store listens, the NOTIFY.
+  void SendWrites(Conn::Pipeline& p, Group& g, int64_t expected_last, std::string absent, std::string ids);
   void DebugCommitDelay(Conn::Pipeline* p);
   void RememberStates(const Group& g);
   // Counts a committed group in stats_; `started_nanos` is when its commit round trip began.
@@ -282,6 +298,10 @@ class PgStore final : public Store {
   int64_t AddMetadataEvent(Group& g, const std::string& stream, const StreamMetadata& md, int16_t flags);
   Status EnsureWriter();
   void ListenerLoop();
+  // Registers this store in `listeners` (or renews its row) and reads the head under the head
+  // lock; Unregister deletes the row. The listener connection only.
+  Status Register(Conn& c);
+  Status Unregister(Conn& c);
   Result<StreamState> LoadStream(Conn& c, std::string_view name, int64_t* head);
 
   ParsedPgUrl url_;
@@ -317,6 +337,10 @@ class PgStore final : public Store {
   std::thread listener_;
   int wake_fd_ = -1;
   std::atomic<bool> listener_stop_{false};
+  const Uuid listener_id_ = Uuid::V7();
+  std::atomic<bool> registered_{false};
+  std::atomic<int> waiters_{0};                 // WaitForAppend calls in progress
+  std::atomic<int64_t> last_wait_nanos_{-1};    // steady clock; -1: never waited
 };
 
 struct PgStore::Group {
@@ -419,7 +443,7 @@ Status PgStore::EnsureWriter() {
   CAIRN_ASSIGN_OR_RETURN(auto c, Conn::Connect(url_.info));
   if (url_.options.sync != SyncMode::kAlways) CAIRN_RETURN_IF_ERROR(c->Exec("SET synchronous_commit = off").status());
   // Plans per execution: a generic plan made while `streams` or `events` was small (a sequential
-  // scan) would stay with the connection, and with claim_head()'s statements, as the tables grow;
+  // scan) would stay with the connection, and with append_group()'s statements, as the tables grow;
   // on a fresh schema that cost 0.5 ms per group after a few thousand streams. Planning these
   // statements costs tens of microseconds.
   CAIRN_RETURN_IF_ERROR(c->Exec("SET plan_cache_mode = force_custom_plan").status());
@@ -431,23 +455,10 @@ Status PgStore::EnsureWriter() {
   CAIRN_RETURN_IF_ERROR(c->Prepare("find_ids",
       fmt::format("SELECT event_id, stream, version, position, flags FROM {}.events "
                   "WHERE event_id = ANY($1::uuid[]) AND (flags & 4) = 0", s)));
-  CAIRN_RETURN_IF_ERROR(c->Prepare("insert_events",
-      fmt::format("INSERT INTO {}.events (position, stream, version, event_id, type, content_type, flags, data, "
-                  "metadata, recorded_at) SELECT p, s, v, i, t, c, f, d, m, $10::int8 FROM unnest($1::int8[], "
-                  "$2::text[], $3::int8[], $4::uuid[], $5::text[], $6::int2[], $7::int2[], $8::bytea[], $9::bytea[]) "
-                  "AS u(p, s, v, i, t, c, f, d, m)", s)));
-  CAIRN_RETURN_IF_ERROR(c->Prepare("upsert_streams",
-      fmt::format("INSERT INTO {}.streams (name, next_version, last_position, tombstone_position, metadata) "
-                  "SELECT n, v, NULLIF(lp, -1), NULLIF(tp, -1), NULLIF(m, '') FROM unnest($1::text[], $2::int8[], "
-                  "$3::int8[], $4::int8[], $5::text[]) AS u(n, v, lp, tp, m) ON CONFLICT (name) DO UPDATE SET "
-                  "next_version = EXCLUDED.next_version, last_position = EXCLUDED.last_position, "
-                  "tombstone_position = EXCLUDED.tombstone_position, metadata = EXCLUDED.metadata", s)));
-  CAIRN_RETURN_IF_ERROR(c->Prepare("insert_commit",
-      fmt::format("INSERT INTO {}.commits (first_position, last_position, recorded_at) VALUES ($1, $2, $3)", s)));
-  CAIRN_RETURN_IF_ERROR(c->Prepare("claim_head",
-      fmt::format("SELECT {}.claim_head($1::int8, $2::text[], $3::uuid[])", s)));
-  CAIRN_RETURN_IF_ERROR(c->Prepare("update_head",
-      fmt::format("UPDATE {}.head SET last_position = $1, last_time = $2 WHERE id = 1", s)));
+  CAIRN_RETURN_IF_ERROR(c->Prepare("append_group",
+      fmt::format("SELECT {}.append_group($1::int8, $2::text[], $3::uuid[], $4::int8[], $5::text[], $6::int8[], "
+                  "$7::uuid[], $8::text[], $9::int2[], $10::int2[], $11::bytea[], $12::bytea[], $13::int8, "
+                  "$14::text[], $15::int8[], $16::int8[], $17::int8[], $18::text[])", s)));
   writer_conn_ = std::move(c);
   return Status::Ok();
 }
@@ -592,11 +603,12 @@ void PgStore::ProcessGroup(std::vector<std::unique_ptr<Request>>& group) {
 
 // Appends in one round trip. The writer keeps the state of the streams it has seen (`cache_`),
 // exact as long as nobody else has written since: the head row still says cache_last_. A group
-// is then checked and numbered from the cache alone, and sent in one pipeline that is one
-// implicit transaction: claim_head() takes the head lock and proves the cache exact (the head
-// has not moved, no stream the cache did not know exists, no event id of the group is stored),
-// then the writes follow and the transaction commits at the pipeline's end. The head lock is held
-// for one round trip and the WAL flush. When the proof fails (another process or store wrote, a
+// is then checked and numbered from the cache alone, and sent as one statement in an implicit
+// transaction: append_group() (schema version 3) takes the head lock and proves the cache exact
+// (the head has not moved, no stream the cache did not know exists, no event id of the group is
+// stored), then makes the writes (events, streams, the commit row, the head, NOTIFY when a store
+// listens), and the transaction commits at the pipeline's end. The head lock is held for one
+// statement and the WAL flush. When the proof fails (another process or store wrote, a
 // stream predates the cache, an id is a retry), the transaction rolls back whole and the group
 // runs on the general path below: lock and read, decide, write: two round trips. A group with an
 // error also takes that path, so that every error is decided under the lock.
@@ -647,6 +659,7 @@ Status PgStore::RunGroup(std::vector<std::unique_ptr<Request>>& group, std::vect
   for (const auto& n : name_list) names.Bytes(n);
   for (const auto& id : id_list) ids.Uuid(id);
   Group g;
+  int64_t locked_last = 0;
   {
     Conn::Pipeline p(c);
     p.Send("BEGIN", Params());
@@ -658,6 +671,7 @@ Status PgStore::RunGroup(std::vector<std::unique_ptr<Request>>& group, std::vect
     const Res& head = (*rs)[1];
     if (head.rows() != 1) return Status::Internal(fmt::format("PostgreSQL schema {}: the head row is missing", s_));
     g.last = head.Int64(0, 0);
+    locked_last = g.last;
     g.time = std::max(clock_->NowNanos(), head.Int64(0, 1));
     // Someone else wrote since the cache was exact: start it over from what this group reads.
     if (g.last != cache_last_) ForgetStates();
@@ -692,7 +706,8 @@ Status PgStore::RunGroup(std::vector<std::unique_ptr<Request>>& group, std::vect
   const int64_t started = clock_->MonotonicNanos();
   {
     Conn::Pipeline p(c);
-    SendWrites(p, g);
+    // Decided under the lock this transaction holds: nothing for append_group() to re-check.
+    SendWrites(p, g, locked_last, ArrayBuilder(kOidText).Finish(), ArrayBuilder(kOidUuid).Finish());
     p.Send("COMMIT", Params());
     auto rs = p.Sync();
     if (!rs.ok()) {
@@ -720,7 +735,7 @@ Result<bool> PgStore::RunGroupFromCache(Conn& c, std::vector<std::unique_ptr<Req
     if (it != cache_.end()) {
       g.streams.emplace(n, it->second);
     } else {
-      g.streams.emplace(n, StreamState{});  // assumed new: claim_head checks it
+      g.streams.emplace(n, StreamState{});  // assumed new: append_group() checks it
       absent.Bytes(n);
     }
   }
@@ -738,9 +753,8 @@ Result<bool> PgStore::RunGroupFromCache(Conn& c, std::vector<std::unique_ptr<Req
   const int64_t started = clock_->MonotonicNanos();
   {
     Conn::Pipeline p(c);
-    p.SendPrepared("claim_head", Params().Int64(cache_last_).Array(absent.Finish()).Array(id_array.Finish()));
+    SendWrites(p, g, cache_last_, absent.Finish(), id_array.Finish());
     DebugCommitDelay(&p);
-    SendWrites(p, g);
     auto rs = p.Sync();
     if (!rs.ok()) {
       ForgetStates();
@@ -757,7 +771,7 @@ Result<bool> PgStore::RunGroupFromCache(Conn& c, std::vector<std::unique_ptr<Req
   return true;
 }
 
-void PgStore::SendWrites(Conn::Pipeline& p, Group& g) {
+void PgStore::SendWrites(Conn::Pipeline& p, Group& g, int64_t expected_last, std::string absent, std::string ids) {
   ArrayBuilder sn(kOidText), sv(kOidInt8), slp(kOidInt8), stp(kOidInt8), smd(kOidText);
   for (const auto& [name, state] : g.streams) {
     if (!state.dirty) continue;
@@ -767,22 +781,25 @@ void PgStore::SendWrites(Conn::Pipeline& p, Group& g) {
     stp.Int64(state.tombstone_position.value_or(-1));
     smd.Bytes(state.has_meta ? state.metadata.ToJson() : std::string());
   }
-  p.SendPrepared("insert_events", Params()
-                                      .Array(g.positions.Finish())
-                                      .Array(g.names.Finish())
-                                      .Array(g.versions.Finish())
-                                      .Array(g.ids.Finish())
-                                      .Array(g.types.Finish())
-                                      .Array(g.content_types.Finish())
-                                      .Array(g.flags.Finish())
-                                      .Array(g.data.Finish())
-                                      .Array(g.metadata.Finish())
-                                      .Int64(g.time));
-  p.SendPrepared("upsert_streams",
-                 Params().Array(sn.Finish()).Array(sv.Finish()).Array(slp.Finish()).Array(stp.Finish()).Array(smd.Finish()));
-  p.SendPrepared("insert_commit", Params().Int64(g.first).Int64(g.last).Int64(g.time));
-  p.SendPrepared("update_head", Params().Int64(g.last).Int64(g.time));
-  p.Send("SELECT pg_notify($1, $2)", Params().Text(s_).Text(std::to_string(g.last + 1)));
+  p.SendPrepared("append_group", Params()
+                                     .Int64(expected_last)
+                                     .Array(std::move(absent))
+                                     .Array(std::move(ids))
+                                     .Array(g.positions.Finish())
+                                     .Array(g.names.Finish())
+                                     .Array(g.versions.Finish())
+                                     .Array(g.ids.Finish())
+                                     .Array(g.types.Finish())
+                                     .Array(g.content_types.Finish())
+                                     .Array(g.flags.Finish())
+                                     .Array(g.data.Finish())
+                                     .Array(g.metadata.Finish())
+                                     .Int64(g.time)
+                                     .Array(sn.Finish())
+                                     .Array(sv.Finish())
+                                     .Array(slp.Finish())
+                                     .Array(stp.Finish())
+                                     .Array(smd.Finish()));
 }
 
 // The ordering test's delay between taking positions and committing (?debug_commit_delay_ms),
@@ -1136,26 +1153,44 @@ class AllCursor final : public PageCursor {
 
  private:
   // Forward without a filter, pages are position ranges (positions are dense below the head, and
-  // a range with gaps just yields fewer rows), so the next page does not depend on this one's
-  // rows: it is fetched on another reader connection while the caller walks this one, and the
-  // PostgreSQL backend producing rows and this thread decoding them run at the same time.
+  // a range with gaps just yields fewer rows), so the next pages do not depend on this one's
+  // rows: the next kPrefetchRanges ranges are fetched, each on another reader connection, while
+  // the caller walks this one. Several PostgreSQL backends then produce rows at once (producing
+  // them costs the server about twice what decoding them costs this thread).
   Result<Res> FetchRange(Conn& c, int64_t rows) {
     const int64_t lo = range_next_;
     const int64_t hi = lo >= limit_ ? lo : lo + std::min(rows, limit_ - lo);  // no overflow near INT64_MAX
-    Result<Res> page = (ahead_.valid() && ahead_lo_ == lo && ahead_hi_ == hi) ? ahead_.get() : RunRange(c, lo, hi);
-    if (ahead_.valid()) ahead_.wait();  // a prefetch of another range (max_count cut the page short)
+    Result<Res> page = Res();
+    if (!ahead_.empty() && ahead_.front().lo == lo && ahead_.front().hi == hi) {
+      page = ahead_.front().rows.get();
+      ahead_.pop_front();
+    } else {
+      // Prefetched ranges that are not the one asked for (max_count cut the page short).
+      for (auto& a : ahead_) a.rows.wait();
+      ahead_.clear();
+      page = RunRange(c, lo, hi);
+    }
     range_next_ = hi;
     if (!page.ok() || hi >= limit_) return page;
-    // The next page is as long as this one or, while pages still grow, four times as long; the
-    // cursor asks for min(remaining, page size), so guess that and refetch on a miss.
-    ahead_lo_ = hi;
-    const int64_t guess = std::min<int64_t>(static_cast<int64_t>(std::min<uint64_t>(remaining_, uint64_t{1} << 40)),
-                                            std::min(rows * 4, kMaxPageRows));
-    ahead_hi_ = hi + std::min(guess, limit_ - hi);
-    if (ahead_hi_ > ahead_lo_) {
-      ahead_ = std::async(std::launch::async, [this, lo2 = ahead_lo_, hi2 = ahead_hi_] {
-        return store_.WithReader([&](Conn& c2) { return RunRange(c2, lo2, hi2); });
+    // The next pages are as long as this one or, while pages still grow, four times as long; the
+    // cursor asks for min(remaining, page size), so guess that (assuming every position below
+    // the head is an event) and refetch on a miss.
+    int64_t next_lo = ahead_.empty() ? hi : ahead_.back().hi;
+    int64_t size = ahead_.empty() ? rows : ahead_.back().hi - ahead_.back().lo;
+    const int64_t remaining = static_cast<int64_t>(std::min<uint64_t>(remaining_, uint64_t{1} << 40));
+    while (ahead_.size() < kPrefetchRanges && next_lo < limit_) {
+      const int64_t left = remaining - (next_lo - lo);
+      if (left <= 0) break;
+      size = std::min({size * 4, kMaxPageRows, left});
+      const int64_t next_hi = next_lo + std::min(size, limit_ - next_lo);
+      Ahead a;
+      a.lo = next_lo;
+      a.hi = next_hi;
+      a.rows = std::async(std::launch::async, [this, next_lo, next_hi] {
+        return store_.WithReader([&](Conn& c2) { return RunRange(c2, next_lo, next_hi); });
       });
+      ahead_.push_back(std::move(a));
+      next_lo = next_hi;
     }
     return page;
   }
@@ -1169,9 +1204,11 @@ class AllCursor final : public PageCursor {
   int64_t limit_;  // positions below it are visible to this cursor
   bool ranges_ = false;
   int64_t range_next_ = 0;  // the next range's first position
-  std::future<Result<Res>> ahead_;
-  int64_t ahead_lo_ = 0;
-  int64_t ahead_hi_ = 0;
+  struct Ahead {
+    int64_t lo = 0, hi = 0;
+    std::future<Result<Res>> rows;
+  };
+  std::deque<Ahead> ahead_;  // ranges being fetched, in order, starting at range_next_
   int64_t next_;
   uint64_t checkpoint_;
   std::string where_;
@@ -1391,41 +1428,137 @@ StoreStats PgStore::Stats() const {
   return out;
 }
 
+namespace {
+int64_t SteadyNanos() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+}  // namespace
+
 Position PgStore::WaitForAppend(Position after, std::chrono::milliseconds timeout) {
-  std::unique_lock lock(head_mu_);
-  head_cv_.wait_for(lock, timeout, [&] {
-    return head_.load(std::memory_order_acquire) > after.value() || queue_.closed();
-  });
+  waiters_.fetch_add(1);
+  last_wait_nanos_.store(SteadyNanos());
+  if (!registered_.load() && wake_fd_ >= 0) {
+    // The listener registers (and reads the head under the head lock) before it can be woken by
+    // NOTIFY: until then this waits for that read.
+    uint64_t one = 1;
+    ssize_t w = write(wake_fd_, &one, sizeof one);
+    (void)w;
+  }
+  {
+    std::unique_lock lock(head_mu_);
+    head_cv_.wait_for(lock, timeout, [&] {
+      return head_.load(std::memory_order_acquire) > after.value() || queue_.closed();
+    });
+  }
+  last_wait_nanos_.store(SteadyNanos());
+  waiters_.fetch_sub(1);
   return HeadPosition();
+}
+
+// Wake-up without a NOTIFY per commit when nobody waits. A store registers in `listeners` only
+// while someone calls WaitForAppend (and listen_idle_ms after), and append_group() sends NOTIFY
+// only while a row there is alive. No commit is missed by a store that registers: it LISTENs
+// first, then in one transaction writes its row and reads the head with FOR SHARE, which waits for
+// a writer holding the head lock and is waited for by the next one. A writer that took the lock
+// before the registration commits the head the registration then reads; a writer that takes it
+// after checks `listeners` in a statement that starts after the registration committed, sees the
+// row, and notifies. The listener also re-reads the head every head_poll_ms, registered or not:
+// the safety net for a lost connection, and how HeadPosition() follows other processes' commits
+// while nobody waits.
+Status PgStore::Register(Conn& c) {
+  // One implicit transaction (a pipeline up to its sync): rolled back whole if refused.
+  Conn::Pipeline p(c);
+  p.Send(fmt::format("DELETE FROM {}.listeners WHERE expires_at < now()", s_), Params());
+  p.Send(fmt::format("INSERT INTO {}.listeners (id, expires_at) VALUES ($1::uuid, now() + $2::int8 * interval '1 second') "
+                     "ON CONFLICT (id) DO UPDATE SET expires_at = EXCLUDED.expires_at",
+                     s_),
+         Params().Text(listener_id_.ToString())
+             .Int64(std::chrono::duration_cast<std::chrono::seconds>(kListenerTtl).count()));
+  p.Send(fmt::format("SELECT last_position FROM {}.head WHERE id = 1 FOR SHARE", s_), Params());
+  CAIRN_ASSIGN_OR_RETURN(auto rs, p.Sync());
+  if (rs[2].rows() != 1) return Status::Internal(fmt::format("PostgreSQL schema {}: the head row is missing", s_));
+  BumpHead(static_cast<uint64_t>(rs[2].Int64(0, 0) + 1));
+  return Status::Ok();
+}
+
+Status PgStore::Unregister(Conn& c) {
+  CAIRN_RETURN_IF_ERROR(c.Exec(fmt::format("DELETE FROM {}.listeners WHERE id = $1::uuid", s_),
+                               Params().Text(listener_id_.ToString()))
+                            .status());
+  return c.Exec("UNLISTEN *").status();
 }
 
 void PgStore::ListenerLoop() {
   std::unique_ptr<Conn> c;
+  bool registered = false;
   const std::string listen = fmt::format("LISTEN \"{}\"", s_);
+  const int64_t poll_nanos = int64_t{url_.head_poll_ms} * 1'000'000;
+  const int64_t idle_nanos = int64_t{url_.listen_idle_ms} * 1'000'000;
+  const int64_t renew_nanos = std::chrono::duration_cast<std::chrono::nanoseconds>(kListenerRenew).count();
+  int64_t next_poll = 0, next_renew = 0;
+  int64_t next_try = 0;  // when to try registering again after a refusal (a hot standby refuses)
+  auto drop = [&] {
+    c.reset();
+    registered = false;
+    registered_.store(false);
+  };
   while (!listener_stop_.load()) {
+    int64_t now = SteadyNanos();
     if (c == nullptr) {
       auto conn = Conn::Connect(url_.info);
-      // LISTEN before reading the head, so that no commit falls between the two.
-      if (conn.ok() && (*conn)->Exec(listen).ok() && ReadHead(**conn).ok()) {
+      if (conn.ok() && ReadHead(**conn).ok()) {
         c = std::move(conn).value();
+        next_poll = now + poll_nanos;
       } else {
         pollfd w{wake_fd_, POLLIN, 0};
         (void)poll(&w, 1, 500);
         continue;
       }
     }
-    pollfd fds[2] = {{c->socket(), POLLIN, 0}, {wake_fd_, POLLIN, 0}};
-    const int n = poll(fds, 2, static_cast<int>(url_.head_poll_ms));
-    if (listener_stop_.load()) break;
-    if (n == 0) {
-      // The safety net: a notification lost with a connection is caught here within a second.
-      if (!ReadHead(*c).ok()) c.reset();
-      continue;
+    const int64_t last_wait = last_wait_nanos_.load();
+    const bool want = waiters_.load() > 0 || (last_wait >= 0 && now - last_wait < idle_nanos);
+    if (want && (registered ? now >= next_renew : now >= next_try)) {
+      if ((!registered && !c->Exec(listen).ok()) || !Register(*c).ok()) {
+        registered = false;
+        registered_.store(false);
+        if (!c->Healthy()) {
+          drop();
+          continue;
+        }
+        // Refused on a working connection: a hot standby (no LISTEN, no writes there). The head
+        // re-read every head_poll_ms is then the only wake-up; try again later.
+        (void)c->Exec("UNLISTEN *");
+        next_try = now + renew_nanos;
+      } else {
+        registered = true;
+        registered_.store(true);
+        next_renew = now + renew_nanos;
+      }
+    } else if (!want && registered) {
+      registered = false;
+      registered_.store(false);
+      if (!Unregister(*c).ok()) {
+        drop();
+        continue;
+      }
     }
-    if (n < 0) continue;
-    if (fds[0].revents != 0) {
+    int64_t deadline = next_poll;
+    if (registered) {
+      deadline = std::min(deadline, next_renew);
+      if (waiters_.load() == 0) deadline = std::min(deadline, last_wait + idle_nanos);
+    }
+    const int timeout_ms = static_cast<int>(std::clamp<int64_t>((deadline - now + 999'999) / 1'000'000, 0, 3'600'000));
+    pollfd fds[2] = {{c->socket(), POLLIN, 0}, {wake_fd_, POLLIN, 0}};
+    const int n = poll(fds, 2, timeout_ms);
+    if (listener_stop_.load()) break;
+    if (n > 0 && fds[1].revents != 0) {
+      uint64_t count = 0;
+      ssize_t r = read(wake_fd_, &count, sizeof count);
+      (void)r;
+    }
+    if (n > 0 && fds[0].revents != 0) {
       if (!c->ConsumeInput().ok()) {
-        c.reset();
+        drop();
         continue;
       }
       std::string channel, payload;
@@ -1437,7 +1570,17 @@ void PgStore::ListenerLoop() {
       }
       if (best != 0) BumpHead(best);
     }
+    now = SteadyNanos();
+    if (now >= next_poll) {
+      // The safety net: a notification lost with a connection is caught here.
+      if (!ReadHead(*c).ok()) {
+        drop();
+        continue;
+      }
+      next_poll = now + poll_nanos;
+    }
   }
+  if (c != nullptr && registered) (void)Unregister(*c);
 }
 
 Status PgStore::Close() {

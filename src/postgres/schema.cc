@@ -74,6 +74,51 @@ BEGIN
 END
 $fn$;
 )sql"},
+      // A group in one statement: claim_head()'s checks, then every write of the group and, only
+      // when some store waits for appends (a row in `listeners`), the NOTIFY (see pg_store.cc,
+      // "Appends in one round trip" and "Wake-up").
+      {3, R"sql(
+CREATE TABLE {s}.listeners (
+  id uuid PRIMARY KEY,
+  expires_at timestamptz NOT NULL
+);
+DROP FUNCTION {s}.claim_head(bigint, text[], uuid[]);
+CREATE FUNCTION {s}.append_group(expected_last bigint, absent text[], ids uuid[],
+    p int8[], n text[], v int8[], i uuid[], t text[], c int2[], f int2[], d bytea[], m bytea[], rec bigint,
+    sn text[], sv int8[], slp int8[], stp int8[], smd text[]) RETURNS bigint
+LANGUAGE plpgsql AS $fn$
+DECLARE
+  cur bigint;
+  last bigint := p[cardinality(p)];
+BEGIN
+  SELECT last_position INTO cur FROM {s}.head WHERE id = 1 FOR UPDATE;
+  IF cur IS DISTINCT FROM expected_last THEN
+    RAISE EXCEPTION 'cairn: the head moved from % to %', expected_last, cur USING ERRCODE = 'CR001';
+  END IF;
+  IF cardinality(absent) > 0 AND EXISTS (SELECT 1 FROM {s}.streams WHERE name = ANY(absent)) THEN
+    RAISE EXCEPTION 'cairn: a stream assumed new exists' USING ERRCODE = 'CR001';
+  END IF;
+  IF cardinality(ids) > 0 AND EXISTS (SELECT 1 FROM {s}.events WHERE event_id = ANY(ids) AND (flags & 4) = 0) THEN
+    RAISE EXCEPTION 'cairn: an event id is already stored' USING ERRCODE = 'CR001';
+  END IF;
+  INSERT INTO {s}.events (position, stream, version, event_id, type, content_type, flags, data, metadata, recorded_at)
+    SELECT u.p, u.n, u.v, u.i, u.t, u.c, u.f, u.d, u.m, rec FROM unnest(p, n, v, i, t, c, f, d, m) AS u(p, n, v, i, t, c, f, d, m);
+  INSERT INTO {s}.streams (name, next_version, last_position, tombstone_position, metadata)
+    SELECT u.n, u.v, NULLIF(u.lp, -1), NULLIF(u.tp, -1), NULLIF(u.md, '') FROM unnest(sn, sv, slp, stp, smd) AS u(n, v, lp, tp, md)
+    ON CONFLICT (name) DO UPDATE SET next_version = EXCLUDED.next_version, last_position = EXCLUDED.last_position,
+      tombstone_position = EXCLUDED.tombstone_position, metadata = EXCLUDED.metadata;
+  INSERT INTO {s}.commits (first_position, last_position, recorded_at) VALUES (p[1], last, rec);
+  UPDATE {s}.head SET last_position = last, last_time = rec WHERE id = 1;
+  -- A listener registers under the head lock (FOR SHARE) and reads the head there, so this
+  -- statement, run after this transaction took the lock, sees every registration whose head read
+  -- did not see this commit.
+  IF EXISTS (SELECT 1 FROM {s}.listeners WHERE expires_at > now()) THEN
+    PERFORM pg_notify('{s}', (last + 1)::text);
+  END IF;
+  RETURN last;
+END
+$fn$;
+)sql"},
   };
   return kMigrations;
 }
@@ -103,7 +148,7 @@ bool ValidSchemaName(const std::string& name) {
   return true;
 }
 
-Status Migrate(Conn& conn, const std::string& schema) {
+Status Migrate(Conn& conn, const std::string& schema, int up_to) {
   CAIRN_ASSIGN_OR_RETURN(Txn txn, Txn::Begin(conn));
   // One migrator at a time per schema, across processes: the lock ends with the transaction.
   CAIRN_RETURN_IF_ERROR(
@@ -123,7 +168,7 @@ Status Migrate(Conn& conn, const std::string& schema) {
         schema, conn.where(), have, kSchemaVersion));
   }
   for (const Migration& m : Migrations()) {
-    if (m.version <= have) continue;
+    if (m.version <= have || m.version > up_to) continue;
     CAIRN_RETURN_IF_ERROR(conn.Exec(Expand(m.sql, schema)).status().WithContext(fmt::format("migration {}", m.version)));
     CAIRN_RETURN_IF_ERROR(
         conn.Exec(fmt::format("INSERT INTO {}.schema_version (version) VALUES ({})", schema, m.version)).status());
