@@ -12,14 +12,15 @@
 //
 // Throughput is won back inside the process by group commit, as in the embedded engine: Append
 // and AppendAsync calls from all threads go into one queue; one writer thread takes what is
-// pending (up to kMaxGroupRequests / kMaxGroupBytes), and runs it as one transaction:
-//   round trip 1 (pipelined): BEGIN; lock head; read the streams' rows; look up the event ids
-//   then checks each request in queue order in memory (expected versions, idempotency), and
-//   round trip 2 (pipelined): INSERT events (unnest of binary arrays); upsert streams; INSERT the
-//   commits row; UPDATE head; pg_notify; COMMIT
-// so one commit (one WAL flush) serves every request of the group. Across processes the head lock
-// serializes groups; each process still batches its own callers. Two round trips per group is the
-// price of holding the lock for the shortest time that keeps the checks on committed state.
+// pending (up to kMaxGroupRequests / kMaxGroupBytes), checks each request in queue order in
+// memory (expected versions, idempotency) against its cache of stream states, and sends the group
+// as one call of the schema's append_group() function in an implicit transaction: it takes the
+// head lock, proves the cache exact, inserts the events (unnest of binary arrays), upserts the
+// streams, writes the commits row and the head, and sends NOTIFY if a store listens. So one
+// statement, one round trip and one commit (one WAL flush) serve every request of the group. When
+// the cache is not exact (another process wrote), the group runs in two round trips: BEGIN, lock
+// the head and read the streams' rows and event ids; decide; append_group() and COMMIT. Across
+// processes the head lock serializes groups; each process still batches its own callers.
 //
 // Idempotency window: the last Options::idempotency_window_events positions of the store
 // (events of every stream and the system's own, like the engine's last W records), checked
@@ -27,9 +28,12 @@
 // not indexed and never match). Because positions are dense, "among the last W events" is
 // exactly position > head - W, and it holds across processes and restarts.
 //
-// Live wake-up: each commit sends NOTIFY on a channel named after the schema with the new head;
-// a listener thread (its own connection, LISTEN) moves HeadPosition() and wakes WaitForAppend.
-// It also re-reads the head once a second, so a lost connection delays a wake-up, never loses it.
+// Live wake-up: while a store waits (WaitForAppend), it is registered in the schema's `listeners`
+// table and LISTENs; each commit then sends NOTIFY on a channel named after the schema with the
+// new head, and the listener thread (its own connection) moves HeadPosition() and wakes
+// WaitForAppend. While no store waits, commits send none. The listener also re-reads the head
+// every head_poll_ms, so a lost connection delays a wake-up, never loses it (pg_store.cc, "Wake-up
+// without a NOTIFY per commit when nobody waits", has why registering never misses a commit).
 //
 // Durability: SyncMode::kAlways is synchronous_commit=on (PostgreSQL's default and fsync of the
 // WAL at commit); kInterval and kNone set synchronous_commit=off on the writer connection (the
@@ -52,7 +56,8 @@ namespace cairn::postgres {
 // Opens (creating or migrating its schema) the store at a postgres:// or postgresql:// URL.
 // cairn's own query parameters are taken out: schema (default "cairn"), sync,
 // idempotency_window, segment_size (as for file:), head_poll_ms (the listener's safety-net
-// re-read of the head, default 1000) and debug_commit_delay_ms (tests only); the others go to
+// re-read of the head, default 1000), listen_idle_ms (how long a store stays registered for
+// NOTIFY after its last WaitForAppend, default 60000) and debug_commit_delay_ms (tests only); the others go to
 // libpq (sslmode, connect_timeout (default 10), application_name, ...). `clock` stamps
 // recorded_at (tests pass a manual clock); it must outlive the store. nullptr: the system clock.
 Result<std::unique_ptr<Store>> OpenPgStore(std::string_view url, const Options& options, env::Env* clock = nullptr);

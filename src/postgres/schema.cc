@@ -76,13 +76,13 @@ $fn$;
 )sql"},
       // A group in one statement: claim_head()'s checks, then every write of the group and, only
       // when some store waits for appends (a row in `listeners`), the NOTIFY (see pg_store.cc,
-      // "Appends in one round trip" and "Wake-up").
+      // "Appends in one round trip" and "Wake-up"). claim_head() stays: processes of the previous
+      // binary still running during an upgrade call it, and they notify on every commit anyway.
       {3, R"sql(
 CREATE TABLE {s}.listeners (
   id uuid PRIMARY KEY,
   expires_at timestamptz NOT NULL
 );
-DROP FUNCTION {s}.claim_head(bigint, text[], uuid[]);
 CREATE FUNCTION {s}.append_group(expected_last bigint, absent text[], ids uuid[],
     p int8[], n text[], v int8[], i uuid[], t text[], c int2[], f int2[], d bytea[], m bytea[], rec bigint,
     sn text[], sv int8[], slp int8[], stp int8[], smd text[]) RETURNS bigint

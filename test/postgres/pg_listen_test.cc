@@ -109,9 +109,9 @@ TEST_F(PgListenTest, SchemaVersionTwoIsUpgradedWithItsDataKept) {
   ASSERT_TRUE(store.ok()) << store.status().ToString();
   EXPECT_EQ(Count(fmt::format("{}.schema_version WHERE version = 3", s)), 1);
   EXPECT_EQ(Count(fmt::format("pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = '{}' AND "
-                              "p.proname = 'claim_head'",
+                              "p.proname IN ('claim_head', 'append_group')",
                               s)),
-            0);
+            2);
   EXPECT_EQ((*store)->HeadPosition(), Position(3));
 
   // The old events read back as they were.
