@@ -4,11 +4,15 @@
 #include <fmt/format.h>
 #include <grpcpp/grpcpp.h>
 
+#include <atomic>
 #include <condition_variable>
+#include <deque>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <thread>
+#include <vector>
 
 #include "esdb/streams.grpc.pb.h"
 #include "server/client_calls.h"
@@ -103,27 +107,239 @@ Result<AppendResult> AppendCall(pb::Streams::Stub* stub, grpc::ClientContext* co
 
 namespace {
 
+using AppendDone = std::function<void(Result<AppendResult>)>;
+
+// BatchAppend's answer to one append as what Store::Append returns.
+Result<AppendResult> ResultOf(const pb::BatchAppendResp& resp, std::string_view stream, size_t events) {
+  if (resp.has_success()) {
+    const auto& ok = resp.success();
+    AppendResult result;
+    result.next_version = ok.has_current_revision() ? ok.current_revision() + 1 : 0;
+    result.first_version = result.next_version - std::min<uint64_t>(result.next_version, events);
+    if (ok.has_position()) result.position = Position(ok.position().commit_position());
+    return result;
+  }
+  const auto& error = resp.error();
+  event_store::client::WrongExpectedVersion w;
+  if (error.details().UnpackTo(&w)) {
+    std::optional<uint64_t> actual;
+    if (w.has_current_stream_revision()) actual = w.current_stream_revision();
+    return Status::WrongExpectedVersion(fmt::format("append to {}: wrong expected version", stream), actual);
+  }
+  return FromGrpcCode(grpc::Status(static_cast<grpc::StatusCode>(error.code()), error.message()), "",
+                      fmt::format("append to {}", stream));
+}
+
+// One long Streams.BatchAppend call on gRPC's callback API: appends from any thread are queued
+// and written one after another (corked while more are queued, so that a burst shares frames);
+// each answer goes to the append waiting under its correlation id, on gRPC's thread. No thread of
+// its own. Its owner destroys it after Close(), on the owner's thread: its ClientContext may hold
+// the channel's last reference, and a channel must not be destroyed on one of gRPC's callback
+// threads (libgrpc++ 1.51 then frees its callback queue twice).
+class BatchCall final : public grpc::ClientBidiReactor<pb::BatchAppendReq, pb::BatchAppendResp> {
+ public:
+  static std::unique_ptr<BatchCall> Start(pb::Streams::Stub* stub) {
+    std::unique_ptr<BatchCall> call(new BatchCall());
+    stub->async()->BatchAppend(&call->context_, call.get());
+    call->StartRead(&call->resp_);
+    call->AddHold();  // until the call is closed or ended: writes start from outside reactions
+    call->StartCall();
+    return call;
+  }
+
+  bool ended() {
+    std::lock_guard lock(mu_);
+    return ended_;
+  }
+
+  // gRPC is done with the call (OnDone has run).
+  bool done() {
+    std::lock_guard lock(mu_);
+    return done_;
+  }
+
+  // Queues one append; `done` runs with its answer (or the call's end) on a gRPC thread, or at
+  // once on this thread when the call has already ended.
+  void Send(std::unique_ptr<pb::BatchAppendReq> req, std::string stream, size_t events, AppendDone done) {
+    const uint64_t key = static_cast<uint64_t>(req->correlation_id().structured().least_significant_bits());
+    const pb::BatchAppendReq* write = nullptr;
+    bool more = false;
+    {
+      std::unique_lock lock(mu_);
+      if (ended_ || closing_) {
+        lock.unlock();
+        done(Status::Unavailable(fmt::format("append to {}: the batch append call ended", stream)));
+        return;
+      }
+      waiting_.emplace(key, Waiting{std::move(stream), events, std::move(done)});
+      queue_.push_back(std::move(req));
+      if (!writing_) {
+        writing_ = true;
+        write = queue_.front().get();
+        more = queue_.size() > 1;
+      }
+    }
+    if (write != nullptr) Write(write, more);
+  }
+
+  // Half-closes the call once the queued appends are written, and waits until gRPC is done with
+  // it (every append answered or failed). Idempotent.
+  void Close() {
+    bool writes_done = false;
+    {
+      std::unique_lock lock(mu_);
+      if (!closing_) {
+        closing_ = true;
+        writes_done = !writing_ && !ended_;
+        if (writes_done) {
+          writes_done_started_ = true;
+          hold_released_ = true;
+        } else {
+          ReleaseHoldLocked();  // a write in flight (OnWriteDone half-closes) or the call ended
+        }
+      }
+    }
+    if (writes_done) {
+      StartWritesDone();
+      RemoveHold();
+    }
+    std::unique_lock lock(mu_);
+    done_cv_.wait(lock, [&] { return done_; });
+  }
+
+  void OnWriteDone(bool ok) override {
+    const pb::BatchAppendReq* next = nullptr;
+    bool more = false;
+    bool writes_done = false;
+    {
+      std::lock_guard lock(mu_);
+      queue_.pop_front();
+      if (!ok) ended_ = true;  // the call is broken: OnDone fails the waiting appends
+      if (!ended_ && !queue_.empty()) {
+        next = queue_.front().get();
+        more = queue_.size() > 1;
+      } else {
+        writing_ = false;
+        writes_done = closing_ && !ended_ && !writes_done_started_;
+        if (writes_done) writes_done_started_ = true;
+        if (ended_) ReleaseHoldLocked();
+      }
+    }
+    if (next != nullptr) {
+      Write(next, more);
+    } else if (writes_done) {
+      StartWritesDone();
+    }
+  }
+
+  void OnReadDone(bool ok) override {
+    if (!ok) {  // the server ended the call: OnDone follows once the writes are done
+      std::lock_guard lock(mu_);
+      ended_ = true;
+      if (!writing_) ReleaseHoldLocked();
+      return;
+    }
+    Waiting w;
+    bool found = false;
+    {
+      std::lock_guard lock(mu_);
+      auto it = waiting_.find(static_cast<uint64_t>(resp_.correlation_id().structured().least_significant_bits()));
+      if (it != waiting_.end()) {
+        w = std::move(it->second);
+        waiting_.erase(it);
+        found = true;
+      }
+    }
+    if (found) w.done(ResultOf(resp_, w.stream, w.events));
+    StartRead(&resp_);
+  }
+
+  void OnDone(const grpc::Status& s) override {
+    // An append still waiting has an unknown outcome: kUnavailable, unless the server refused
+    // the caller (credentials, permissions).
+    const bool refused =
+        s.error_code() == grpc::StatusCode::UNAUTHENTICATED || s.error_code() == grpc::StatusCode::PERMISSION_DENIED;
+    const Status status =
+        refused ? FromGrpc(s, context_, "batch append")
+                : Status::Unavailable(fmt::format("the batch append call ended before the answer: {} (gRPC code {})",
+                                                  s.ok() ? "the server closed it" : s.error_message(),
+                                                  static_cast<int>(s.error_code())));
+    std::map<uint64_t, Waiting> failed;
+    {
+      std::lock_guard lock(mu_);
+      ended_ = true;
+      failed.swap(waiting_);
+    }
+    for (auto& [key, w] : failed) w.done(status.WithContext(fmt::format("append to {}", w.stream)));
+    std::lock_guard lock(mu_);
+    done_ = true;
+    done_cv_.notify_all();  // the last use of this object on gRPC's side
+  }
+
+ private:
+  struct Waiting {
+    std::string stream;
+    size_t events = 0;
+    AppendDone done;
+  };
+
+  BatchCall() = default;
+
+  // The call's first write is never corked (gRPC 1.51 does not complete a corked first write).
+  void Write(const pb::BatchAppendReq* req, bool more) {
+    grpc::WriteOptions options;
+    if (more && written_++ > 0) options.set_buffer_hint();
+    StartWrite(req, options);
+  }
+
+  // The hold taken at Start, released once; gRPC may end the call after it. Safe under mu_:
+  // RemoveHold never runs OnDone inline (libgrpc++ schedules it).
+  void ReleaseHoldLocked() {
+    if (hold_released_) return;
+    hold_released_ = true;
+    RemoveHold();
+  }
+
+  grpc::ClientContext context_;
+  pb::BatchAppendResp resp_;        // the answer being read (reads are one at a time)
+  uint64_t written_ = 0;            // writes started; touched by one write at a time
+  std::mutex mu_;                   // guards what follows
+  std::condition_variable done_cv_;
+  std::deque<std::unique_ptr<pb::BatchAppendReq>> queue_;  // front: being written
+  std::map<uint64_t, Waiting> waiting_;                     // by correlation id (low bits)
+  bool writing_ = false;
+  bool closing_ = false;
+  bool writes_done_started_ = false;
+  bool ended_ = false;
+  bool hold_released_ = false;
+  bool done_ = false;
+};
+
 class GrpcClient final : public Client {
  public:
-  explicit GrpcClient(std::shared_ptr<grpc::Channel> channel) : stub_(pb::Streams::NewStub(channel)) {}
+  explicit GrpcClient(std::shared_ptr<grpc::Channel> channel)
+      : stub_(pb::Streams::NewStub(channel)), id_high_(HighHalf(Uuid::V7())) {}
   ~GrpcClient() override {
-    std::shared_ptr<Batch> batch;
+    std::unique_ptr<BatchCall> batch;
+    std::vector<std::unique_ptr<BatchCall>> ended;
     {
       std::lock_guard lock(batch_mu_);
       batch = std::move(batch_);
+      ended = std::move(ended_);
     }
     if (batch) batch->Close();
+    for (auto& old : ended) old->Close();
   }
 
   // As the official clients do: every append on one long BatchAppend call (no call setup per
-  // append). Appends from several threads are in flight on the call at once, each answered
-  // under its correlation id.
-  Result<AppendResult> Append(std::string_view stream, ExpectedVersion expected,
-                              std::span<const EventData> events) override {
-    pb::BatchAppendReq req;
-    const std::string id = Uuid::V7().ToString();
-    req.mutable_correlation_id()->set_string(id);
-    auto* o = req.mutable_options();
+  // append), several in flight at once, each answered under its correlation id.
+  void AppendAsync(std::string_view stream, ExpectedVersion expected, std::span<const EventData> events,
+                   AppendDone done) override {
+    auto req = std::make_unique<pb::BatchAppendReq>();
+    auto* id = req->mutable_correlation_id()->mutable_structured();
+    id->set_most_significant_bits(id_high_);
+    id->set_least_significant_bits(static_cast<int64_t>(next_id_.fetch_add(1, std::memory_order_relaxed)));
+    auto* o = req->mutable_options();
     o->mutable_stream_identifier()->set_stream_name(stream.data(), stream.size());
     switch (expected.kind()) {
       case ExpectedVersion::Kind::kAny: o->mutable_any(); break;
@@ -132,46 +348,45 @@ class GrpcClient final : public Client {
       case ExpectedVersion::Kind::kExact: o->set_stream_position(expected.version()); break;
     }
     for (const EventData& e : events) {
-      auto* m = req.add_proposed_messages();
+      auto* m = req->add_proposed_messages();
       if (!e.id.IsNil()) UuidToProto(e.id, /*structured=*/false, m->mutable_id());
-      (*m->mutable_metadata())["type"] = e.type;
-      (*m->mutable_metadata())["content-type"] =
-          std::string(e.content_type == ContentType::kJson ? kContentTypeJson : kContentTypeBytes);
+      auto& md = *m->mutable_metadata();
+      md["type"] = e.type;
+      md["content-type"] = std::string(e.content_type == ContentType::kJson ? kContentTypeJson : kContentTypeBytes);
       m->set_custom_metadata(e.metadata);
       m->set_data(e.data);
     }
-    req.set_is_final(true);
-    std::shared_ptr<Batch> batch;
+    req->set_is_final(true);
+    BatchCall* batch;
     {
       std::lock_guard lock(batch_mu_);
-      if (!batch_ || batch_->broken()) {
-        if (batch_) batch_->Close();
-        batch_ = std::make_shared<Batch>(stub_.get());
+      if (!batch_ || batch_->ended()) {
+        std::erase_if(ended_, [](const std::unique_ptr<BatchCall>& old) { return old->done(); });
+        if (batch_) ended_.push_back(std::move(batch_));
+        batch_ = BatchCall::Start(stub_.get());
       }
-      batch = batch_;
+      batch = batch_.get();  // lives until this client is destroyed
     }
-    auto answer = batch->Send(id, req);
-    if (!answer.ok()) return answer.status().WithContext(fmt::format("append to {}", stream));
-    const pb::BatchAppendResp& resp = *answer;
-    if (resp.has_success()) {
-      const auto& ok = resp.success();
-      AppendResult result;
-      result.next_version = ok.has_current_revision() ? ok.current_revision() + 1 : 0;
-      result.first_version = result.next_version - std::min<uint64_t>(result.next_version, events.size());
-      if (ok.has_position()) result.position = Position(ok.position().commit_position());
-      return result;
-    }
-    const auto& error = resp.error();
-    event_store::client::WrongExpectedVersion w;
-    if (error.details().UnpackTo(&w)) {
-      std::optional<uint64_t> actual;
-      if (w.has_current_stream_revision()) actual = w.current_stream_revision();
-      return Status::WrongExpectedVersion(fmt::format("append to {}: wrong expected version", stream), actual);
-    }
-    return FromGrpcCode(grpc::Status(static_cast<grpc::StatusCode>(error.code()), error.message()), "",
-                        fmt::format("append to {}", stream));
+    batch->Send(std::move(req), std::string(stream), events.size(), std::move(done));
   }
 
+  Result<AppendResult> Append(std::string_view stream, ExpectedVersion expected,
+                              std::span<const EventData> events) override {
+    std::mutex mu;
+    std::condition_variable cv;
+    std::optional<Result<AppendResult>> answer;
+    AppendAsync(stream, expected, events, [&](Result<AppendResult> r) {
+      std::lock_guard lock(mu);
+      answer.emplace(std::move(r));
+      cv.notify_one();
+    });
+    std::unique_lock lock(mu);
+    cv.wait(lock, [&] { return answer.has_value(); });
+    return std::move(*answer);
+  }
+
+  // On gRPC's callback API: each answer is taken on gRPC's thread as it arrives (a synchronous
+  // reader costs a thread hand-off per message), into one reused message and view.
   Status ReadAll(uint64_t max_count, const std::function<void(const RecordedEventView&)>& fn) override {
     pb::ReadReq req;
     auto* o = req.mutable_options();
@@ -180,121 +395,85 @@ class GrpcClient final : public Client {
     o->set_count(max_count);
     o->mutable_no_filter();
     o->mutable_uuid_option()->mutable_structured();
-    grpc::ClientContext context;
-    auto reader = stub_->Read(&context, req);
-    pb::ReadResp resp;
-    RecordedEventView view;
-    while (reader->Read(&resp)) {
-      if (!resp.has_event()) continue;
-      const auto& e = resp.event().event();
-      view.stream = e.stream_identifier().stream_name();
-      view.version = e.stream_revision();
-      view.position = Position(e.commit_position());
-      view.id = UuidFromProto(e.id()).value_or(Uuid{});
-      auto type = e.metadata().find("type");
-      view.type = type == e.metadata().end() ? std::string_view() : std::string_view(type->second);
-      view.data = e.data();
-      view.metadata = e.custom_metadata();
-      fn(view);
-    }
-    grpc::Status s = reader->Finish();
-    if (!s.ok()) return FromGrpc(s, context, "read $all");
+    AllReader reader(stub_.get(), req, fn);
+    grpc::Status s = reader.Wait();
+    if (!s.ok()) return FromGrpc(s, reader.context(), "read $all");
     return Status::Ok();
   }
 
  private:
-  // One BatchAppend call: writes from any thread (one at a time), a reader thread that hands each
-  // answer to the append waiting for its correlation id.
-  class Batch {
+  // One Streams.Read of $all on the callback API; Wait() returns its status once gRPC is done.
+  class AllReader final : public grpc::ClientReadReactor<pb::ReadResp> {
    public:
-    explicit Batch(pb::Streams::Stub* stub) : call_(stub->BatchAppend(&context_)) {
-      reader_ = std::thread([this] { ReadAnswers(); });
+    AllReader(pb::Streams::Stub* stub, const pb::ReadReq& req, const std::function<void(const RecordedEventView&)>& fn)
+        : fn_(fn) {
+      stub->async()->Read(&context_, &req, this);
+      StartRead(&resp_);
+      StartCall();
     }
-    ~Batch() { Close(); }
 
-    bool broken() {
+    void OnReadDone(bool ok) override {
+      if (!ok) return;  // the call ended: OnDone follows
+      if (resp_.has_event()) {
+        const auto& e = resp_.event().event();
+        view_.stream = e.stream_identifier().stream_name();
+        view_.version = e.stream_revision();
+        view_.position = Position(e.commit_position());
+        view_.id = UuidFromProto(e.id()).value_or(Uuid{});
+        auto type = e.metadata().find("type");
+        view_.type = type == e.metadata().end() ? std::string_view() : std::string_view(type->second);
+        view_.data = e.data();
+        view_.metadata = e.custom_metadata();
+        fn_(view_);
+      }
+      StartRead(&resp_);
+    }
+
+    void OnDone(const grpc::Status& s) override {
       std::lock_guard lock(mu_);
-      return ended_;
+      status_ = s;
+      done_ = true;
+      cv_.notify_one();
     }
 
-    // Sends one append and waits for its answer.
-    Result<pb::BatchAppendResp> Send(const std::string& id, const pb::BatchAppendReq& req) {
-      Waiting waiting;
-      {
-        std::lock_guard lock(mu_);
-        if (ended_) return Status::Unavailable("the batch append call ended");
-        waiting_[id] = &waiting;
-      }
-      bool written;
-      {
-        std::lock_guard lock(write_mu_);
-        written = call_->Write(req);
-      }
+    grpc::Status Wait() {
       std::unique_lock lock(mu_);
-      if (!written) {
-        ended_ = true;
-        waiting_.erase(id);
-        return Status::Unavailable("the batch append call ended");
-      }
-      cv_.wait(lock, [&] { return waiting.answer.has_value() || ended_; });
-      waiting_.erase(id);
-      if (!waiting.answer) return ended_status_;
-      return std::move(*waiting.answer);
+      cv_.wait(lock, [&] { return done_; });
+      return status_;
     }
 
-    // Half-closes the call and waits for the reader (idempotent).
-    void Close() {
-      std::call_once(closed_, [&] {
-        {
-          std::lock_guard lock(write_mu_);
-          call_->WritesDone();
-        }
-        reader_.join();
-      });
-    }
+    const grpc::ClientContext& context() const { return context_; }
 
    private:
-    struct Waiting {
-      std::optional<pb::BatchAppendResp> answer;
-    };
-
-    void ReadAnswers() {
-      pb::BatchAppendResp resp;
-      while (call_->Read(&resp)) {
-        std::lock_guard lock(mu_);
-        auto it = waiting_.find(resp.correlation_id().string());
-        if (it != waiting_.end()) it->second->answer = std::move(resp);
-        cv_.notify_all();
-      }
-      grpc::Status s = call_->Finish();
-      std::lock_guard lock(mu_);
-      ended_ = true;
-      ended_status_ = FromGrpc(s.ok() ? grpc::Status(grpc::StatusCode::UNAVAILABLE, "the batch append call ended") : s,
-                               context_, "batch append");
-      cv_.notify_all();
-    }
-
+    const std::function<void(const RecordedEventView&)>& fn_;
     grpc::ClientContext context_;
-    std::unique_ptr<grpc::ClientReaderWriter<pb::BatchAppendReq, pb::BatchAppendResp>> call_;
-    std::mutex write_mu_;
-    std::mutex mu_;  // guards what follows
+    pb::ReadResp resp_;
+    RecordedEventView view_;
+    std::mutex mu_;
     std::condition_variable cv_;
-    std::map<std::string, Waiting*> waiting_;
-    bool ended_ = false;
-    Status ended_status_;
-    std::once_flag closed_;
-    std::thread reader_;
+    bool done_ = false;
+    grpc::Status status_;
   };
 
+  static int64_t HighHalf(const Uuid& u) {
+    uint64_t v = 0;
+    for (int i = 0; i < 8; ++i) v = (v << 8) | u.bytes[static_cast<size_t>(i)];
+    return static_cast<int64_t>(v);
+  }
+
   std::unique_ptr<pb::Streams::Stub> stub_;
+  const int64_t id_high_;               // the correlation ids' high half, the low half counts
+  std::atomic<uint64_t> next_id_{1};
   std::mutex batch_mu_;
-  std::shared_ptr<Batch> batch_;
+  std::unique_ptr<BatchCall> batch_;                // the call new appends go on
+  std::vector<std::unique_ptr<BatchCall>> ended_;   // earlier calls, destroyed here once done
 };
 
 }  // namespace
 
 Result<std::unique_ptr<Client>> Client::Connect(std::string_view address) {
   CAIRN_RETURN_IF_ERROR(ParseHostPort(address, "server address").status());
+  TuneGrpcRuntime();
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(-1);
   // A channel of its own (not shared by gRPC's subchannel pool), so each Client is one connection.

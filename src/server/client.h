@@ -28,6 +28,12 @@ class Client {
   virtual Result<AppendResult> Append(std::string_view stream, ExpectedVersion expected,
                                       std::span<const EventData> events) = 0;
 
+  // The same append without waiting: `done` runs once with the answer, on a gRPC thread (or on
+  // this thread when the connection's call has already ended). The events are copied before it
+  // returns. Many appends can be in flight at once; they share the connection's one call.
+  virtual void AppendAsync(std::string_view stream, ExpectedVersion expected, std::span<const EventData> events,
+                           std::function<void(Result<AppendResult>)> done) = 0;
+
   // One Streams.Read of $all, forward from the start, at most max_count events; `fn` sees each
   // (the view is valid during the call only).
   virtual Status ReadAll(uint64_t max_count, const std::function<void(const RecordedEventView&)>& fn) = 0;

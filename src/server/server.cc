@@ -175,6 +175,7 @@ Result<std::unique_ptr<Server>> Server::Start(Store* store, const ServerOptions&
   const bool secure = !options.tls_cert_file.empty() && options.security != nullptr && options.security->enabled();
   CAIRN_RETURN_IF_ERROR(CheckListenAddress(options.grpc_address, "--grpc", options.insecure, secure));
   CAIRN_ASSIGN_OR_RETURN(HostPort hp, ParseHostPort(options.grpc_address, "--grpc"));
+  TuneGrpcRuntime();
   auto server = std::make_unique<GrpcServer>(store, hp, options.security);
   CAIRN_RETURN_IF_ERROR(server->Run(options));
   return std::unique_ptr<Server>(std::move(server));
