@@ -25,11 +25,13 @@
 #include <array>
 #include <atomic>
 #include <bit>
+#include <chrono>
 #include <cstring>
 #include <map>
 #include <mutex>
 #include <random>
 #include <set>
+#include <thread>
 #include <vector>
 
 #include "env/fd_file.h"
@@ -64,6 +66,7 @@ struct FaultInjectionEnv::State {
     std::string path;             // the current path; empty once removed
     std::unique_ptr<File> base;   // undoes changes; keeps a removed file's data alive
     std::vector<Change> changes;  // since the last Sync, oldest first
+    uint64_t changes_retired = 0;  // changes ever removed from the front (synced or crashed)
   };
 
   enum class DirOpKind { kCreate, kRemove, kRename };
@@ -116,6 +119,7 @@ struct FaultInjectionEnv::State {
   std::map<std::string, std::shared_ptr<FileState>> by_path;  // live files opened for writing
   std::vector<DirOp> dir_ops;                                 // not yet durable, oldest first
   std::atomic<int> open_files{0};
+  std::chrono::microseconds sync_delay{0};
 };
 
 namespace {
@@ -197,6 +201,7 @@ void RollBack(State::FileState& fs, std::mt19937_64* rng) {
       Undo(*fs.base, c, c.lo, c.size_before);
     }
   }
+  fs.changes_retired += fs.changes.size();
   fs.changes.clear();
 }
 
@@ -253,10 +258,23 @@ class FaultFile final : public File {
   }
 
   Status Sync() override {
-    std::lock_guard lock(state_->mu);
+    std::unique_lock lock(state_->mu);
     CAIRN_RETURN_IF_ERROR(state_->MaybeFail(kOpSync, "sync", path_));
+    // A sync makes durable what was written before it started, not what is written while it
+    // runs (with a sync delay, other threads write meanwhile).
+    const uint64_t covers = fs_ != nullptr ? fs_->changes_retired + fs_->changes.size() : 0;
+    const std::chrono::microseconds delay = state_->sync_delay;
+    if (delay.count() > 0) {
+      lock.unlock();
+      std::this_thread::sleep_for(delay);
+      lock.lock();
+    }
     CAIRN_RETURN_IF_ERROR(base_->Sync());
-    if (fs_ != nullptr) fs_->changes.clear();
+    if (fs_ != nullptr && covers > fs_->changes_retired) {
+      const uint64_t n = std::min<uint64_t>(covers - fs_->changes_retired, fs_->changes.size());
+      fs_->changes.erase(fs_->changes.begin(), fs_->changes.begin() + static_cast<std::ptrdiff_t>(n));
+      fs_->changes_retired += n;
+    }
     return Status::Ok();
   }
 
@@ -417,6 +435,11 @@ void FaultInjectionEnv::FailAfter(uint32_t kinds, uint64_t n) {
   state_->fail_kinds = kinds;
   state_->fail_after = n;
   state_->fail_seen = 0;
+}
+
+void FaultInjectionEnv::SetSyncDelay(std::chrono::microseconds delay) {
+  std::lock_guard lock(state_->mu);
+  state_->sync_delay = delay;
 }
 
 void FaultInjectionEnv::ClearFaults() {

@@ -11,6 +11,8 @@
 // ("injected fault"), and so does every later one of those kinds until ClearFaults().
 #pragma once
 
+#include <chrono>
+
 #include <cstdint>
 #include <memory>
 
@@ -38,6 +40,9 @@ class FaultInjectionEnv : public EnvWrapper {
   void Crash(CrashMode mode, uint64_t seed = 0);
   void FailAfter(uint32_t kinds, uint64_t n);
   void ClearFaults();
+  // Every later file Sync() takes this long (a slow disk), without holding the env's lock, so
+  // other threads write meanwhile; it makes durable only what was written before it started.
+  void SetSyncDelay(std::chrono::microseconds delay);
   // Operations of the given kinds seen so far (to pick an N for FailAfter).
   uint64_t OpCount(uint32_t kinds) const;
 
