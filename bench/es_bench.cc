@@ -22,6 +22,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "bank_account/bank_account.h"
 #include "cairn/es/repository.h"
 #include "cairn/store.h"
 
@@ -30,34 +31,10 @@ namespace {
 using Clock = std::chrono::steady_clock;
 using namespace cairn;
 
-struct AccountCreated {
-  std::string owner;
-};
-CAIRN_EVENT(AccountCreated, "AccountCreated", 1, owner)
-struct Deposited {
-  int64_t amount = 0;
-};
-CAIRN_EVENT(Deposited, "Deposited", 1, amount)
-struct Withdrew {
-  int64_t amount = 0;
-};
-CAIRN_EVENT(Withdrew, "Withdrew", 1, amount)
-
-class Account : public es::Aggregate<Account, AccountCreated, Deposited, Withdrew> {
- public:
-  static constexpr std::string_view kCategory = "account";
-  static constexpr uint32_t kStateVersion = 1;
-  void Deposit(int64_t amount) { Record(Deposited{amount}); }
-  void Apply(const AccountCreated& e) { owner_ = e.owner; }
-  void Apply(const Deposited& e) { balance_ += e.amount; }
-  void Apply(const Withdrew& e) { balance_ -= e.amount; }
-  int64_t balance() const { return balance_; }
-  NLOHMANN_DEFINE_TYPE_INTRUSIVE(Account, owner_, balance_)
-
- private:
-  std::string owner_;
-  int64_t balance_ = 0;
-};
+// The seed's bank account, as the example writes it (examples/bank_account/bank_account.h).
+using Account = bank::BankAccount;
+using bank::AccountCreated;
+using bank::Deposited;
 
 double Seconds(Clock::duration d) { return std::chrono::duration<double>(d).count(); }
 double Micros(Clock::duration d) { return std::chrono::duration<double, std::micro>(d).count(); }
