@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "cairn/store.h"
+#include "util/sqlite_dump.h"
 #include "util/test_util.h"
 
 namespace cairn {
@@ -23,27 +24,7 @@ namespace {
 using namespace std::chrono_literals;
 using nlohmann::json;
 
-// A read model as text: every row of a query, one line each.
-std::string Dump(const std::string& path, const std::string& query) {
-  sqlite3* db = nullptr;
-  EXPECT_EQ(sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr), SQLITE_OK);
-  std::string out;
-  sqlite3_stmt* stmt = nullptr;
-  if (sqlite3_prepare_v2(db, query.c_str(), -1, &stmt, nullptr) != SQLITE_OK) {
-    out = std::string("error: ") + sqlite3_errmsg(db);
-  } else {
-    while (sqlite3_step(stmt) == SQLITE_ROW) {
-      for (int c = 0; c < sqlite3_column_count(stmt); ++c) {
-        const unsigned char* t = sqlite3_column_text(stmt, c);
-        out += (c ? "|" : "") + std::string(t ? reinterpret_cast<const char*>(t) : "NULL");
-      }
-      out += "\n";
-    }
-  }
-  sqlite3_finalize(stmt);
-  sqlite3_close(db);
-  return out;
-}
+std::string Dump(const std::string& path, const std::string& query) { return testing::DumpSqlite(path, query); }
 
 class ProjectionTest : public ::testing::Test {
  protected:

@@ -20,6 +20,7 @@
 #include <thread>
 
 #include "cairn/store.h"
+#include "util/sqlite_dump.h"
 #include "util/test_util.h"
 
 namespace cairn {
@@ -54,26 +55,7 @@ constexpr const char* kSpec = R"json({
   }
 })json";
 
-std::string Dump(const std::string& path, const std::string& query) {
-  sqlite3* db = nullptr;
-  if (sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr) != SQLITE_OK) return "cannot open";
-  std::string out;
-  sqlite3_stmt* stmt = nullptr;
-  if (sqlite3_prepare_v2(db, query.c_str(), -1, &stmt, nullptr) != SQLITE_OK) {
-    out = std::string("error: ") + sqlite3_errmsg(db);
-  } else {
-    while (sqlite3_step(stmt) == SQLITE_ROW) {
-      for (int c = 0; c < sqlite3_column_count(stmt); ++c) {
-        const unsigned char* t = sqlite3_column_text(stmt, c);
-        out += (c ? "|" : "") + std::string(t ? reinterpret_cast<const char*>(t) : "NULL");
-      }
-      out += "\n";
-    }
-  }
-  sqlite3_finalize(stmt);
-  sqlite3_close(db);
-  return out;
-}
+std::string Dump(const std::string& path, const std::string& query) { return testing::DumpSqlite(path, query); }
 
 class ProjectionKillTest : public ::testing::Test {
  protected:
