@@ -82,7 +82,9 @@ awk -F'\t' -v fio="$fio_iops" '
     target["append-1x1-durable"] = 0.9 * fio;  base["append-1x1-durable"] = fio;  basename["append-1x1-durable"] = "fio"
     target["append-64x1-durable"] = 300000;    base["append-64x1-durable"] = sqlite["append-1x1-durable"]; basename["append-64x1-durable"] = "SQLite 1 writer"
     target["append-1x100-durable"] = 500000;   base["append-1x100-durable"] = sqlite["append-1x100-durable"]; basename["append-1x100-durable"] = "SQLite"
+    target["append-64x1-durable-async"] = 300000; base["append-64x1-durable-async"] = sqlite["append-1x1-durable"]; basename["append-64x1-durable-async"] = "SQLite 1 writer"
     target["append-1x100-nosync"] = 6000000
+    target["append-4x100-nosync-async"] = 6000000
     target["read-all"] = 20000000;             base["read-all"] = sqlite["read-all"]; basename["read-all"] = "SQLite"
     target["read-stream"] = 10000000;          base["read-stream"] = sqlite["read-stream"]; basename["read-stream"] = "SQLite"
     printf "%-22s %12s %12s %5s %12s %8s %-16s %9s %9s %11s\n", "workload", "cairn", "target", "met", "baseline", "ratio", "baseline is", "p50_us", "p99_us", "ev/cpu-s"

@@ -627,15 +627,16 @@ Result<std::vector<Row>> RunSuite(const BenchFlags& flags, const std::string& db
     BenchFlags f;
   };
   std::vector<Step> steps;
-  auto append = [&](uint32_t writers, uint32_t batch, std::string sync) {
+  auto append = [&](uint32_t writers, uint32_t batch, std::string sync, bool async = false) {
     BenchFlags f = flags;
     f.workload = "append";
     f.writers = writers;
     f.batch = batch;
     f.sync = sync;
+    f.async = async;
     f.events = write_events;
     f.max_seconds = sync == "always" ? durable_cap : 0;
-    steps.push_back({fmt::format("append-{}x{}-{}", writers, batch, sync), f});
+    steps.push_back({fmt::format("append-{}x{}-{}{}", writers, batch, sync, async ? "-async" : ""), f});
   };
   if (server_suite) {
     // Each workload embedded and then through the protocol, for the ratio (docs/performance.md).
@@ -662,8 +663,10 @@ Result<std::vector<Row>> RunSuite(const BenchFlags& flags, const std::string& db
   } else {
     append(1, 1, "always");
     append(64, 1, "always");
+    append(64, 1, "always", true);  // 64 writers as a server's clients are: one append in flight each
     append(1, 100, "always");
     append(1, 100, "none");
+    append(4, 100, "none", true);
     for (const char* w : {"fill", "read-all", "read-stream", "open"}) {
       BenchFlags f = flags;
       f.workload = w;
