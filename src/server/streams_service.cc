@@ -926,7 +926,8 @@ class BatchAppendCall final : public grpc::ServerBidiReactor<pb::BatchAppendReq,
     service_->store()->AppendAsync(stream, expected, done->events,
                                    [this, slot, done, id, expected](Result<AppendResult> result) {
                                      BatchOutcome(&slot->resp, done->options, id, expected, OutcomeOf(result));
-                                     Ready(slot, /*acknowledged=*/true);
+                                     // The call lives until pending_ falls to 0, in Ready.
+                                     service_->answer_tasks()->Post([this, slot] { Ready(slot, /*acknowledged=*/true); });
                                    });
     StartRead(&req_);
   }
