@@ -40,21 +40,21 @@ class TaskThread {
   std::thread thread_;
 };
 
-// Streams. Read and BatchAppend are on gRPC's callback API (reactors, no thread per call: see
-// streams_service.cc); Append, Delete and Tombstone are synchronous handlers.
+// Streams. Read, Append and BatchAppend are on gRPC's callback API (reactors, no thread per
+// call: see streams_service.cc); Delete and Tombstone are synchronous handlers.
 class StreamsService final
     : public event_store::client::streams::Streams::WithCallbackMethod_Read<
           event_store::client::streams::Streams::WithCallbackMethod_BatchAppend<
-              event_store::client::streams::Streams::Service>> {
+              event_store::client::streams::Streams::WithCallbackMethod_Append<
+                  event_store::client::streams::Streams::Service>>> {
  public:
   StreamsService(Store* store, const std::atomic<bool>* stopping, const auth::Security* security)
       : store_(store), stopping_(stopping), security_(security) {}
 
   grpc::ServerWriteReactor<event_store::client::streams::ReadResp>* Read(
       grpc::CallbackServerContext* context, const event_store::client::streams::ReadReq* request) override;
-  grpc::Status Append(grpc::ServerContext* context,
-                      grpc::ServerReader<event_store::client::streams::AppendReq>* reader,
-                      event_store::client::streams::AppendResp* response) override;
+  grpc::ServerReadReactor<event_store::client::streams::AppendReq>* Append(
+      grpc::CallbackServerContext* context, event_store::client::streams::AppendResp* response) override;
   grpc::ServerBidiReactor<event_store::client::streams::BatchAppendReq, event_store::client::streams::BatchAppendResp>*
   BatchAppend(grpc::CallbackServerContext* context) override;
   grpc::Status Delete(grpc::ServerContext* context, const event_store::client::streams::DeleteReq* request,

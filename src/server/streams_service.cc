@@ -641,49 +641,11 @@ AppendOutcome CommitAppend(Store* store, const std::string& stream, ExpectedVers
 
 }  // namespace
 
-grpc::Status StreamsService::Append(grpc::ServerContext* context, grpc::ServerReader<pb::AppendReq>* reader,
-                                    pb::AppendResp* response) {
-  pb::AppendReq req;
-  if (!reader->Read(&req) || !req.has_options()) {
-    return InvalidRequest("AppendReq: the first message must carry options");
-  }
-  const std::string stream = req.options().stream_identifier().stream_name();
-  const ExpectedVersion expected = ExpectedFrom(req.options());
-  // Writing "$$x" needs metadata-write on x (Security maps it).
-  if (auto denied = Authorize(security_, context, auth::Permission::kWrite, stream); !denied.ok()) return denied;
+namespace {
 
-  std::vector<EventData> events;
-  size_t total_bytes = 0;
-  while (reader->Read(&req)) {
-    if (!req.has_proposed_message()) {
-      return InvalidRequest("AppendReq: only the first message may carry options");
-    }
-    auto* m = req.mutable_proposed_message();
-    if (events.size() >= kMaxAppendEvents) {
-      return InvalidRequest(fmt::format("append to {}: more than {} events in one append", stream, kMaxAppendEvents));
-    }
-    total_bytes += m->data().size() + m->custom_metadata().size();
-    if (total_bytes > kMaxAppendBytes) {
-      context->AddTrailingMetadata("exception", "maximum-append-size-exceeded");
-      context->AddTrailingMetadata("maximum-append-size", std::to_string(kMaxAppendBytes));
-      return {grpc::StatusCode::INVALID_ARGUMENT,
-              fmt::format("append to {}: more than {} bytes of data and metadata in one append", stream, kMaxAppendBytes)};
-    }
-    EventData e;
-    if (auto problem = EventFrom(m, stream, events.size(), &e)) {
-      if (!problem->exception.empty()) {
-        context->AddTrailingMetadata("exception", problem->exception);
-        context->AddTrailingMetadata("required-metadata-properties", "type,content-type");
-      }
-      return InvalidRequest(problem->message);
-    }
-    events.push_back(std::move(e));
-  }
-
-  // Read() also ends when the client cancels or vanishes: only a half-close commits the append.
-  if (context->IsCancelled()) return {grpc::StatusCode::CANCELLED, "append cancelled by the client"};
-
-  AppendOutcome outcome = CommitAppend(store_, stream, expected, events);
+// Append's answer for what the store did: the response, or the error status with its trailers.
+grpc::Status AppendAnswer(const AppendOutcome& outcome, grpc::ServerContextBase* context, const std::string& stream,
+                          ExpectedVersion expected, pb::AppendResp* response) {
   if (!outcome.status.ok()) {
     const Status& s = outcome.status;
     if (s.detail() != ErrorDetail::kWrongExpectedVersion) return ToGrpcStatus(s, context, stream, expected);
@@ -722,6 +684,116 @@ grpc::Status StreamsService::Append(grpc::ServerContext* context, grpc::ServerRe
     success->mutable_no_position();
   }
   return grpc::Status::OK;
+}
+
+AppendOutcome OutcomeOf(const Result<AppendResult>& result);
+
+// One Append call on the callback API: the options, then the events, then the client's
+// half-close commits them. A plain append goes to Store::AppendAsync and is answered from the
+// service's answer thread; the rest (metastream writes, empty appends, system streams) block on
+// the store and run on the service's task thread. No thread is held while the client sends or
+// the store syncs.
+class AppendCall final : public grpc::ServerReadReactor<pb::AppendReq> {
+ public:
+  AppendCall(StreamsService* service, grpc::CallbackServerContext* context, pb::AppendResp* response)
+      : service_(service), context_(context), response_(response) {
+    StartRead(&req_);
+  }
+
+  void OnReadDone(bool ok) override {
+    if (!ok) {  // half-closed (commit), or cancelled / gone
+      Commit();
+      return;
+    }
+    if (!has_options_) {
+      if (!req_.has_options()) {
+        Finish(InvalidRequest("AppendReq: the first message must carry options"));
+        return;
+      }
+      has_options_ = true;
+      stream_ = req_.options().stream_identifier().stream_name();
+      expected_ = ExpectedFrom(req_.options());
+      // Writing "$$x" needs metadata-write on x (Security maps it).
+      if (auto denied = Authorize(service_->security(), context_, auth::Permission::kWrite, stream_); !denied.ok()) {
+        Finish(denied);
+        return;
+      }
+      StartRead(&req_);
+      return;
+    }
+    if (!req_.has_proposed_message()) {
+      Finish(InvalidRequest("AppendReq: only the first message may carry options"));
+      return;
+    }
+    auto* m = req_.mutable_proposed_message();
+    if (events_.size() >= kMaxAppendEvents) {
+      Finish(InvalidRequest(fmt::format("append to {}: more than {} events in one append", stream_, kMaxAppendEvents)));
+      return;
+    }
+    total_bytes_ += m->data().size() + m->custom_metadata().size();
+    if (total_bytes_ > kMaxAppendBytes) {
+      context_->AddTrailingMetadata("exception", "maximum-append-size-exceeded");
+      context_->AddTrailingMetadata("maximum-append-size", std::to_string(kMaxAppendBytes));
+      Finish({grpc::StatusCode::INVALID_ARGUMENT,
+              fmt::format("append to {}: more than {} bytes of data and metadata in one append", stream_, kMaxAppendBytes)});
+      return;
+    }
+    EventData e;
+    if (auto problem = EventFrom(m, stream_, events_.size(), &e)) {
+      if (!problem->exception.empty()) {
+        context_->AddTrailingMetadata("exception", problem->exception);
+        context_->AddTrailingMetadata("required-metadata-properties", "type,content-type");
+      }
+      Finish(InvalidRequest(problem->message));
+      return;
+    }
+    events_.push_back(std::move(e));
+    StartRead(&req_);
+  }
+
+  void OnDone() override { delete this; }
+
+ private:
+  void Commit() {
+    // The reads also end when the client cancels or vanishes: only a half-close commits.
+    if (context_->IsCancelled()) {
+      Finish({grpc::StatusCode::CANCELLED, "append cancelled by the client"});
+      return;
+    }
+    if (!has_options_) {
+      Finish(InvalidRequest("AppendReq: the first message must carry options"));
+      return;
+    }
+    if (stream_.starts_with('$') || events_.empty()) {
+      service_->blocking_tasks()->Post([this] {
+        const AppendOutcome outcome = CommitAppend(service_->store(), stream_, expected_, events_);
+        Finish(AppendAnswer(outcome, context_, stream_, expected_, response_));
+      });
+      return;
+    }
+    service_->store()->AppendAsync(stream_, expected_, events_, [this](Result<AppendResult> result) {
+      const AppendOutcome outcome = OutcomeOf(result);
+      service_->answer_tasks()->Post(
+          [this, outcome] { Finish(AppendAnswer(outcome, context_, stream_, expected_, response_)); });
+    });
+  }
+
+  StreamsService* service_;
+  grpc::CallbackServerContext* context_;
+  pb::AppendResp* response_;
+  pb::AppendReq req_;
+  bool has_options_ = false;
+  std::string stream_;
+  ExpectedVersion expected_ = ExpectedVersion::Any();
+  std::vector<EventData> events_;
+  size_t total_bytes_ = 0;
+};
+
+}  // namespace
+
+grpc::ServerReadReactor<pb::AppendReq>* StreamsService::Append(grpc::CallbackServerContext* context,
+                                                               pb::AppendResp* response) {
+  return new AppendCall(this, context, response);
 }
 
 namespace {
