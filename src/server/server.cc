@@ -32,10 +32,10 @@ Result<std::string> ReadPemFile(const std::string& path, std::string_view field)
 // Official clients ping every 10 s by default, also between calls. gRPC's server default would
 // call that abuse (at most one ping per 5 minutes without data) and close the connection.
 constexpr int kMinClientPingIntervalMs = 1000;
-// Threads serving synchronous calls at once (Append, Delete, persistent subscriptions...); calls
-// beyond the limit are refused with RESOURCE_EXHAUSTED rather than queued without bound. Read and
-// BatchAppend are on the callback API: no thread per call, except a live catch-up subscription,
-// which has its own bound (StreamsService::kMaxSubscriptionThreads).
+// Threads serving synchronous calls at once (Delete, Tombstone, persistent subscriptions...); calls
+// beyond the limit are refused with RESOURCE_EXHAUSTED rather than queued without bound. Read,
+// Append and BatchAppend are on the callback API: no thread per call, except a live catch-up
+// subscription, which has its own bound (StreamsService::kMaxSubscriptionThreads).
 constexpr int kMaxServerThreads = 512;
 // One message: the largest event plus its envelope.
 constexpr int kMaxReceiveMessageBytes = static_cast<int>(kMaxEventBytes) + (64 << 10);
