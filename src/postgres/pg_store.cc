@@ -357,7 +357,11 @@ struct PgStore::Group {
 
 std::string IdKey(const Uuid& id) { return std::string(reinterpret_cast<const char*>(id.bytes.data()), 16); }
 
-PgStore::~PgStore() { (void)Close(); }
+PgStore::~PgStore() {
+  (void)Close();
+  // Here, not in Close(): WaitForAppend may still write to it while Close() runs.
+  if (wake_fd_ >= 0) ::close(wake_fd_);
+}
 
 Status PgStore::Start() {
   const Options& o = url_.options;
@@ -1595,8 +1599,6 @@ Status PgStore::Close() {
   }
   if (listener_.joinable()) listener_.join();
   if (wake_fd_ >= 0) {
-    ::close(wake_fd_);
-    wake_fd_ = -1;
   }
   { std::lock_guard lock(head_mu_); }
   head_cv_.notify_all();

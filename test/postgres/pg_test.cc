@@ -756,5 +756,48 @@ TEST_F(PgTest, TwoServersOnOneDatabaseShareStreamsAndConcurrencyChecks) {
   }
 }
 
+// Forward $all reads without a filter fetch position ranges ahead (two, on other connections)
+// while the caller walks the current one; whatever max_count and the start cut, every event
+// comes once, in order, and nothing past the head the read began with.
+TEST_F(PgTest, AllReadsWithRangesFetchedAheadYieldEachEventOnceInOrder) {
+  auto store = Store::Open(Url());
+  ASSERT_TRUE(store.ok()) << store.status().ToString();
+  constexpr int kAppends = 30;
+  constexpr int kPerAppend = 1'000;  // 30,000 events: pages of 256, 1,024, 4,096, then 16,384
+  for (int i = 0; i < kAppends; ++i) {
+    std::vector<EventData> batch;
+    for (int j = 0; j < kPerAppend; ++j) batch.push_back(Event("E", fmt::format(R"({{"n":{}}})", i * kPerAppend + j)));
+    ASSERT_TRUE((*store)->Append(fmt::format("ahead-{}", i % 7), ExpectedVersion::Any(), batch).ok());
+  }
+  const uint64_t total = uint64_t{kAppends} * kPerAppend;
+  struct Case {
+    uint64_t from;
+    uint64_t max_count;
+  };
+  uint64_t late = 0;  // events appended after the 30,000 by earlier cases
+  for (const Case& c : {Case{0, ~uint64_t{0}}, Case{0, 5'000}, Case{0, 21'000}, Case{12'345, ~uint64_t{0}},
+                        Case{1'281, 17'000}}) {
+    ReadAllOptions o;
+    o.from = Position(c.from);
+    o.max_count = c.max_count;
+    auto cursor = (*store)->ReadAll(o);
+    ASSERT_TRUE(cursor.ok()) << cursor.status().ToString();
+    // Appends while the read runs are past its head: not seen.
+    ASSERT_TRUE((*store)->Append("ahead-late", ExpectedVersion::Any(), std::vector<EventData>{Event("L", "{}")}).ok());
+    const uint64_t first = std::max<uint64_t>(c.from, 1);
+    const uint64_t want = std::min(c.max_count, total + late - (first - 1));
+    late++;
+    uint64_t n = 0;
+    while (cursor->Next()) {
+      const RecordedEventView& e = cursor->event();
+      ASSERT_EQ(e.position.value(), first + n) << "from " << c.from << " max " << c.max_count;
+      ASSERT_EQ(e.data, first + n <= total ? fmt::format(R"({{"n":{}}})", first + n - 1) : std::string("{}"));
+      n++;
+    }
+    ASSERT_TRUE(cursor->status().ok()) << cursor->status().ToString();
+    EXPECT_EQ(n, want) << "from " << c.from << " max " << c.max_count;
+  }
+}
+
 }  // namespace
 }  // namespace cairn
