@@ -69,10 +69,6 @@ class StreamsService final
   const std::atomic<bool>* stopping() const { return stopping_; }
   const auth::Security* security() const { return security_; }
   TaskThread* blocking_tasks() { return &blocking_tasks_; }
-  // Where BatchAppend's acknowledged appends are answered: off the store's writer thread, which
-  // would otherwise send each answer of a group commit (a gRPC write each) before it can start
-  // the next group.
-  TaskThread* answer_tasks() { return &answer_tasks_; }
   // Live subscriptions each hold a thread while they wait for appends; beyond this many, a new
   // one is refused with RESOURCE_EXHAUSTED rather than starting threads without bound.
   static constexpr int kMaxSubscriptionThreads = 512;
@@ -86,7 +82,6 @@ class StreamsService final
   std::atomic<uint64_t> live_all_{0};
   std::atomic<int> subscription_threads_{0};
   TaskThread blocking_tasks_;
-  TaskThread answer_tasks_;
 };
 
 // Consumer groups (persistent_service.cc). Open() before serving; Close() after the last call,

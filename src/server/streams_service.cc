@@ -689,8 +689,8 @@ grpc::Status AppendAnswer(const AppendOutcome& outcome, grpc::ServerContextBase*
 AppendOutcome OutcomeOf(const Result<AppendResult>& result);
 
 // One Append call on the callback API: the options, then the events, then the client's
-// half-close commits them. A plain append goes to Store::AppendAsync and is answered from the
-// service's answer thread; the rest (metastream writes, empty appends, system streams) block on
+// half-close commits them. A plain append goes to Store::AppendAsync and is answered from its
+// callback; the rest (metastream writes, empty appends, system streams) block on
 // the store and run on the service's task thread. No thread is held while the client sends or
 // the store syncs.
 class AppendCall final : public grpc::ServerReadReactor<pb::AppendReq> {
@@ -772,9 +772,7 @@ class AppendCall final : public grpc::ServerReadReactor<pb::AppendReq> {
       return;
     }
     service_->store()->AppendAsync(stream_, expected_, events_, [this](Result<AppendResult> result) {
-      const AppendOutcome outcome = OutcomeOf(result);
-      service_->answer_tasks()->Post(
-          [this, outcome] { Finish(AppendAnswer(outcome, context_, stream_, expected_, response_)); });
+      Finish(AppendAnswer(OutcomeOf(result), context_, stream_, expected_, response_));
     });
   }
 
@@ -998,8 +996,7 @@ class BatchAppendCall final : public grpc::ServerBidiReactor<pb::BatchAppendReq,
     service_->store()->AppendAsync(stream, expected, done->events,
                                    [this, slot, done, id, expected](Result<AppendResult> result) {
                                      BatchOutcome(&slot->resp, done->options, id, expected, OutcomeOf(result));
-                                     // The call lives until pending_ falls to 0, in Ready.
-                                     service_->answer_tasks()->Post([this, slot] { Ready(slot, /*acknowledged=*/true); });
+                                     Ready(slot, /*acknowledged=*/true);
                                    });
     StartRead(&req_);
   }
