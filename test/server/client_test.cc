@@ -15,6 +15,7 @@
 #include "cairn/store.h"
 #include "server/client.h"
 #include "server/server.h"
+#include "loopback_server.h"
 
 namespace cairn::server {
 namespace {
@@ -28,19 +29,13 @@ EventData Event(std::string type, std::string data) {
   return e;
 }
 
-class ClientTest : public ::testing::Test {
+class ClientTest : public testing::LoopbackServerTest {
  protected:
   void SetUp() override {
-    store_ = std::move(Store::Open("memory:")).value();
-    ServerOptions options;
-    options.grpc_address = "127.0.0.1:0";
-    options.shutdown_grace = std::chrono::milliseconds(2000);
-    server_ = std::move(Server::Start(store_.get(), options)).value();
-    client_ = std::move(Client::Connect("127.0.0.1:" + std::to_string(server_->grpc_port()))).value();
+    ASSERT_NO_FATAL_FAILURE(LoopbackServerTest::SetUp());
+    client_ = std::move(Client::Connect(Address())).value();
   }
 
-  std::unique_ptr<Store> store_;
-  std::unique_ptr<Server> server_;
   std::unique_ptr<Client> client_;
 };
 

@@ -20,29 +20,20 @@
 #include "esdb/persistent.grpc.pb.h"
 #include "esdb/serverfeatures.grpc.pb.h"
 #include "server/server.h"
+#include "loopback_server.h"
 
 namespace cairn::server {
 namespace {
 
 namespace pb = event_store::client::persistent_subscriptions;
 
-std::string Trailer(const grpc::ClientContext& context, const std::string& key) {
-  for (const auto& [k, v] : context.GetServerTrailingMetadata()) {
-    if (std::string(k.data(), k.size()) == key) return std::string(v.data(), v.size());
-  }
-  return "";
-}
+using testing::Trailer;
 
-class PersistentServiceTest : public ::testing::Test {
+class PersistentServiceTest : public testing::LoopbackServerTest {
  protected:
   void SetUp() override {
-    store_ = std::move(Store::Open("memory:")).value();
-    ServerOptions options;
-    options.grpc_address = "127.0.0.1:0";
-    options.shutdown_grace = std::chrono::milliseconds(2000);
-    server_ = std::move(Server::Start(store_.get(), options)).value();
-    auto channel = grpc::CreateChannel("127.0.0.1:" + std::to_string(server_->grpc_port()),
-                                       grpc::InsecureChannelCredentials());
+    ASSERT_NO_FATAL_FAILURE(LoopbackServerTest::SetUp());
+    auto channel = Channel();
     stub_ = pb::PersistentSubscriptions::NewStub(channel);
     features_ = event_store::client::server_features::ServerFeatures::NewStub(channel);
   }
@@ -72,8 +63,6 @@ class PersistentServiceTest : public ::testing::Test {
     return stub_->Create(context, req, &resp);
   }
 
-  std::unique_ptr<Store> store_;
-  std::unique_ptr<Server> server_;
   std::unique_ptr<pb::PersistentSubscriptions::Stub> stub_;
   std::unique_ptr<event_store::client::server_features::ServerFeatures::Stub> features_;
 };

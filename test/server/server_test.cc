@@ -20,6 +20,7 @@
 #include "esdb/streams.grpc.pb.h"
 #include "server/config.h"
 #include "server/server.h"
+#include "loopback_server.h"
 
 namespace cairn::server {
 namespace {
@@ -57,16 +58,11 @@ pb::AppendReq Message(const std::string& type, const std::string& data) {
   return req;
 }
 
-class ServerTest : public ::testing::Test {
+class ServerTest : public testing::LoopbackServerTest {
  protected:
   void SetUp() override {
-    store_ = std::move(Store::Open("memory:")).value();
-    ServerOptions options;
-    options.grpc_address = "127.0.0.1:0";
-    options.shutdown_grace = std::chrono::milliseconds(2000);
-    server_ = std::move(Server::Start(store_.get(), options)).value();
-    auto channel = grpc::CreateChannel("127.0.0.1:" + std::to_string(server_->grpc_port()),
-                                       grpc::InsecureChannelCredentials());
+    ASSERT_NO_FATAL_FAILURE(LoopbackServerTest::SetUp());
+    auto channel = Channel();
     streams_ = pb::Streams::NewStub(channel);
     features_ = event_store::client::server_features::ServerFeatures::NewStub(channel);
     gossip_ = event_store::client::gossip::Gossip::NewStub(channel);
@@ -92,8 +88,6 @@ class ServerTest : public ::testing::Test {
     ASSERT_TRUE(response.has_success());
   }
 
-  std::unique_ptr<Store> store_;
-  std::unique_ptr<Server> server_;
   std::unique_ptr<pb::Streams::Stub> streams_;
   std::unique_ptr<event_store::client::server_features::ServerFeatures::Stub> features_;
   std::unique_ptr<event_store::client::gossip::Gossip::Stub> gossip_;
