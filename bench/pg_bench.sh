@@ -35,10 +35,15 @@ done
 cairn="$build/cairn"
 [[ -x $cairn ]] || { echo "pg_bench.sh: build cairn_cli in $build first" >&2; exit 1; }
 PGBIN=/usr/lib/postgresql/15/bin
-[[ -n $dir ]] || dir=$(mktemp -d /tmp/cairn-pgbench-XXXXXX)
+made_dir=
+if [[ -z $dir ]]; then
+  dir=$(mktemp -d /tmp/cairn-pgbench-XXXXXX)
+  made_dir=$dir
+  chmod 755 "$dir"  # mktemp makes it 0700: the cluster's owner (postgres, when run as root) must reach inside
+fi
 cluster="$here/../test/postgres/pg_cluster.sh"
 url=$("$cluster" start "$dir/cluster")
-trap '"$cluster" destroy "$dir/cluster" >/dev/null 2>&1 || true' EXIT
+trap '"$cluster" destroy "$dir/cluster" >/dev/null 2>&1 || true; [[ -z $made_dir ]] || rm -rf "$made_dir"' EXIT
 echo "cluster: $url (data in $dir/cluster; fsync and synchronous_commit on)" >&2
 
 psql_() { "$PGBIN/psql" -X -q -v ON_ERROR_STOP=1 "$url" "$@"; }
@@ -120,4 +125,8 @@ printf '%-34s %14s %14s %8s\n' "append 8 clients x 1 event" "$base1" "$c1" "$(aw
 printf '%-34s %14s %14s %8s\n' "append 8 clients x 100 events" "$base100" "$c100" "$(awk -v a="$c100" -v b="$base100" 'BEGIN { printf "%.2f", a / b }')"
 printf '%-34s %14s %14s %8s\n' "read \$all ($base_rows / $read_events ev)" "$base_read" "$cread" "$(awk -v a="$cread" -v b="$base_read" 'BEGIN { printf "%.2f", a / b }')"
 echo
-echo "raw: $dir/*.out (pgbench), $dir/cairn.tsv (cairn bench rows)" >&2
+if [[ -n $made_dir ]]; then
+  echo "raw outputs removed with $dir (give --dir to keep them)" >&2
+else
+  echo "raw: $dir/*.out (pgbench), $dir/cairn.tsv (cairn bench rows)" >&2
+fi
