@@ -593,14 +593,7 @@ void PgStore::ProcessGroup(std::vector<std::unique_ptr<Request>>& group) {
   }
   {
     std::lock_guard lock(stats_mu_);
-    for (const auto& r : results) {
-      if (r.ok()) {
-        stats_.appends++;
-      } else {
-        stats_.append_errors++;
-        if (r.status().code() == StatusCode::kConflict) stats_.conflicts++;
-      }
-    }
+    storage::CountAppendResults(results, &stats_);
   }
   queue_.Complete(group, results);
 }

@@ -585,6 +585,22 @@ struct AppendOutcome {
   std::optional<Position> position;
 };
 
+// The success part of an answer to Append or BatchAppend (two message types, the same fields).
+template <class Success>
+void SetSuccess(Success* success, const AppendOutcome& outcome) {
+  if (outcome.current) {
+    success->set_current_revision(*outcome.current);
+  } else {
+    success->mutable_no_stream();
+  }
+  if (outcome.position) {
+    success->mutable_position()->set_commit_position(outcome.position->value());
+    success->mutable_position()->set_prepare_position(outcome.position->value());
+  } else {
+    success->mutable_no_position();
+  }
+}
+
 // The append itself, after the request is parsed and authorized: stream metadata through
 // SetStreamMetadata, system streams refused, an empty append checks the expected version only.
 AppendOutcome CommitAppend(Store* store, const std::string& stream, ExpectedVersion expected,
@@ -671,18 +687,7 @@ grpc::Status AppendAnswer(const AppendOutcome& outcome, grpc::ServerContextBase*
     }
     return grpc::Status::OK;
   }
-  auto* success = response->mutable_success();
-  if (outcome.current) {
-    success->set_current_revision(*outcome.current);
-  } else {
-    success->mutable_no_stream();
-  }
-  if (outcome.position) {
-    success->mutable_position()->set_commit_position(outcome.position->value());
-    success->mutable_position()->set_prepare_position(outcome.position->value());
-  } else {
-    success->mutable_no_position();
-  }
+  SetSuccess(response->mutable_success(), outcome);
   return grpc::Status::OK;
 }
 
@@ -830,18 +835,7 @@ void BatchOutcome(pb::BatchAppendResp* resp, const pb::BatchAppendReq::Options& 
     resp->Clear();
     *resp->mutable_correlation_id() = id;
     *resp->mutable_stream_identifier() = o.stream_identifier();
-    auto* success = resp->mutable_success();
-    if (outcome.current) {
-      success->set_current_revision(*outcome.current);
-    } else {
-      success->mutable_no_stream();
-    }
-    if (outcome.position) {
-      success->mutable_position()->set_commit_position(outcome.position->value());
-      success->mutable_position()->set_prepare_position(outcome.position->value());
-    } else {
-      success->mutable_no_position();
-    }
+    SetSuccess(resp->mutable_success(), outcome);
     return;
   }
   const Status& s = outcome.status;

@@ -103,4 +103,15 @@ bool AppendQueue::closed() const {
   return closed_;
 }
 
+void CountAppendResults(const std::vector<Result<AppendResult>>& results, StoreStats* stats) {
+  for (const auto& r : results) {
+    if (r.ok()) {
+      stats->appends++;
+    } else {
+      stats->append_errors++;
+      if (r.status().code() == StatusCode::kConflict) stats->conflicts++;
+    }
+  }
+}
+
 }  // namespace cairn::storage

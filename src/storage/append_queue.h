@@ -87,4 +87,7 @@ class AppendQueue {
   std::condition_variable done_cv_;
 };
 
+// Adds a group's results to a store's counters: appends, errors, conflicts.
+void CountAppendResults(const std::vector<Result<AppendResult>>& results, StoreStats* stats);
+
 }  // namespace cairn::storage

@@ -607,14 +607,7 @@ void EmbeddedStore::ProcessGroup(std::vector<std::unique_ptr<Request>>& group) {
   }
   {
     std::lock_guard lock(stats_mu_);
-    for (const auto& r : results) {
-      if (r.ok()) {
-        stats_.appends++;
-      } else {
-        stats_.append_errors++;
-        if (r.status().code() == StatusCode::kConflict) stats_.conflicts++;
-      }
-    }
+    CountAppendResults(results, &stats_);
     if (wrote && io.ok() && !stopped_) {
       stats_.commits++;
       stats_.events_written += group_records_;
