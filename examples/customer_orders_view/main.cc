@@ -71,20 +71,35 @@ cairn::Projection CustomerOrdersView() {
 // The query the read model exists for: the orders of one customer, one line each.
 std::string OrdersOf(const std::string& db_path, const std::string& customer) {
   sqlite3* db = nullptr;
-  if (sqlite3_open_v2(db_path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr) != SQLITE_OK) return "cannot open";
-  sqlite3_stmt* stmt = nullptr;
   std::string out;
-  sqlite3_prepare_v2(db,
-                     "SELECT order_id, customer_name, total, status FROM order_summary WHERE customer_id = ?1"
-                     " ORDER BY order_id",
-                     -1, &stmt, nullptr);
+  auto error = [&](const char* what) {
+    out = std::string(what) + ": " + (db != nullptr ? sqlite3_errmsg(db) : "out of memory") + "\n";
+  };
+  if (sqlite3_open_v2(db_path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr) != SQLITE_OK) {
+    error("cannot open");
+    sqlite3_close(db);
+    return out;
+  }
+  // The projection's own connection may be between statements on its file: wait, do not fail.
+  sqlite3_busy_timeout(db, 5000);
+  sqlite3_stmt* stmt = nullptr;
+  if (sqlite3_prepare_v2(db,
+                         "SELECT order_id, customer_name, total, status FROM order_summary WHERE customer_id = ?1"
+                         " ORDER BY order_id",
+                         -1, &stmt, nullptr) != SQLITE_OK) {
+    error("cannot query");
+    sqlite3_close(db);
+    return out;
+  }
   sqlite3_bind_text(stmt, 1, customer.c_str(), -1, SQLITE_TRANSIENT);
-  while (sqlite3_step(stmt) == SQLITE_ROW) {
+  int rc;
+  while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
     for (int c = 0; c < 4; ++c) {
       out += (c ? " " : "") + std::string(reinterpret_cast<const char*>(sqlite3_column_text(stmt, c)));
     }
     out += "\n";
   }
+  if (rc != SQLITE_DONE) error("query failed");
   sqlite3_finalize(stmt);
   sqlite3_close(db);
   return out;
