@@ -799,5 +799,53 @@ TEST_F(PgTest, AllReadsWithRangesFetchedAheadYieldEachEventOnceInOrder) {
   }
 }
 
+
+// A $all read walks the primary key in position order (an index scan) on a table the planner has
+// no statistics for, as a store's is between autovacuum's ANALYZEs. Without statistics PostgreSQL
+// guessed a bitmap heap scan plus a sort for a position range, and the sort spilled to disk; a
+// bitmap scan fetches no row through the index (pg_stat_user_indexes.idx_tup_fetch stays 0).
+TEST_F(PgTest, AllReadsScanThePrimaryKeyWithoutStatistics) {
+  auto info = postgres::ParseConnInfo(base_.substr(0, base_.find('?')));
+  ASSERT_TRUE(info.ok());
+  auto conn = postgres::Conn::Connect(*info);
+  ASSERT_TRUE(conn.ok()) << conn.status().ToString();
+  constexpr int kAppends = 40;
+  constexpr int kPerAppend = 1'000;
+  {
+    auto store = Store::Open(Url());
+    ASSERT_TRUE(store.ok()) << store.status().ToString();
+    ASSERT_TRUE((*conn)->Exec(fmt::format("ALTER TABLE {}.events SET (autovacuum_enabled = false)", schema_)).ok());
+    const std::string data(200, 'x');
+    for (int i = 0; i < kAppends; ++i) {
+      std::vector<EventData> batch;
+      for (int j = 0; j < kPerAppend; ++j) batch.push_back(Event("E", fmt::format(R"({{"n":{},"pad":"{}"}})", j, data)));
+      ASSERT_TRUE((*store)->Append(fmt::format("scan-{}", i % 5), ExpectedVersion::Any(), batch).ok());
+    }
+    auto cursor = (*store)->ReadAll({});
+    ASSERT_TRUE(cursor.ok()) << cursor.status().ToString();
+    uint64_t n = 0;
+    while (cursor->Next()) ASSERT_EQ(cursor->event().position.value(), ++n);
+    ASSERT_TRUE(cursor->status().ok()) << cursor->status().ToString();
+    ASSERT_EQ(n, uint64_t{kAppends} * kPerAppend);
+    ASSERT_TRUE((*store)->Close().ok());  // its reader backends exit and report their statistics
+  }
+  auto never_analyzed = (*conn)->Exec(
+      "SELECT count(*)::int8 FROM pg_stat_user_tables WHERE schemaname = $1 AND relname = 'events' AND "
+      "last_analyze IS NULL AND last_autoanalyze IS NULL",
+      postgres::Params().Text(schema_));
+  ASSERT_TRUE(never_analyzed.ok()) << never_analyzed.status().ToString();
+  EXPECT_EQ(never_analyzed->Int64(0, 0), 1) << "the premise: no statistics on the events table";
+  int64_t fetched = 0;
+  for (int i = 0; i < 100 && fetched < int64_t{kAppends} * kPerAppend; ++i) {
+    if (i > 0) std::this_thread::sleep_for(milliseconds(100));
+    auto r = (*conn)->Exec("SELECT coalesce(sum(idx_tup_fetch), 0)::int8 FROM pg_stat_user_indexes WHERE schemaname = $1 "
+                           "AND indexrelname = 'events_pkey'",
+                           postgres::Params().Text(schema_));
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    fetched = r->Int64(0, 0);
+  }
+  EXPECT_GE(fetched, int64_t{kAppends} * kPerAppend) << "rows fetched through events_pkey by index scans";
+}
+
 }  // namespace
 }  // namespace cairn
