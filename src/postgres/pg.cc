@@ -68,6 +68,73 @@ bool Res::Bool(int row, int col) const {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Binary COPY
+
+CopyRows::~CopyRows() { Free(); }
+CopyRows& CopyRows::operator=(CopyRows&& o) noexcept {
+  if (this != &o) {
+    Free();
+    bufs_ = std::move(o.bufs_);
+    rows_ = std::move(o.rows_);
+    o.bufs_.clear();
+    o.rows_.clear();
+  }
+  return *this;
+}
+void CopyRows::Free() {
+  for (char* b : bufs_) PQfreemem(b);
+  bufs_.clear();
+  rows_.clear();
+}
+
+namespace {
+uint32_t GetU32(const char* p) {
+  uint32_t v;
+  std::memcpy(&v, p, 4);
+  return be32toh(v);
+}
+uint16_t GetU16(const char* p) {
+  uint16_t v;
+  std::memcpy(&v, p, 2);
+  return be16toh(v);
+}
+// The binary COPY file header's signature (PostgreSQL's "COPY" documentation, "Binary Format").
+constexpr std::string_view kCopySignature("PGCOPY\n\377\r\n\0", 11);
+}  // namespace
+
+Status SplitCopyTuple(std::string_view tuple, std::span<std::string_view> out) {
+  if (tuple.size() < 2)
+    return Status::Internal(fmt::format("binary COPY: a tuple of {} bytes has no field count", tuple.size()));
+  const size_t fields = GetU16(tuple.data());
+  if (fields != out.size()) {
+    return Status::Internal(
+        fmt::format("binary COPY: a tuple has {} fields, expected {}", fields, out.size()));
+  }
+  size_t at = 2;
+  for (size_t i = 0; i < fields; ++i) {
+    if (tuple.size() - at < 4)
+      return Status::Internal(fmt::format("binary COPY: field {} has no length (tuple truncated)", i));
+    const int32_t len = static_cast<int32_t>(GetU32(tuple.data() + at));
+    at += 4;
+    if (len == -1) {
+      out[i] = std::string_view();
+      continue;
+    }
+    if (len < 0 || static_cast<size_t>(len) > tuple.size() - at) {
+      return Status::Internal(
+          fmt::format("binary COPY: field {} claims {} bytes, {} are left", i, len, tuple.size() - at));
+    }
+    out[i] = tuple.substr(at, static_cast<size_t>(len));
+    at += static_cast<size_t>(len);
+  }
+  if (at != tuple.size()) {
+    return Status::Internal(
+        fmt::format("binary COPY: {} bytes after the last field of a tuple", tuple.size() - at));
+  }
+  return Status::Ok();
+}
+
+// ---------------------------------------------------------------------------------------------
 // Params and arrays
 
 void Params::Add(uint32_t oid, std::string bytes, bool null, int format) {
@@ -284,6 +351,54 @@ Result<Res> Conn::ExecText(std::string_view sql, const Params& params) {
   return Check(PQexecParams(c_, q.c_str(), params.count(), types.data(), values.data(), lengths.data(),
                             formats.data(), 0),
                sql.substr(0, std::min<size_t>(sql.size(), 60)));
+}
+
+Result<CopyRows> Conn::CopyOut(std::string_view query) {
+  const std::string sql = fmt::format("COPY ({}) TO STDOUT (FORMAT binary)", query);
+  const std::string_view what = std::string_view(sql).substr(0, std::min<size_t>(sql.size(), 60));
+  PGresult* start = PQexec(c_, sql.c_str());
+  if (start == nullptr) return Error(what);
+  if (PQresultStatus(start) != PGRES_COPY_OUT) {
+    Result<Res> failed = Check(start, what);  // an error, or a statement that was not COPY TO
+    if (!failed.ok()) return failed.status();
+    return Status::Internal(fmt::format("PostgreSQL at {}: {}: not a COPY TO STDOUT", where_, what));
+  }
+  PQclear(start);
+  CopyRows out;
+  Status bad;  // the data is read to its end even when malformed, so that the connection stays usable
+  bool header = true, trailer = false;
+  for (;;) {
+    char* buf = nullptr;
+    const int n = PQgetCopyData(c_, &buf, 0);
+    if (n == -1) break;  // done: the final result follows
+    if (n < 0) return Error(what);
+    out.bufs_.push_back(buf);
+    std::string_view row(buf, static_cast<size_t>(n));
+    if (header) {
+      // Signature, flags (no OIDs: 0), the header extension's length and the extension.
+      header = false;
+      if (row.size() < 19 || row.substr(0, 11) != kCopySignature || GetU32(row.data() + 11) != 0 ||
+          GetU32(row.data() + 15) > row.size() - 19) {
+        if (bad.ok())
+          bad = Status::Internal("binary COPY: the data does not start with the binary COPY header");
+        continue;
+      }
+      row.remove_prefix(19 + GetU32(row.data() + 15));
+      if (row.empty()) continue;  // the header came alone
+    }
+    if (row.size() == 2 && GetU16(row.data()) == 0xffff) {
+      trailer = true;
+      continue;
+    }
+    if (trailer && bad.ok()) bad = Status::Internal("binary COPY: data after the trailer");
+    out.rows_.push_back(row);
+  }
+  Result<Res> end = Check(PQgetResult(c_), what);
+  for (PGresult* r = PQgetResult(c_); r != nullptr; r = PQgetResult(c_)) PQclear(r);
+  CAIRN_RETURN_IF_ERROR(end.status());
+  if (bad.ok() && !trailer) bad = Status::Internal("binary COPY: the data ended without its trailer");
+  if (!bad.ok()) return bad;
+  return out;
 }
 
 Status Conn::Prepare(const std::string& name, std::string_view sql) {

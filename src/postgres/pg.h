@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <cstring>
 #include <memory>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -61,6 +62,33 @@ class Res {
  private:
   pg_result* r_ = nullptr;
 };
+
+// The tuples of one `COPY ... TO STDOUT (FORMAT binary)`, each a view of one tuple's bytes (the
+// file header and trailer removed; SplitCopyTuple reads the fields). The bytes stay where libpq
+// received them, one buffer per tuple: nothing is copied into a result. Views stay valid as long
+// as this object.
+class CopyRows {
+ public:
+  CopyRows() = default;
+  ~CopyRows();
+  CopyRows(CopyRows&& o) noexcept : bufs_(std::move(o.bufs_)), rows_(std::move(o.rows_)) { o.bufs_.clear(); }
+  CopyRows& operator=(CopyRows&& o) noexcept;
+  CopyRows(const CopyRows&) = delete;
+  CopyRows& operator=(const CopyRows&) = delete;
+
+  size_t size() const { return rows_.size(); }
+  std::string_view row(size_t i) const { return rows_[i]; }
+
+ private:
+  friend class Conn;
+  void Free();
+  std::vector<char*> bufs_;  // libpq's, freed with PQfreemem
+  std::vector<std::string_view> rows_;
+};
+
+// Splits one tuple of binary COPY into exactly out.size() field views (a NULL field is a view
+// with data() == nullptr). kInternal naming what is wrong when the bytes are not such a tuple.
+Status SplitCopyTuple(std::string_view tuple, std::span<std::string_view> out);
 
 // Statement parameters, all sent in binary format. Strings are copied.
 class Params {
@@ -138,6 +166,9 @@ class Conn {
   // The same with results in text format (for values of any type shown as text).
   Result<Res> ExecText(std::string_view sql, const Params& params);
   // Prepares a named statement on this connection.
+  // Runs `COPY (query) TO STDOUT (FORMAT binary)` (COPY takes no parameters: the query's values
+  // are literals) and collects its tuples.
+  Result<CopyRows> CopyOut(std::string_view query);
   Status Prepare(const std::string& name, std::string_view sql);
   Result<Res> ExecPrepared(const std::string& name, const Params& params);
 

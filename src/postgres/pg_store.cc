@@ -1,16 +1,19 @@
 // PgStore: see pg_store.h for the design (ordering, group commit, idempotency window, wake-up).
 #include "postgres/pg_store.h"
 
+#include <endian.h>
 #include <fmt/format.h>
 #include <poll.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <charconv>
 #include <condition_variable>
 #include <cstdio>
+#include <cstring>
 #include <deque>
 #include <future>
 #include <limits>
@@ -166,6 +169,66 @@ void FillView(const Res& r, int row, RecordedEventView* out) {
   out->metadata = r.Bytes(row, 7);
   out->recorded_at = Timestamp{r.Int64(row, 8)};
 }
+
+int64_t BigEndian64(std::string_view b) {
+  uint64_t v;
+  std::memcpy(&v, b.data(), 8);
+  return static_cast<int64_t>(be64toh(v));
+}
+
+// One tuple of `COPY (SELECT kEventColumns ...) TO STDOUT (FORMAT binary)`: the same fields as
+// FillView's, in the send functions' binary formats (int8, text, int8, uuid, text, int2, bytea,
+// bytea, int8). Views point into the tuple.
+Status DecodeCopyEvent(std::string_view tuple, RecordedEventView* out) {
+  std::array<std::string_view, 9> f;
+  CAIRN_RETURN_IF_ERROR(SplitCopyTuple(tuple, f));
+  constexpr std::array<size_t, 9> kWidth = {8, 0, 8, 16, 0, 2, 0, 0, 8};  // 0: any length
+  for (size_t i = 0; i < f.size(); ++i) {
+    if (f[i].data() == nullptr)
+      return Status::Internal(fmt::format("binary COPY of events: column {} is NULL", i));
+    if (kWidth[i] != 0 && f[i].size() != kWidth[i]) {
+      return Status::Internal(fmt::format("binary COPY of events: column {} has {} bytes, expected {}", i,
+                                          f[i].size(), kWidth[i]));
+    }
+  }
+  out->position = Position(static_cast<uint64_t>(BigEndian64(f[0])));
+  out->stream = f[1];
+  out->version = static_cast<uint64_t>(BigEndian64(f[2]));
+  std::memcpy(out->id.bytes.data(), f[3].data(), 16);
+  out->type = f[4];
+  uint16_t ct;
+  std::memcpy(&ct, f[5].data(), 2);
+  out->content_type = static_cast<ContentType>(static_cast<int16_t>(be16toh(ct)));
+  out->data = f[6];
+  out->metadata = f[7];
+  out->recorded_at = Timestamp{BigEndian64(f[8])};
+  return Status::Ok();
+}
+
+// A cursor's page of events: views into the statement's result or into the COPY's tuples, which
+// the page owns (moving it moves neither).
+struct Page {
+  static Page FromRes(Res r) {
+    Page p;
+    p.events.resize(static_cast<size_t>(r.rows()));
+    for (int i = 0; i < r.rows(); ++i) FillView(r, i, &p.events[static_cast<size_t>(i)]);
+    p.res = std::move(r);
+    return p;
+  }
+  static Result<Page> FromCopy(CopyRows rows) {
+    Page p;
+    p.events.resize(rows.size());
+    for (size_t i = 0; i < rows.size(); ++i)
+      CAIRN_RETURN_IF_ERROR(DecodeCopyEvent(rows.row(i), &p.events[i]));
+    p.copy = std::move(rows);
+    return p;
+  }
+  int rows() const { return static_cast<int>(events.size()); }
+
+  Res res;
+  CopyRows copy;
+  std::vector<RecordedEventView> events;
+};
 
 // A stream's row in `streams`, as the writer and readers see it.
 struct StreamState {
@@ -1047,7 +1110,7 @@ class PageCursor : public CursorImpl {
   bool Next(RecordedEventView* out) override {
     while (status_.ok()) {
       if (row_ < page_.rows()) {
-        FillView(page_, row_, out);
+        *out = page_.events[static_cast<size_t>(row_)];
         row_++;
         remaining_--;
         Advance(*out);
@@ -1073,9 +1136,9 @@ class PageCursor : public CursorImpl {
   Status status() const override { return status_; }
 
  protected:
-  virtual Result<Res> Fetch(Conn& c, int64_t rows) = 0;
+  virtual Result<Page> Fetch(Conn& c, int64_t rows) = 0;
   // Whether `page`, asked for `rows` rows, was the last one.
-  virtual bool LastPage(const Res& page, int64_t rows) const { return page.rows() < rows; }
+  virtual bool LastPage(const Page& page, int64_t rows) const { return page.rows() < rows; }
   virtual void Advance(const RecordedEventView& e) = 0;
   virtual void Finish() {}
 
@@ -1083,7 +1146,7 @@ class PageCursor : public CursorImpl {
   uint64_t remaining_;
 
  private:
-  Res page_;
+  Page page_;
   int row_ = 0;
   int64_t page_rows_ = kFirstPageRows;
   bool exhausted_ = false;
@@ -1130,7 +1193,7 @@ class AllCursor final : public PageCursor {
   Position checkpoint() const override { return Position(checkpoint_); }
 
  protected:
-  Result<Res> Fetch(Conn& c, int64_t rows) override {
+  Result<Page> Fetch(Conn& c, int64_t rows) override {
     if (ranges_) return FetchRange(c, rows);
     Params p;
     std::string sql;
@@ -1144,9 +1207,10 @@ class AllCursor final : public PageCursor {
       p.Int64(next_).Int64(0).Int64(rows);
     }
     for (const auto& a : filter_) p.Array(a);
-    return c.Exec(sql, p);
+    CAIRN_ASSIGN_OR_RETURN(Res r, c.Exec(sql, p));
+    return Page::FromRes(std::move(r));
   }
-  bool LastPage(const Res& page, int64_t rows) const override {
+  bool LastPage(const Page& page, int64_t rows) const override {
     return ranges_ ? range_next_ >= limit_ : PageCursor::LastPage(page, rows);
   }
   void Advance(const RecordedEventView& e) override {
@@ -1170,10 +1234,10 @@ class AllCursor final : public PageCursor {
   // rows: the next kPrefetchRanges ranges are fetched, each on another reader connection, while
   // the caller walks this one. Several PostgreSQL backends then produce rows at once (producing
   // them costs the server about twice what decoding them costs this thread).
-  Result<Res> FetchRange(Conn& c, int64_t rows) {
+  Result<Page> FetchRange(Conn& c, int64_t rows) {
     const int64_t lo = range_next_;
     const int64_t hi = lo >= limit_ ? lo : lo + std::min(rows, limit_ - lo);  // no overflow near INT64_MAX
-    Result<Res> page = Res();
+    Result<Page> page = Page();
     if (!ahead_.empty() && ahead_.front().lo == lo && ahead_.front().hi == hi) {
       page = ahead_.front().rows.get();
       ahead_.pop_front();
@@ -1207,10 +1271,16 @@ class AllCursor final : public PageCursor {
     }
     return page;
   }
-  Result<Res> RunRange(Conn& c, int64_t lo, int64_t hi) {
-    return c.Exec(fmt::format("SELECT {} FROM {}.events WHERE position >= $1 AND position < $2 ORDER BY position",
-                              kEventColumns, store_.schema()),
-                  Params().Int64(lo).Int64(hi));
+  // A range in binary COPY: libpq keeps each row's bytes as received and the page decodes them
+  // in place, where a statement's result copies every value into the PGresult first. COPY takes no
+  // parameters, so the bounds are integer literals.
+  Result<Page> RunRange(Conn& c, int64_t lo, int64_t hi) {
+    CAIRN_ASSIGN_OR_RETURN(
+        CopyRows rows,
+        c.CopyOut(
+            fmt::format("SELECT {} FROM {}.events WHERE position >= {} AND position < {} ORDER BY position",
+                        kEventColumns, store_.schema(), lo, hi)));
+    return Page::FromCopy(std::move(rows));
   }
 
   bool forward_;
@@ -1219,7 +1289,7 @@ class AllCursor final : public PageCursor {
   int64_t range_next_ = 0;  // the next range's first position
   struct Ahead {
     int64_t lo = 0, hi = 0;
-    std::future<Result<Res>> rows;
+    std::future<Result<Page>> rows;
   };
   std::deque<Ahead> ahead_;  // ranges being fetched, in order, starting at range_next_
   int64_t next_;
@@ -1244,8 +1314,8 @@ class StreamCursor final : public PageCursor {
   Position checkpoint() const override { return Position(checkpoint_); }
 
  protected:
-  Result<Res> Fetch(Conn& c, int64_t rows) override {
-    if (forward_ ? next_ >= hi_ : next_ < lo_) return Res();
+  Result<Page> Fetch(Conn& c, int64_t rows) override {
+    if (forward_ ? next_ >= hi_ : next_ < lo_) return Page();
     Params p;
     p.Text(stream_).Int64(next_).Int64(forward_ ? hi_ : lo_).Int64(limit_).Int64(rows);
     std::string sql =
@@ -1255,7 +1325,8 @@ class StreamCursor final : public PageCursor {
                  : fmt::format("SELECT {} FROM {}.events WHERE stream = $1 AND version <= $2 AND version >= $3 AND "
                                "position < $4 ORDER BY version DESC LIMIT $5",
                                kEventColumns, store_.schema());
-    return c.Exec(sql, p);
+    CAIRN_ASSIGN_OR_RETURN(Res r, c.Exec(sql, p));
+    return Page::FromRes(std::move(r));
   }
   void Advance(const RecordedEventView& e) override {
     const int64_t v = static_cast<int64_t>(e.version);
