@@ -71,6 +71,7 @@ struct BenchFlags {
   bool server = false;  // go through the gRPC protocol (a server in this process, clients over loopback)
   uint32_t connections = 0;  // --server: client connections the writers share (0: one per writer)
   bool async = false;  // the writers are callers with one AppendAsync in flight each, not threads
+  std::string transport = "grpc";  // --server: who serves the protocol (server::ServerOptions::transport)
   std::string connect;  // go through the gRPC protocol to a server already running there (no store here)
   CLI::Option* events_option = nullptr;
   CLI::Option* max_seconds_option = nullptr;
@@ -114,12 +115,13 @@ struct Remote {
 };
 
 // With --connect HOST:PORT, no server here: the clients connect to that one.
-Result<Remote> StartRemote(Store* store, uint32_t count, const std::string& connect) {
+Result<Remote> StartRemote(Store* store, uint32_t count, const std::string& connect, const std::string& transport) {
   Remote r;
   std::string address = connect;
   if (address.empty()) {
     server::ServerOptions options;
     options.grpc_address = "127.0.0.1:0";
+    options.transport = transport;
     CAIRN_ASSIGN_OR_RETURN(r.server, server::Server::Start(store, options));
     address = fmt::format("127.0.0.1:{}", r.server->grpc_port());
   }
@@ -147,7 +149,7 @@ Result<Row> RunAppend(const BenchFlags& f, const std::string& db) {
   Remote remote;
   if (f.server) {
     const uint32_t connections = f.connections == 0 ? f.writers : std::min(f.connections, f.writers);
-    CAIRN_ASSIGN_OR_RETURN(remote, StartRemote(store.get(), connections, f.connect));
+    CAIRN_ASSIGN_OR_RETURN(remote, StartRemote(store.get(), connections, f.connect, f.transport));
   }
 
   std::atomic<uint64_t> next{0};
@@ -417,7 +419,7 @@ Result<Row> RunReadAll(const BenchFlags& f, const std::string& db) {
   }
   Remote remote;
   if (f.server) {
-    CAIRN_ASSIGN_OR_RETURN(remote, StartRemote(store.get(), 1, f.connect));
+    CAIRN_ASSIGN_OR_RETURN(remote, StartRemote(store.get(), 1, f.connect, f.transport));
   }
   CAIRN_ASSIGN_OR_RETURN(Row row, TimedReads(f, [&](uint64_t* events, uint64_t* bytes) -> Status {
     if (f.server) {
@@ -533,6 +535,7 @@ std::vector<std::string> WorkloadArgs(const BenchFlags& f, const std::string& db
   if (f.server) a.push_back("--server");
   if (f.async) a.push_back("--async");
   if (f.connections > 0) add("--connections", std::to_string(f.connections));
+  if (f.server && f.transport != "grpc") add("--transport", f.transport);
   if (!f.connect.empty()) {
     a.push_back("--connect");
     a.push_back(f.connect);
@@ -758,6 +761,9 @@ Command AddBenchCommand(CLI::App& parent, std::string* db) {
   app->add_option("--connect", flags->connect,
                   "With --server: HOST:PORT of a `cairn serve` already running (its own process, its own "
                   "store; --db is then not opened) instead of a server in this process");
+  app->add_option("--transport", flags->transport,
+                  "With --server: grpc (gRPC's C++ library) or h2 (cairn's own HTTP/2 front) serves the protocol. "
+                  "Default: grpc");
   app->add_option("--connections", flags->connections,
                   "With --server: client connections the writers share, each with one BatchAppend call that "
                   "carries the appends of all its writers at once, as the official clients do. Default: one "

@@ -26,6 +26,7 @@ namespace {
 struct ServeFlags {
   std::string grpc = "127.0.0.1:2113";
   std::string http = "127.0.0.1:2114";
+  std::string transport = "grpc";
   bool insecure = false;
   bool auth = false;
   bool auth_from_file = false;
@@ -108,6 +109,7 @@ int RunServe(ServeFlags& flags, std::string& db) {
   server::ServerOptions options;
   options.grpc_address = flags.grpc;
   options.insecure = flags.insecure;
+  options.transport = flags.transport;
   options.security = security->get();
   options.tls_cert_file = flags.tls_cert;
   options.tls_key_file = flags.tls_key;
@@ -207,6 +209,11 @@ Command AddServeCommand(CLI::App& parent, std::string* db) {
   flags->http_option = app->add_option("--http", flags->http, "HTTP address HOST:PORT (default 127.0.0.1:2114): JSON API, live tails, /metrics, web UI")
       ->envname("CAIRN_HTTP")
       ->type_name("HOST:PORT");
+  app->add_option("--transport", flags->transport,
+                  "Who serves the gRPC address: grpc (gRPC's C++ library; the default) or h2 (cairn's own HTTP/2 "
+                  "front, faster, no TLS yet)")
+      ->envname("CAIRN_TRANSPORT")
+      ->type_name("grpc|h2");
   flags->insecure_option = app->add_flag("--insecure", flags->insecure,
                 "Allow non-loopback addresses without TLS and authentication")
       ->envname("CAIRN_INSECURE");

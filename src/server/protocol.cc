@@ -69,18 +69,18 @@ int64_t ExpectedVersionNumber(ExpectedVersion expected) {
   return -2;
 }
 
-grpc::Status ToGrpcStatus(const Status& status, grpc::ServerContextBase* context, std::string_view stream,
+grpc::Status ToGrpcStatus(const Status& status, Trailers* trailers, std::string_view stream,
                           std::optional<ExpectedVersion> expected) {
   const std::string message = status.ToString();
   auto exception = [&](const char* name) {
-    context->AddTrailingMetadata("exception", name);
-    if (!stream.empty()) context->AddTrailingMetadata("stream-name", std::string(stream));
+    trailers->emplace_back("exception", name);
+    if (!stream.empty()) trailers->emplace_back("stream-name", std::string(stream));
   };
   switch (status.detail()) {
     case ErrorDetail::kWrongExpectedVersion:
       exception("wrong-expected-version");
-      if (expected) context->AddTrailingMetadata("expected-version", std::to_string(ExpectedVersionNumber(*expected)));
-      if (status.actual_version()) context->AddTrailingMetadata("actual-version", std::to_string(*status.actual_version()));
+      if (expected) trailers->emplace_back("expected-version", std::to_string(ExpectedVersionNumber(*expected)));
+      if (status.actual_version()) trailers->emplace_back("actual-version", std::to_string(*status.actual_version()));
       return {grpc::StatusCode::FAILED_PRECONDITION, message};
     case ErrorDetail::kStreamDeleted:
       exception("stream-deleted");
@@ -113,7 +113,7 @@ grpc::Status ToGrpcStatus(const Status& status, grpc::ServerContextBase* context
     case StatusCode::kUnauthenticated:
       return {grpc::StatusCode::UNAUTHENTICATED, message};
     case StatusCode::kPermissionDenied:
-      context->AddTrailingMetadata("exception", "access-denied");
+      trailers->emplace_back("exception", "access-denied");
       return {grpc::StatusCode::PERMISSION_DENIED, message};
     case StatusCode::kNotSupported:
       return {grpc::StatusCode::UNIMPLEMENTED, message};
@@ -122,6 +122,14 @@ grpc::Status ToGrpcStatus(const Status& status, grpc::ServerContextBase* context
       return {grpc::StatusCode::INTERNAL, message};
   }
   return {grpc::StatusCode::UNKNOWN, message};
+}
+
+grpc::Status ToGrpcStatus(const Status& status, grpc::ServerContextBase* context, std::string_view stream,
+                          std::optional<ExpectedVersion> expected) {
+  Trailers trailers;
+  grpc::Status out = ToGrpcStatus(status, &trailers, stream, expected);
+  for (auto& [key, value] : trailers) context->AddTrailingMetadata(key, value);
+  return out;
 }
 
 grpc::Status Authorize(const auth::Security* security, grpc::ServerContextBase* context, auth::Permission what,

@@ -8,6 +8,8 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include "auth/security.h"
 #include "cairn/event.h"
@@ -36,6 +38,10 @@ int64_t ExpectedVersionNumber(ExpectedVersion expected);
 // wrong expected version (with stream-name, expected-version, actual-version), stream deleted,
 // stream not found, access denied; the rest by code. `stream` and `expected` fill the trailers.
 grpc::Status ToGrpcStatus(const Status& status, grpc::ServerContextBase* context, std::string_view stream,
+                          std::optional<ExpectedVersion> expected = std::nullopt);
+// The same, with the trailers appended to a list (a call not served by gRPC's library: h2_front.h).
+using Trailers = std::vector<std::pair<std::string, std::string>>;
+grpc::Status ToGrpcStatus(const Status& status, Trailers* trailers, std::string_view stream,
                           std::optional<ExpectedVersion> expected = std::nullopt);
 
 // Authenticates the call (its "authorization" header) and checks that the caller has `what` on

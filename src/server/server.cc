@@ -13,6 +13,7 @@
 #include <mutex>
 
 #include "server/protocol.h"
+#include "server/h2_front.h"
 #include "server/services.h"
 
 namespace cairn::server {
@@ -43,7 +44,8 @@ constexpr int kMaxReceiveMessageBytes = static_cast<int>(kMaxEventBytes) + (64 <
 class GrpcServer final : public Server {
  public:
   GrpcServer(Store* store, const HostPort& hp, const auth::Security* security)
-      : streams_(store, &stopping_, security), persistent_(store, &stopping_, security), gossip_(hp.host, hp.port) {}
+      : store_(store), security_(security), streams_(store, &stopping_, security), persistent_(store, &stopping_, security),
+        gossip_(hp.host, hp.port) {}
 
   Status Run(const ServerOptions& options) {
     grace_ = options.shutdown_grace;
@@ -57,7 +59,10 @@ class GrpcServer final : public Server {
       credentials = grpc::SslServerCredentials(ssl);
     }
     grpc::ServerBuilder builder;
-    builder.AddListeningPort(options.grpc_address, credentials, &port_);
+    // With the h2 front, gRPC's server has no port of its own: the front passes it the calls it
+    // does not serve itself, in process.
+    const bool front = options.transport == "h2";
+    if (!front) builder.AddListeningPort(options.grpc_address, credentials, &port_);
     builder.RegisterService(&streams_);
     builder.RegisterService(&persistent_);
     builder.RegisterService(&features_);
@@ -70,6 +75,25 @@ class GrpcServer final : public Server {
     quota.SetMaxThreads(kMaxServerThreads);
     builder.SetResourceQuota(quota);
     server_ = builder.BuildAndStart();
+    if (server_ != nullptr && front) {
+      grpc::ChannelArguments args;
+      args.SetMaxReceiveMessageSize(-1);
+      args.SetMaxSendMessageSize(-1);
+      H2FrontOptions fo;
+      fo.address = options.grpc_address;
+      fo.backend = server_->InProcessChannel(args);
+      fo.store = store_;
+      fo.security = security_;
+      fo.max_message_bytes = static_cast<size_t>(kMaxReceiveMessageBytes);
+      auto started = H2Front::Start(std::move(fo));
+      if (!started.ok()) {
+        server_->Shutdown();
+        server_.reset();
+        return started.status();
+      }
+      front_ = std::move(*started);
+      port_ = front_->port();
+    }
     if (server_ == nullptr || port_ == 0) {
       return Status::Unavailable(fmt::format("grpc: cannot listen on {} (in use, or not an address of this machine)",
                                              options.grpc_address));
@@ -93,19 +117,30 @@ class GrpcServer final : public Server {
     // once the store acknowledged it, and a BatchAppend call ends only after its appends are
     // acknowledged). Calls still open at the grace deadline are cancelled.
     stopping_.store(true);
+    if (front_) {
+      // The calls passed on end through the in-process channel while it still stands (gRPC's
+      // Shutdown closes it at once): live subscriptions at their next poll, appends once acknowledged.
+      front_->StopAccepting();
+      (void)front_->WaitForPassedOn(std::chrono::steady_clock::now() + grace_);
+    }
     server_->Shutdown(std::chrono::system_clock::now() + grace_);
     server_->Wait();
+    if (front_) front_->Stop();  // after the calls it passed on have ended
+    front_.reset();
     server_.reset();
     persistent_.Close();
   }
 
  private:
+  Store* store_;
+  const auth::Security* security_;
   std::atomic<bool> stopping_{false};
   StreamsService streams_;
   PersistentService persistent_;
   ServerFeaturesService features_;
   GossipService gossip_;
   std::unique_ptr<grpc::Server> server_;
+  std::unique_ptr<H2Front> front_;
   std::mutex shutdown_mu_;
   std::chrono::milliseconds grace_{5000};
   int port_ = 0;
@@ -171,6 +206,12 @@ grpc::Status GossipService::Read(grpc::ServerContext*, const event_store::client
 Result<std::unique_ptr<Server>> Server::Start(Store* store, const ServerOptions& options) {
   if (options.tls_cert_file.empty() != options.tls_key_file.empty()) {
     return Status::InvalidArgument("--tls-cert and --tls-key: give both (the certificate and its private key) or neither");
+  }
+  if (options.transport != "grpc" && options.transport != "h2") {
+    return Status::InvalidArgument(fmt::format("--transport: \"{}\" is neither grpc nor h2", options.transport));
+  }
+  if (options.transport == "h2" && !options.tls_cert_file.empty()) {
+    return Status::InvalidArgument("--transport h2 does not serve TLS yet: use --transport grpc with --tls-cert");
   }
   const bool secure = !options.tls_cert_file.empty() && options.security != nullptr && options.security->enabled();
   CAIRN_RETURN_IF_ERROR(CheckListenAddress(options.grpc_address, "--grpc", options.insecure, secure));

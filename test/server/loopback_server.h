@@ -1,11 +1,13 @@
 // What the server's tests share: a Server on a memory: store and a free loopback port (started
-// by a fixture's SetUp), and reading a gRPC call's trailers.
+// by a fixture's SetUp; served by gRPC's library, or by the h2 front when CAIRN_TEST_TRANSPORT=h2),
+// and reading a gRPC call's trailers.
 #pragma once
 
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <memory>
 #include <string>
 
@@ -24,6 +26,8 @@ class LoopbackServerTest : public ::testing::Test {
     ServerOptions options;
     options.grpc_address = "127.0.0.1:0";
     options.shutdown_grace = std::chrono::milliseconds(2000);
+    // The same tests run again through cairn's own HTTP/2 front (test/CMakeLists.txt, "h2.").
+    if (const char* transport = std::getenv("CAIRN_TEST_TRANSPORT")) options.transport = transport;
     auto server = Server::Start(store_.get(), options);
     ASSERT_TRUE(server.ok()) << server.status().ToString();
     server_ = std::move(server).value();
