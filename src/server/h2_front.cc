@@ -98,6 +98,19 @@ std::optional<std::chrono::nanoseconds> ParseTimeout(std::string_view v) {
   }
 }
 
+// gRPC's form of a peer address: "ipv4:127.0.0.1:50000", "ipv6:[::1]:50000".
+std::string PeerText(const sockaddr_storage& a) {
+  char host[INET6_ADDRSTRLEN] = {};
+  if (a.ss_family == AF_INET6) {
+    const auto* in6 = reinterpret_cast<const sockaddr_in6*>(&a);
+    inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof host);
+    return fmt::format("ipv6:[{}]:{}", host, ntohs(in6->sin6_port));
+  }
+  const auto* in4 = reinterpret_cast<const sockaddr_in*>(&a);
+  inet_ntop(AF_INET, &in4->sin_addr, host, sizeof host);
+  return fmt::format("ipv4:{}:{}", host, ntohs(in4->sin_port));
+}
+
 void AppendFrameHeader(std::string* out, size_t size) {
   char h[5];
   h[0] = 0;
@@ -438,6 +451,7 @@ struct Conn {
   std::string out;
   size_t out_at = 0;
   bool epollout = false;
+  std::string peer;  // the client's address, as gRPC writes it
   std::unordered_map<int32_t, std::shared_ptr<Call>> calls;
 };
 
@@ -613,13 +627,16 @@ class FrontImpl final : public H2Front {
 
   void Accept() {
     for (;;) {
-      const int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+      sockaddr_storage from{};
+      socklen_t from_len = sizeof from;
+      const int fd = ::accept4(listen_fd_, reinterpret_cast<sockaddr*>(&from), &from_len, SOCK_NONBLOCK | SOCK_CLOEXEC);
       if (fd < 0) return;
       const int one = 1;
       ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
       auto c = std::make_unique<Conn>();
       c->id = next_conn_++;
       c->fd = fd;
+      c->peer = PeerText(from);
       nghttp2_session_callbacks* cbs;
       nghttp2_session_callbacks_new(&cbs);
       nghttp2_session_callbacks_set_on_begin_headers_callback(cbs, &FrontImpl::OnBeginHeaders);
@@ -737,6 +754,7 @@ class FrontImpl final : public H2Front {
     auto call = std::make_shared<Call>();
     call->conn = self->current_;
     call->id = frame->hd.stream_id;
+    call->metadata.emplace_back(kPeerMetadataKey, self->current_->peer);
     self->current_->calls.emplace(call->id, std::move(call));
     return 0;
   }
@@ -759,7 +777,7 @@ class FrontImpl final : public H2Front {
       call->timeout = ParseTimeout(v);
       call->bad_timeout = !call->timeout;
     } else if (k.starts_with(":") || k.starts_with("grpc-") || k == "te" || k == "user-agent" || k == "host" ||
-               k.ends_with("-bin")) {
+               k.ends_with("-bin") || k == kPeerMetadataKey) {
       // The transport's own headers; not metadata.
     } else {
       if (k == "authorization") call->authorization.assign(v);

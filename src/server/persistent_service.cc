@@ -436,7 +436,7 @@ class PersistentReadReactor final : public grpc::ServerBidiReactor<pb::ReadReq, 
       return denied;
     }
     co.buffer_size = o.buffer_size() == 0 ? kDefaultBufferSize : o.buffer_size();
-    co.from = context_->peer();
+    co.from = PeerOf(context_);
     const auto& md = context_->client_metadata();
     auto name = md.find("connection-name");
     co.name = name != md.end() ? std::string(name->second.data(), name->second.size()) : co.from;

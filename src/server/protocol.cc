@@ -146,6 +146,14 @@ grpc::Status Authorize(const auth::Security* security, grpc::ServerContextBase* 
   return grpc::Status::OK;
 }
 
+std::string PeerOf(const grpc::ServerContextBase* context) {
+  std::string peer = context->peer();
+  if (peer.starts_with("ipv4:") || peer.starts_with("ipv6:") || peer.starts_with("unix:")) return peer;
+  const auto& md = context->client_metadata();
+  if (auto it = md.find(kPeerMetadataKey); it != md.end()) return std::string(it->second.data(), it->second.size());
+  return peer;
+}
+
 grpc::Status InvalidRequest(std::string message) {
   return {grpc::StatusCode::INVALID_ARGUMENT, std::move(message)};
 }

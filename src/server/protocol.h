@@ -58,6 +58,12 @@ grpc::Status Authorize(const auth::Security* security, grpc::ServerContextBase* 
 // (docs/performance.md, the server's fourth run).
 void TuneGrpcRuntime();
 
+// The client's address in gRPC's form ("ipv4:127.0.0.1:50000"). A call that came in process from
+// the h2 front carries it in the metadata key kPeerMetadataKey (set by the front, which drops that
+// key from what clients send); a call from the network never has it read.
+inline constexpr const char* kPeerMetadataKey = "cairn-peer";
+std::string PeerOf(const grpc::ServerContextBase* context);
+
 // An INVALID_ARGUMENT for a malformed request (names the field).
 grpc::Status InvalidRequest(std::string message);
 
