@@ -891,7 +891,7 @@ class FrontImpl final : public H2Front {
         [this, conn_id, stream_id](std::shared_ptr<Proxy> proxy, std::string framed) {
           Post([this, conn_id, stream_id, proxy = std::move(proxy), framed = std::move(framed)]() mutable {
             Call* c = Find(conn_id, stream_id);
-            if (c == nullptr || c->closed) {
+            if (c == nullptr || c->closed || c->finishing) {  // gone, or ended by the front
               proxy->ReadNext();
               return;
             }
@@ -997,8 +997,9 @@ class FrontImpl final : public H2Front {
     call->rejected = true;
     if (call->proxy) call->proxy->Cancel();
     Trailers t{{"grpc-status", std::to_string(static_cast<int>(code))}, {"grpc-message", PercentEncode(message)}};
+    // After the answers already under way, if any. The rest of the request is read and dropped:
+    // a reset after the status makes gRPC's C++ client report the reset instead of the status.
     Finish(call, std::move(t));
-    if (call->response_started) nghttp2_submit_rst_stream(call->conn->session, NGHTTP2_FLAG_NONE, call->id, NGHTTP2_CANCEL);
   }
 
   void Finish(Call* call, Trailers trailers) {

@@ -1,0 +1,310 @@
+// Proves the h2 front (server/h2_front.h) and its client-side reader (server/h2_client.h):
+// - its natively served reads answer with the same messages as the gRPC services, field for
+//   field, for every event shape and id form, forwards and backwards, $all and one stream;
+// - the reader decodes what protobuf encodes, and refuses bytes that are not a ReadResp;
+// - bad requests get a gRPC error naming the limit (compressed message, oversized message), a
+//   client that goes away mid-read leaves the server serving, and Shutdown ends its calls.
+// How: two real Servers over one memory store, one per transport, on loopback ports, driven by
+// gRPC's own C++ client.
+#include <google/protobuf/util/message_differencer.h>
+#include <grpcpp/grpcpp.h>
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+#include "cairn/store.h"
+#include "esdb/streams.grpc.pb.h"
+#include "loopback_server.h"
+#include "server/client.h"
+#include "server/h2_client.h"
+#include "server/server.h"
+
+namespace cairn::server {
+namespace {
+
+namespace pb = event_store::client::streams;
+
+class H2FrontTest : public testing::LoopbackServerTest {
+ protected:
+  void SetUp() override {
+    ASSERT_NO_FATAL_FAILURE(LoopbackServerTest::SetUp());
+    ServerOptions grpc;
+    grpc.grpc_address = "127.0.0.1:0";
+    grpc.transport = "grpc";
+    ServerOptions h2 = grpc;
+    h2.transport = "h2";
+    grpc_ = std::move(Server::Start(store_.get(), grpc)).value();
+    h2_ = std::move(Server::Start(store_.get(), h2)).value();
+  }
+  void TearDown() override {
+    if (h2_) h2_->Shutdown();
+    if (grpc_) grpc_->Shutdown();
+  }
+
+  static std::unique_ptr<pb::Streams::Stub> Stub(const Server& s) {
+    return pb::Streams::NewStub(
+        grpc::CreateChannel("127.0.0.1:" + std::to_string(s.grpc_port()), grpc::InsecureChannelCredentials()));
+  }
+
+  // Every answer of one Read, and its status.
+  static std::vector<pb::ReadResp> Read(const Server& s, const pb::ReadReq& req, grpc::Status* status) {
+    auto stub = Stub(s);
+    grpc::ClientContext ctx;
+    auto reader = stub->Read(&ctx, req);
+    std::vector<pb::ReadResp> out;
+    pb::ReadResp resp;
+    while (reader->Read(&resp)) out.push_back(resp);
+    *status = reader->Finish();
+    return out;
+  }
+
+  void Fill() {
+    std::vector<EventData> events;
+    for (int i = 0; i < 40; ++i) {
+      EventData e;
+      e.type = i % 3 == 0 ? "Opened" : "Deposited-\xC3\xA9";
+      e.data = i % 5 == 0 ? std::string() : std::string(static_cast<size_t>(i * 37), static_cast<char>('a' + i % 26));
+      e.metadata = i % 2 == 0 ? std::string() : R"({"by":"h2_front_test"})";
+      e.content_type = i % 4 == 0 ? ContentType::kBytes : ContentType::kJson;
+      events.push_back(e);
+    }
+    ASSERT_TRUE(store_->Append("acct-\xC3\xA9-1", ExpectedVersion::Any(), events).ok());
+    ASSERT_TRUE(store_->Append("acct-2", ExpectedVersion::Any(), std::span<const EventData>(events.data(), 7)).ok());
+    EventData big;
+    big.type = "Big";
+    big.data = std::string(300 << 10, 'x');  // larger than one HTTP/2 frame
+    ASSERT_TRUE(store_->Append("acct-2", ExpectedVersion::Any(), std::span<const EventData>(&big, 1)).ok());
+  }
+
+  std::unique_ptr<Server> grpc_;
+  std::unique_ptr<Server> h2_;
+};
+
+pb::ReadReq AllRequest(bool forward, bool structured, uint64_t count) {
+  pb::ReadReq req;
+  auto* o = req.mutable_options();
+  if (forward) {
+    o->mutable_all()->mutable_start();
+  } else {
+    o->mutable_all()->mutable_end();
+  }
+  o->set_read_direction(forward ? pb::ReadReq::Options::Forwards : pb::ReadReq::Options::Backwards);
+  o->set_count(count);
+  o->mutable_no_filter();
+  if (structured) {
+    o->mutable_uuid_option()->mutable_structured();
+  } else {
+    o->mutable_uuid_option()->mutable_string();
+  }
+  return req;
+}
+
+pb::ReadReq StreamRequest(const std::string& stream, bool forward, bool structured, uint64_t count) {
+  pb::ReadReq req = AllRequest(forward, structured, count);
+  auto* o = req.mutable_options();
+  o->mutable_stream()->mutable_stream_identifier()->set_stream_name(stream);
+  if (forward) {
+    o->mutable_stream()->mutable_start();
+  } else {
+    o->mutable_stream()->mutable_end();
+  }
+  return req;
+}
+
+void ExpectSameAnswers(const std::vector<pb::ReadResp>& want, const std::vector<pb::ReadResp>& got) {
+  ASSERT_EQ(want.size(), got.size());
+  for (size_t i = 0; i < want.size(); ++i) {
+    EXPECT_TRUE(google::protobuf::util::MessageDifferencer::Equals(want[i], got[i]))
+        << "answer " << i << "\nservices: " << want[i].ShortDebugString().substr(0, 400)
+        << "\nh2 front: " << got[i].ShortDebugString().substr(0, 400);
+  }
+}
+
+TEST_F(H2FrontTest, NativeReadsAnswerAsTheServicesDo) {
+  ASSERT_NO_FATAL_FAILURE(Fill());
+  for (bool forward : {true, false}) {
+    for (bool structured : {true, false}) {
+      for (const pb::ReadReq& req :
+           {AllRequest(forward, structured, 1000), AllRequest(forward, structured, 5),
+            StreamRequest("acct-\xC3\xA9-1", forward, structured, 1000), StreamRequest("acct-2", forward, structured, 3)}) {
+        SCOPED_TRACE(req.ShortDebugString());
+        grpc::Status want_status, got_status;
+        auto want = Read(*grpc_, req, &want_status);
+        auto got = Read(*h2_, req, &got_status);
+        ASSERT_TRUE(want_status.ok()) << want_status.error_message();
+        ASSERT_TRUE(got_status.ok()) << got_status.error_message();
+        EXPECT_FALSE(got.empty());
+        ExpectSameAnswers(want, got);
+      }
+    }
+  }
+}
+
+TEST_F(H2FrontTest, ReadsThatFailAnswerAsTheServicesDo) {
+  ASSERT_NO_FATAL_FAILURE(Fill());
+  ASSERT_TRUE(store_->TombstoneStream("acct-2", ExpectedVersion::Any()).ok());
+  // Not found (an answer, then OK), deleted (an error with trailers), a subscription and a filter
+  // (passed on to the services): the same messages, codes and messages from both.
+  pb::ReadReq filtered = AllRequest(true, true, 100);
+  filtered.mutable_options()->mutable_filter()->mutable_stream_identifier()->add_prefix("acct-2");
+  filtered.mutable_options()->mutable_filter()->set_max(10);
+  for (const pb::ReadReq& req : {StreamRequest("never-written", true, true, 10), StreamRequest("acct-2", true, true, 10),
+                                 StreamRequest("acct-2", false, false, 10), filtered}) {
+    SCOPED_TRACE(req.ShortDebugString());
+    grpc::Status want_status, got_status;
+    auto want = Read(*grpc_, req, &want_status);
+    auto got = Read(*h2_, req, &got_status);
+    EXPECT_EQ(want_status.error_code(), got_status.error_code());
+    EXPECT_EQ(want_status.error_message(), got_status.error_message());
+    ExpectSameAnswers(want, got);
+  }
+}
+
+TEST_F(H2FrontTest, ClientReaderDecodesWhatProtobufEncodes) {
+  pb::ReadResp resp;
+  auto* e = resp.mutable_event()->mutable_event();
+  e->mutable_id()->mutable_structured()->set_most_significant_bits(static_cast<int64_t>(0x8123456789abcdefULL));
+  e->mutable_id()->mutable_structured()->set_least_significant_bits(0x0fedcba987654321LL);
+  e->mutable_stream_identifier()->set_stream_name("orders-7");
+  e->set_stream_revision(41);
+  e->set_prepare_position(1234);
+  e->set_commit_position(1234);
+  (*e->mutable_metadata())["type"] = "Shipped";
+  (*e->mutable_metadata())["content-type"] = "application/octet-stream";
+  (*e->mutable_metadata())["created"] = "17325634560000000";
+  e->set_custom_metadata("meta");
+  e->set_data(std::string(100000, 'd'));
+  resp.mutable_event()->set_commit_position(1234);
+  const std::string bytes = resp.SerializeAsString();
+  RecordedEventView v;
+  auto decoded = DecodeReadEvent(bytes, &v);
+  ASSERT_TRUE(decoded.ok()) << decoded.status().ToString();
+  ASSERT_TRUE(*decoded);
+  EXPECT_EQ(v.stream, "orders-7");
+  EXPECT_EQ(v.version, 41u);
+  EXPECT_EQ(v.position.value(), 1234u);
+  EXPECT_EQ(v.type, "Shipped");
+  EXPECT_EQ(v.content_type, ContentType::kBytes);
+  EXPECT_EQ(v.recorded_at.nanos, 1732563456000000000LL);
+  EXPECT_EQ(v.metadata, "meta");
+  EXPECT_EQ(v.data.size(), 100000u);
+  EXPECT_EQ(v.id.bytes[0], 0x81);
+  EXPECT_EQ(v.id.bytes[15], 0x21);
+
+  pb::ReadResp caught_up;
+  caught_up.mutable_caught_up();
+  auto other = DecodeReadEvent(caught_up.SerializeAsString(), &v);
+  ASSERT_TRUE(other.ok());
+  EXPECT_FALSE(*other);
+
+  // Truncated bytes and a length past the end are corruption, not a short event.
+  auto truncated = DecodeReadEvent(std::string_view(bytes).substr(0, bytes.size() / 2), &v);
+  EXPECT_EQ(truncated.status().code(), StatusCode::kCorruption);
+  auto garbage = DecodeReadEvent(std::string("\x0a\xff\xff\xff\x0f", 5), &v);
+  EXPECT_EQ(garbage.status().code(), StatusCode::kCorruption);
+}
+
+TEST_F(H2FrontTest, ClientReadAllOverHttp2ReadsEveryEventFromBothTransports) {
+  ASSERT_NO_FATAL_FAILURE(Fill());
+  for (const Server* s : {grpc_.get(), h2_.get()}) {
+    std::vector<uint64_t> positions;
+    size_t big = 0;
+    Status st = ReadAllOverHttp2("127.0.0.1:" + std::to_string(s->grpc_port()), 1000, [&](const RecordedEventView& e) {
+      positions.push_back(e.position.value());
+      if (e.type == "Big") big = e.data.size();
+    });
+    ASSERT_TRUE(st.ok()) << st.ToString();
+    EXPECT_EQ(positions.size(), 48u);
+    EXPECT_TRUE(std::is_sorted(positions.begin(), positions.end()));
+    EXPECT_EQ(big, size_t{300 << 10});
+  }
+  // Nothing listening: unavailable, naming the address.
+  Status refused = ReadAllOverHttp2("127.0.0.1:1", 10, [](const RecordedEventView&) {});
+  EXPECT_EQ(refused.code(), StatusCode::kUnavailable);
+  EXPECT_NE(refused.ToString().find("127.0.0.1:1"), std::string::npos);
+}
+
+TEST_F(H2FrontTest, CompressedRequestIsUnimplementedAndWritesNothing) {
+  auto stub = Stub(*h2_);
+  grpc::ClientContext ctx;
+  ctx.set_compression_algorithm(GRPC_COMPRESS_GZIP);  // gRPC compresses what gets smaller
+  auto call = stub->BatchAppend(&ctx);
+  pb::BatchAppendReq req;
+  req.mutable_options()->mutable_stream_identifier()->set_stream_name("gzipped");
+  req.mutable_options()->mutable_any();
+  req.set_is_final(true);
+  req.add_proposed_messages()->set_data(std::string(100000, 'z'));
+  call->Write(req);
+  call->WritesDone();
+  pb::BatchAppendResp resp;
+  while (call->Read(&resp)) {
+  }
+  grpc::Status s = call->Finish();
+  EXPECT_FALSE(store_->GetStreamInfo("gzipped")->exists);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::UNIMPLEMENTED);
+  EXPECT_NE(s.error_message().find("compressed"), std::string::npos) << s.error_message();
+}
+
+TEST_F(H2FrontTest, OversizedRequestNamesTheLimitAndWritesNothing) {
+  auto stub = Stub(*h2_);
+  grpc::ClientContext ctx;
+  pb::BatchAppendResp resp;
+  auto call = stub->BatchAppend(&ctx);
+  pb::BatchAppendReq req;
+  req.mutable_options()->mutable_stream_identifier()->set_stream_name("too-big");
+  auto* m = req.add_proposed_messages();
+  m->set_data(std::string(kMaxEventBytes + (128 << 10), 'x'));
+  call->Write(req);
+  call->WritesDone();
+  while (call->Read(&resp)) {
+  }
+  grpc::Status s = call->Finish();
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_NE(s.error_message().find("exceeds the limit"), std::string::npos) << s.error_message();
+  EXPECT_FALSE(store_->GetStreamInfo("too-big")->exists);
+}
+
+TEST_F(H2FrontTest, ClientGoingAwayMidReadLeavesTheServerServing) {
+  std::vector<EventData> events(1000);
+  for (auto& e : events) {
+    e.type = "Tick";
+    e.data = std::string(2000, 't');
+  }
+  ASSERT_TRUE(store_->Append("ticks", ExpectedVersion::Any(), events).ok());
+  for (int round = 0; round < 5; ++round) {
+    auto stub = Stub(*h2_);
+    grpc::ClientContext ctx;
+    auto reader = stub->Read(&ctx, AllRequest(true, true, 1000));
+    pb::ReadResp resp;
+    ASSERT_TRUE(reader->Read(&resp));
+    ctx.TryCancel();
+    while (reader->Read(&resp)) {
+    }
+    EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::CANCELLED);
+  }
+  grpc::Status status;
+  auto all = Read(*h2_, AllRequest(true, true, 5000), &status);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(all.size(), 1000u);
+}
+
+TEST_F(H2FrontTest, TlsIsRefusedUntilTheFrontServesIt) {
+  ServerOptions o;
+  o.grpc_address = "127.0.0.1:0";
+  o.transport = "h2";
+  o.tls_cert_file = "cert.pem";
+  o.tls_key_file = "key.pem";
+  auto s = Server::Start(store_.get(), o);
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.status().ToString().find("--transport h2"), std::string::npos) << s.status().ToString();
+  o.transport = "quic";
+  o.tls_cert_file.clear();
+  o.tls_key_file.clear();
+  auto bad = Server::Start(store_.get(), o);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().ToString().find("--transport"), std::string::npos) << bad.status().ToString();
+}
+
+}  // namespace
+}  // namespace cairn::server
