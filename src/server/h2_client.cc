@@ -14,7 +14,9 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <charconv>
+#include <climits>
 #include <cstring>
 #include <optional>
 #include <string>
@@ -48,22 +50,35 @@ bool ReadBytes(CodedInputStream* in, std::string_view* out) {
   return in->Skip(static_cast<int>(len));
 }
 
-// Walks a message's fields: `field(number, wire_type, in)` reads the ones it knows (returning
-// false on bad bytes) and returns true; unknown ones are skipped.
+// Reads the fields of the message under the stream's current limit: `field(number, wire_type,
+// in, known)` reads the ones it knows (returning false on bad bytes) and sets `known`; unknown
+// ones are skipped. One CodedInputStream walks the whole answer; nested messages are limits on it.
 template <typename F>
-bool Walk(std::string_view bytes, F field) {
-  CodedInputStream in(reinterpret_cast<const uint8_t*>(bytes.data()), static_cast<int>(bytes.size()));
-  while (uint32_t tag = in.ReadTag()) {
+bool Fields(CodedInputStream* in, F field) {
+  while (uint32_t tag = in->ReadTag()) {
     const int number = static_cast<int>(WireFormatLite::GetTagFieldNumber(tag));
     const auto type = WireFormatLite::GetTagWireType(tag);
     bool known = false;
-    if (!field(number, type, &in, &known)) return false;
-    if (!known && !WireFormatLite::SkipField(&in, tag)) return false;
+    if (!field(number, type, in, &known)) return false;
+    if (!known && !WireFormatLite::SkipField(in, tag)) return false;
   }
-  return in.ConsumedEntireMessage();
+  return in->BytesUntilLimit() == 0;  // a tag of 0 or bytes missing before the limit: malformed
 }
 
-bool Sub(int, WireFormatLite::WireType type, CodedInputStream* in, std::string_view* out) {
+// A nested message: its length, then its fields within that length.
+template <typename F>
+bool Nested(WireFormatLite::WireType type, CodedInputStream* in, F field) {
+  uint32_t len;
+  if (type != WireFormatLite::WIRETYPE_LENGTH_DELIMITED || !in->ReadVarint32(&len)) return false;
+  // Within the enclosing message (a limit past it would silently shrink to it).
+  if (static_cast<int64_t>(len) > in->BytesUntilLimit()) return false;
+  const auto limit = in->PushLimit(static_cast<int>(len));
+  const bool ok = Fields(in, field);
+  in->PopLimit(limit);
+  return ok;
+}
+
+bool Sub(WireFormatLite::WireType type, CodedInputStream* in, std::string_view* out) {
   return type == WireFormatLite::WIRETYPE_LENGTH_DELIMITED && ReadBytes(in, out);
 }
 
@@ -71,35 +86,32 @@ bool Number(WireFormatLite::WireType type, CodedInputStream* in, uint64_t* out) 
   return type == WireFormatLite::WIRETYPE_VARINT && in->ReadVarint64(out);
 }
 
-bool DecodeRecorded(std::string_view bytes, RecordedEventView* out) {
-  return Walk(bytes, [&](int n, WireFormatLite::WireType t, CodedInputStream* in, bool* known) {
+using WireType = WireFormatLite::WireType;
+
+bool DecodeRecorded(WireType type, CodedInputStream* in, RecordedEventView* out) {
+  return Nested(type, in, [&](int n, WireType t, CodedInputStream* in, bool* known) {
     *known = true;
-    std::string_view sub;
     uint64_t v;
     switch (n) {
-      case 1: {  // id
-        if (!Sub(n, t, in, &sub)) return false;
+      case 1: {  // id: structured { msb = 1, lsb = 2 } = 1, or string = 2
         uint64_t hi = 0, lo = 0;
         std::string_view text;
         bool structured = false, textual = false;
-        const bool ok = Walk(sub, [&](int n2, WireFormatLite::WireType t2, CodedInputStream* in2, bool* k2) {
-          *k2 = true;
-          std::string_view s2;
+        const bool ok = Nested(t, in, [&](int n2, WireType t2, CodedInputStream* in, bool* k2) {
+          *k2 = n2 == 1 || n2 == 2;
           if (n2 == 1) {
             structured = true;
-            if (!Sub(n2, t2, in2, &s2)) return false;
-            return Walk(s2, [&](int n3, WireFormatLite::WireType t3, CodedInputStream* in3, bool* k3) {
+            return Nested(t2, in, [&](int n3, WireType t3, CodedInputStream* in, bool* k3) {
               *k3 = n3 == 1 || n3 == 2;
-              if (n3 == 1) return Number(t3, in3, &hi);
-              if (n3 == 2) return Number(t3, in3, &lo);
+              if (n3 == 1) return Number(t3, in, &hi);
+              if (n3 == 2) return Number(t3, in, &lo);
               return true;
             });
           }
           if (n2 == 2) {
             textual = true;
-            return Sub(n2, t2, in2, &text);
+            return Sub(t2, in, &text);
           }
-          *k2 = false;
           return true;
         });
         if (!ok) return false;
@@ -114,10 +126,9 @@ bool DecodeRecorded(std::string_view bytes, RecordedEventView* out) {
         return true;
       }
       case 2:  // stream_identifier { bytes stream_name = 3 }
-        if (!Sub(n, t, in, &sub)) return false;
-        return Walk(sub, [&](int n2, WireFormatLite::WireType t2, CodedInputStream* in2, bool* k2) {
+        return Nested(t, in, [&](int n2, WireType t2, CodedInputStream* in, bool* k2) {
           *k2 = n2 == 3;
-          return n2 == 3 ? Sub(n2, t2, in2, &out->stream) : true;
+          return n2 == 3 ? Sub(t2, in, &out->stream) : true;
         });
       case 3:
         if (!Number(t, in, &v)) return false;
@@ -128,12 +139,11 @@ bool DecodeRecorded(std::string_view bytes, RecordedEventView* out) {
         out->position = Position(v);
         return true;
       case 6: {  // metadata entry { key = 1, value = 2 }
-        if (!Sub(n, t, in, &sub)) return false;
         std::string_view key, value;
-        if (!Walk(sub, [&](int n2, WireFormatLite::WireType t2, CodedInputStream* in2, bool* k2) {
+        if (!Nested(t, in, [&](int n2, WireType t2, CodedInputStream* in, bool* k2) {
               *k2 = n2 == 1 || n2 == 2;
-              if (n2 == 1) return Sub(n2, t2, in2, &key);
-              if (n2 == 2) return Sub(n2, t2, in2, &value);
+              if (n2 == 1) return Sub(t2, in, &key);
+              if (n2 == 2) return Sub(t2, in, &value);
               return true;
             })) {
           return false;
@@ -150,9 +160,9 @@ bool DecodeRecorded(std::string_view bytes, RecordedEventView* out) {
         return true;
       }
       case 7:
-        return Sub(n, t, in, &out->metadata);
+        return Sub(t, in, &out->metadata);
       case 8:
-        return Sub(n, t, in, &out->data);
+        return Sub(t, in, &out->data);
       default:
         *known = false;
         return true;
@@ -211,27 +221,23 @@ Status Unavailable(std::string_view address, std::string_view what) {
 }  // namespace
 
 Result<bool> DecodeReadEvent(std::string_view message, RecordedEventView* out) {
+  if (message.size() > INT32_MAX) return Status::Corruption("read $all: an answer is larger than a protobuf message can be");
+  CodedInputStream in(reinterpret_cast<const uint8_t*>(message.data()), static_cast<int>(message.size()));
+  in.PushLimit(static_cast<int>(message.size()));
   bool event = false;
-  std::string_view read_event;
-  const bool ok = Walk(message, [&](int n, WireFormatLite::WireType t, CodedInputStream* in, bool* known) {
+  *out = RecordedEventView{};
+  // ReadResp { ReadEvent event = 1 { RecordedEvent event = 1 } }; other answers have no event.
+  const bool ok = Fields(&in, [&](int n, WireType t, CodedInputStream* in, bool* known) {
     *known = n == 1;
     if (n != 1) return true;
     event = true;
-    return Sub(n, t, in, &read_event);
-  });
-  if (ok && event) {
-    *out = RecordedEventView{};
-    const bool inner = Walk(read_event, [&](int n, WireFormatLite::WireType t, CodedInputStream* in, bool* known) {
-      *known = n == 1;
-      if (n != 1) return true;
-      std::string_view rec;
-      return Sub(n, t, in, &rec) && DecodeRecorded(rec, out);
+    return Nested(t, in, [&](int n2, WireType t2, CodedInputStream* in, bool* k2) {
+      *k2 = n2 == 1;
+      return n2 == 1 ? DecodeRecorded(t2, in, out) : true;
     });
-    if (inner) return true;
-  } else if (ok) {
-    return false;
-  }
-  return Status::Corruption("read $all: an answer is not a ReadResp message");
+  });
+  if (!ok) return Status::Corruption("read $all: an answer is not a ReadResp message");
+  return event;
 }
 
 Status ReadAllOverHttp2(std::string_view address, uint64_t max_count,

@@ -203,6 +203,9 @@ TEST_F(H2FrontTest, ClientReaderDecodesWhatProtobufEncodes) {
   EXPECT_EQ(truncated.status().code(), StatusCode::kCorruption);
   auto garbage = DecodeReadEvent(std::string("\x0a\xff\xff\xff\x0f", 5), &v);
   EXPECT_EQ(garbage.status().code(), StatusCode::kCorruption);
+  // A nested length past the end of its enclosing message (though within the bytes given).
+  auto overlong = DecodeReadEvent(std::string("\x0a\x03\x0a\x05\x01\x02\x03\x04\x05\x06", 10), &v);
+  EXPECT_EQ(overlong.status().code(), StatusCode::kCorruption);
 }
 
 TEST_F(H2FrontTest, ClientReadAllOverHttp2ReadsEveryEventFromBothTransports) {
