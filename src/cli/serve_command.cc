@@ -211,7 +211,7 @@ Command AddServeCommand(CLI::App& parent, std::string* db) {
       ->type_name("HOST:PORT");
   app->add_option("--transport", flags->transport,
                   "Who serves the gRPC address: grpc (gRPC's C++ library; the default) or h2 (cairn's own HTTP/2 "
-                  "front, faster, no TLS yet)")
+                  "front on nghttp2: a third of the CPU per message)")
       ->envname("CAIRN_TRANSPORT")
       ->type_name("grpc|h2");
   flags->insecure_option = app->add_flag("--insecure", flags->insecure,

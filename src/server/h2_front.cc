@@ -12,7 +12,9 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <nghttp2/nghttp2.h>
+#include <openssl/err.h>
 #include <openssl/evp.h>
+#include <openssl/ssl.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
@@ -452,16 +454,22 @@ struct Conn {
   size_t out_at = 0;
   bool epollout = false;
   std::string peer;  // the client's address, as gRPC writes it
+  SSL* ssl = nullptr;  // with TLS; the handshake runs inside the first SSL_read
+  bool want_write_to_read = false;  // TLS needs the socket writable to go on reading
   std::unordered_map<int32_t, std::shared_ptr<Call>> calls;
 };
 
 class FrontImpl final : public H2Front {
  public:
   explicit FrontImpl(H2FrontOptions options) : o_(std::move(options)), stub_(o_.backend) {}
-  ~FrontImpl() override { Stop(); }
+  ~FrontImpl() override {
+    Stop();
+    if (tls_ != nullptr) SSL_CTX_free(tls_);
+  }
 
   Status Listen() {
     CAIRN_ASSIGN_OR_RETURN(HostPort hp, ParseHostPort(o_.address, "--grpc"));
+    if (!o_.tls_cert_file.empty()) CAIRN_RETURN_IF_ERROR(LoadTls());
     addrinfo hints{};
     hints.ai_family = AF_UNSPEC;
     hints.ai_socktype = SOCK_STREAM;
@@ -503,6 +511,46 @@ class FrontImpl final : public H2Front {
   }
 
   int port() const override { return port_; }
+
+  // TLS 1.2 or later, HTTP/2 chosen by ALPN (gRPC clients insist on it).
+  Status LoadTls() {
+    tls_ = SSL_CTX_new(TLS_server_method());
+    if (tls_ == nullptr) return Status::Internal("TLS: cannot create a context");
+    SSL_CTX_set_min_proto_version(tls_, TLS1_2_VERSION);
+    SSL_CTX_set_mode(tls_, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    if (SSL_CTX_use_certificate_chain_file(tls_, o_.tls_cert_file.c_str()) != 1) {
+      return Status::InvalidArgument(fmt::format("--tls-cert {}: not a PEM certificate (chain) that can be read: {}",
+                                                 o_.tls_cert_file, TlsError()));
+    }
+    if (SSL_CTX_use_PrivateKey_file(tls_, o_.tls_key_file.c_str(), SSL_FILETYPE_PEM) != 1 ||
+        SSL_CTX_check_private_key(tls_) != 1) {
+      return Status::InvalidArgument(fmt::format("--tls-key {}: not the PEM private key of --tls-cert: {}",
+                                                 o_.tls_key_file, TlsError()));
+    }
+    SSL_CTX_set_alpn_select_cb(
+        tls_,
+        [](SSL*, const unsigned char** out, unsigned char* outlen, const unsigned char* in, unsigned int inlen,
+           void*) -> int {
+          static const unsigned char kH2[] = {2, 'h', '2'};
+          unsigned char* chosen = nullptr;
+          if (SSL_select_next_proto(&chosen, outlen, kH2, sizeof kH2, in, inlen) != OPENSSL_NPN_NEGOTIATED) {
+            return SSL_TLSEXT_ERR_ALERT_FATAL;
+          }
+          *out = chosen;
+          return SSL_TLSEXT_ERR_OK;
+        },
+        nullptr);
+    return Status::Ok();
+  }
+
+  static std::string TlsError() {
+    const unsigned long e = ERR_get_error();
+    ERR_clear_error();
+    if (e == 0) return "unknown error";
+    char text[256];
+    ERR_error_string_n(e, text, sizeof text);
+    return text;
+  }
 
   void StopAccepting() override {
     refusing_.store(true);
@@ -584,7 +632,8 @@ class FrontImpl final : public H2Front {
           RunPosted();
         } else if (auto it = conns_.find(key); it != conns_.end()) {
           Conn* c = it->second.get();
-          if (events[static_cast<size_t>(i)].events & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
+          if ((events[static_cast<size_t>(i)].events & (EPOLLIN | EPOLLHUP | EPOLLERR)) ||
+              (c->want_write_to_read && (events[static_cast<size_t>(i)].events & EPOLLOUT))) {
             if (!Receive(c, &in)) {
               Close(key);
               continue;
@@ -637,6 +686,11 @@ class FrontImpl final : public H2Front {
       c->id = next_conn_++;
       c->fd = fd;
       c->peer = PeerText(from);
+      if (tls_ != nullptr) {
+        c->ssl = SSL_new(tls_);
+        SSL_set_fd(c->ssl, fd);
+        SSL_set_accept_state(c->ssl);
+      }
       nghttp2_session_callbacks* cbs;
       nghttp2_session_callbacks_new(&cbs);
       nghttp2_session_callbacks_set_on_begin_headers_callback(cbs, &FrontImpl::OnBeginHeaders);
@@ -667,6 +721,7 @@ class FrontImpl final : public H2Front {
   // Reads what the socket has and feeds the session. False: close the connection.
   bool Receive(Conn* c, std::string* in) {
     current_ = c;
+    if (c->ssl != nullptr) return ReceiveTls(c, in);
     for (int rounds = 0; rounds < 16; ++rounds) {
       const ssize_t r = ::recv(c->fd, in->data(), in->size(), 0);
       if (r == 0) return false;
@@ -677,6 +732,45 @@ class FrontImpl final : public H2Front {
       if (static_cast<size_t>(r) < in->size()) break;
     }
     return true;
+  }
+
+  bool ReceiveTls(Conn* c, std::string* in) {
+    c->want_write_to_read = false;
+    for (int rounds = 0; rounds < 64; ++rounds) {
+      ERR_clear_error();
+      const int r = SSL_read(c->ssl, in->data(), static_cast<int>(in->size()));
+      if (r > 0) {
+        if (nghttp2_session_mem_recv(c->session, reinterpret_cast<const uint8_t*>(in->data()), static_cast<size_t>(r)) < 0) {
+          return false;
+        }
+        continue;
+      }
+      switch (SSL_get_error(c->ssl, r)) {
+        case SSL_ERROR_WANT_READ:
+          return true;
+        case SSL_ERROR_WANT_WRITE:
+          c->want_write_to_read = true;
+          return true;
+        default:
+          return false;  // closed, a failed handshake, or a broken record
+      }
+    }
+    return true;
+  }
+
+  // Writes bytes to the socket (through TLS when on). >= 0: bytes taken; -1 would block; -2 failed.
+  ssize_t Write(Conn* c, const char* data, size_t size) {
+    if (c->ssl == nullptr) {
+      const ssize_t w = ::send(c->fd, data, size, MSG_NOSIGNAL);
+      if (w >= 0) return w;
+      return errno == EAGAIN || errno == EINTR ? -1 : -2;
+    }
+    if (!SSL_is_init_finished(c->ssl)) return -1;  // HTTP/2 bytes wait for the handshake
+    ERR_clear_error();
+    const int w = SSL_write(c->ssl, data, static_cast<int>(std::min<size_t>(size, INT32_MAX)));
+    if (w > 0) return w;
+    const int e = SSL_get_error(c->ssl, w);
+    return e == SSL_ERROR_WANT_WRITE || e == SSL_ERROR_WANT_READ ? -1 : -2;
   }
 
   // Writes what the session has. False: close the connection.
@@ -691,10 +785,10 @@ class FrontImpl final : public H2Front {
         c->out.append(reinterpret_cast<const char*>(p), static_cast<size_t>(n));
       }
       if (c->out_at == c->out.size()) break;
-      const ssize_t w = ::send(c->fd, c->out.data() + c->out_at, c->out.size() - c->out_at, MSG_NOSIGNAL);
+      const ssize_t w = Write(c, c->out.data() + c->out_at, c->out.size() - c->out_at);
       if (w < 0) {
-        if (errno == EINTR) continue;
-        if (errno != EAGAIN) return false;
+        if (w == -2) return false;
+        if (c->ssl != nullptr && !SSL_is_init_finished(c->ssl)) return true;  // the handshake's reads go on
         if (!c->epollout) {
           c->epollout = true;
           Watch(c->fd, c->id, EPOLLIN | EPOLLOUT, EPOLL_CTL_MOD);
@@ -707,9 +801,12 @@ class FrontImpl final : public H2Front {
         c->out_at = 0;
       }
     }
-    if (c->epollout) {
+    if (c->epollout && !c->want_write_to_read) {
       c->epollout = false;
       Watch(c->fd, c->id, EPOLLIN, EPOLL_CTL_MOD);
+    } else if (!c->epollout && c->want_write_to_read) {
+      c->epollout = true;
+      Watch(c->fd, c->id, EPOLLIN | EPOLLOUT, EPOLL_CTL_MOD);
     }
     return nghttp2_session_want_read(c->session) || nghttp2_session_want_write(c->session);
   }
@@ -721,6 +818,7 @@ class FrontImpl final : public H2Front {
     for (auto& [sid, call] : c->calls) Abandon(call.get());
     c->calls.clear();
     ::epoll_ctl(epoll_, EPOLL_CTL_DEL, c->fd, nullptr);
+    if (c->ssl != nullptr) SSL_free(c->ssl);
     ::close(c->fd);
     nghttp2_session_del(c->session);
     conns_.erase(it);
@@ -1094,6 +1192,7 @@ class FrontImpl final : public H2Front {
   H2FrontOptions o_;
   grpc::GenericStub stub_;
   int port_ = 0;
+  SSL_CTX* tls_ = nullptr;
   int listen_fd_ = -1;
   int epoll_ = -1;
   int wake_ = -1;

@@ -11,9 +11,9 @@
 // subscription) that succeed; a read that would fail (not allowed, stream not found...) is passed
 // on, so its error and trailers are the services' own.
 //
-// Limits: no TLS yet (Server::Start refuses --transport h2 with a certificate); request messages
-// with the compressed flag are refused (UNIMPLEMENTED), as the services' gRPC server does for an
-// encoding it was not configured with; metadata keys ending in "-bin" are not passed on.
+// TLS with OpenSSL when given a certificate (HTTP/2 chosen by ALPN, TLS 1.2 or later). Limits:
+// request messages with the compressed flag are refused (UNIMPLEMENTED); metadata keys ending in
+// "-bin" are not passed on.
 #pragma once
 
 #include <grpcpp/grpcpp.h>
@@ -35,11 +35,14 @@ struct H2FrontOptions {
   Store* store = nullptr;                   // for native calls
   const auth::Security* security = nullptr; // null: no authentication
   size_t max_message_bytes = 0;             // a larger request message ends its call (RESOURCE_EXHAUSTED)
+  std::string tls_cert_file;                // PEM certificate (chain) and key: TLS with ALPN h2; empty: none
+  std::string tls_key_file;
 };
 
 class H2Front {
  public:
-  // Binds and starts the front's thread. kUnavailable when the address cannot be bound.
+  // Binds and starts the front's thread. kUnavailable when the address cannot be bound,
+  // kInvalidArgument (naming --tls-cert or --tls-key) for a certificate or key that cannot be used.
   static Result<std::unique_ptr<H2Front>> Start(H2FrontOptions options);
   virtual ~H2Front() = default;
   virtual int port() const = 0;

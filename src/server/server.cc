@@ -85,6 +85,8 @@ class GrpcServer final : public Server {
       fo.store = store_;
       fo.security = security_;
       fo.max_message_bytes = static_cast<size_t>(kMaxReceiveMessageBytes);
+      fo.tls_cert_file = options.tls_cert_file;
+      fo.tls_key_file = options.tls_key_file;
       auto started = H2Front::Start(std::move(fo));
       if (!started.ok()) {
         server_->Shutdown();
@@ -209,9 +211,6 @@ Result<std::unique_ptr<Server>> Server::Start(Store* store, const ServerOptions&
   }
   if (options.transport != "grpc" && options.transport != "h2") {
     return Status::InvalidArgument(fmt::format("--transport: \"{}\" is neither grpc nor h2", options.transport));
-  }
-  if (options.transport == "h2" && !options.tls_cert_file.empty()) {
-    return Status::InvalidArgument("--transport h2 does not serve TLS yet: use --transport grpc with --tls-cert");
   }
   const bool secure = !options.tls_cert_file.empty() && options.security != nullptr && options.security->enabled();
   CAIRN_RETURN_IF_ERROR(CheckListenAddress(options.grpc_address, "--grpc", options.insecure, secure));

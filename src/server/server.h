@@ -38,7 +38,7 @@ struct ServerOptions {
   std::string tls_cert_file;
   std::string tls_key_file;
   // Who speaks HTTP/2 on grpc_address: "grpc" (gRPC's C++ library) or "h2" (cairn's own front on
-  // nghttp2, h2_front.h: about three times less CPU per message; no TLS yet).
+  // nghttp2, h2_front.h: about a third of the CPU per message; TLS with OpenSSL).
   std::string transport = "grpc";
   // How long Shutdown waits for calls in flight before cancelling them.
   std::chrono::milliseconds shutdown_grace{5000};

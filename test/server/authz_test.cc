@@ -27,6 +27,13 @@
 namespace cairn::server {
 namespace {
 
+// The transport under test: gRPC's library, or the h2 front when CAIRN_TEST_TRANSPORT=h2
+// (test/CMakeLists.txt runs these tests again as "h2.").
+std::string TransportUnderTest() {
+  const char* t = std::getenv("CAIRN_TEST_TRANSPORT");
+  return t != nullptr ? t : "grpc";
+}
+
 namespace pb = event_store::client::streams;
 using ReadOptions = pb::ReadReq::Options;
 
@@ -124,6 +131,7 @@ class AuthzTest : public ::testing::Test {
     // change what the next sees.
     ServerOptions options;
     options.grpc_address = "127.0.0.1:0";
+    options.transport = TransportUnderTest();
     options.security = security_.get();
     options.shutdown_grace = std::chrono::milliseconds(1000);
     server_ = std::move(Server::Start(store_.get(), options)).value();
@@ -384,6 +392,7 @@ class TlsTest : public ::testing::Test {
 TEST_F(TlsTest, TlsServerServesTlsClientsAndRefusesPlaintextOnes) {
   ServerOptions options;
   options.grpc_address = "127.0.0.1:0";
+  options.transport = TransportUnderTest();
   options.security = security_.get();
   options.tls_cert_file = (dir_ / "cert.pem").string();
   options.tls_key_file = (dir_ / "key.pem").string();
@@ -427,6 +436,7 @@ TEST_F(TlsTest, TlsServerServesTlsClientsAndRefusesPlaintextOnes) {
 TEST_F(TlsTest, OnlyTlsWithAuthenticationOrInsecureMayListenBeyondLoopback) {
   ServerOptions plain;
   plain.grpc_address = "0.0.0.0:0";
+  plain.transport = TransportUnderTest();
   auto refused = Server::Start(store_.get(), plain);
   ASSERT_FALSE(refused.ok());
   EXPECT_EQ(refused.status().code(), StatusCode::kInvalidArgument);
