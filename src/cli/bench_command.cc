@@ -301,7 +301,7 @@ Result<Row> RunAppend(const BenchFlags& f, const std::string& db) {
   row.p99_us = Percentile(all, 0.99);
   if (f.async) row.name += "-async";
   if (f.server) {
-    row.name = "server-" + row.name;
+    row.name = (f.transport == "h2" ? "h2-" : "server-") + row.name;
     if (f.connections > 0 && f.connections < f.writers) row.name += fmt::format("-{}conn", f.connections);
   }
   if (row.events < f.events) row.note = fmt::format("stopped by --max-seconds after {} events", row.events);
@@ -435,7 +435,7 @@ Result<Row> RunReadAll(const BenchFlags& f, const std::string& db) {
     CAIRN_ASSIGN_OR_RETURN(EventCursor c, store->ReadAll({}));
     return Drain(c, events, bytes);
   }));
-  row.name = f.server ? "server-read-all" : "read-all";
+  row.name = !f.server ? "read-all" : f.transport == "h2" ? "h2-read-all" : "server-read-all";
   if (!note.empty()) row.note += "; " + note;
   SetMemory(&row);
   remote.clients.clear();  // their calls end now, not at the server's shutdown grace deadline
@@ -642,10 +642,13 @@ Result<std::vector<Row>> RunSuite(const BenchFlags& flags, const std::string& db
     steps.push_back({fmt::format("append-{}x{}-{}{}", writers, batch, sync, async ? "-async" : ""), f});
   };
   if (server_suite) {
-    // Each workload embedded and then through the protocol, for the ratio (docs/performance.md).
-    for (bool remote : {false, true}) {
+    // Each workload embedded and then through the protocol, served by gRPC's library and by the
+    // h2 front, for the ratio (docs/performance.md).
+    for (const char* how : {"embedded", "grpc", "h2"}) {
+      const bool remote = std::string_view(how) != "embedded";
       BenchFlags f = flags;
       f.server = remote;
+      if (remote) f.transport = how;
       for (auto [writers, batch] : {std::pair<uint32_t, uint32_t>{16, 1}, {1, 100}}) {
         f.workload = "append";
         f.writers = writers;
@@ -653,13 +656,15 @@ Result<std::vector<Row>> RunSuite(const BenchFlags& flags, const std::string& db
         f.sync = "always";
         f.events = write_events;
         f.max_seconds = durable_cap;
-        steps.push_back({fmt::format("{}append-{}x{}", remote ? "server-" : "", writers, batch), f});
+        steps.push_back({fmt::format("{}append-{}x{}", remote ? std::string(how) + "-" : "", writers, batch), f});
       }
     }
-    for (const char* w : {"fill", "read-all", "read-all-server"}) {
+    for (const char* w : {"fill", "read-all", "read-all-grpc", "read-all-h2"}) {
       BenchFlags f = flags;
-      f.workload = std::string_view(w) == "read-all-server" ? "read-all" : w;
-      f.server = std::string_view(w) == "read-all-server";
+      const std::string_view name(w);
+      f.workload = name.starts_with("read-all") ? "read-all" : w;
+      f.server = name.starts_with("read-all-");
+      if (f.server) f.transport = std::string(name.substr(9));
       f.events = read_events;
       steps.push_back({"reads", f});
     }
@@ -754,7 +759,7 @@ Command AddBenchCommand(CLI::App& parent, std::string* db) {
   app->add_option("--workload", flags->workload, "append, fill, read-all, read-stream or open. Default: append");
   app->add_option("--suite", flags->suite,
                   "quick or full: run every workload and print one table; server: the server workloads, "
-                  "embedded and over gRPC");
+                  "embedded, over gRPC's library and over the h2 front");
   app->add_flag("--server", flags->server,
                 "append and read-all: go through the gRPC protocol (a server in this process on a loopback "
                 "port; one client connection per writer unless --connections)");
