@@ -22,17 +22,13 @@
 #include "esdb/serverfeatures.grpc.pb.h"
 #include "esdb/streams.grpc.pb.h"
 #include "server/config.h"
+#include "loopback_server.h"
 #include "server/server.h"
 
 namespace cairn::server {
 namespace {
 
-// The transport under test: gRPC's library, or the h2 front when CAIRN_TEST_TRANSPORT=h2
-// (test/CMakeLists.txt runs these tests again as "h2.").
-std::string TransportUnderTest() {
-  const char* t = std::getenv("CAIRN_TEST_TRANSPORT");
-  return t != nullptr ? t : "grpc";
-}
+using testing::TransportUnderTest;
 
 namespace pb = event_store::client::streams;
 using ReadOptions = pb::ReadReq::Options;

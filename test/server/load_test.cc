@@ -19,6 +19,7 @@
 #include "cairn/store.h"
 #include "esdb/serverfeatures.grpc.pb.h"
 #include "esdb/streams.grpc.pb.h"
+#include "loopback_server.h"
 #include "server/server.h"
 
 namespace cairn::server {
@@ -64,6 +65,7 @@ class LoadTest : public ::testing::Test {
     ServerOptions options;
     options.grpc_address = "127.0.0.1:0";
     options.shutdown_grace = std::chrono::milliseconds(2000);
+    options.transport = testing::TransportUnderTest();
     server_ = std::move(Server::Start(store_.get(), options)).value();
     target_ = "127.0.0.1:" + std::to_string(server_->grpc_port());
     channel_ = grpc::CreateChannel(target_, grpc::InsecureChannelCredentials());

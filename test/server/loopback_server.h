@@ -16,6 +16,13 @@
 
 namespace cairn::server::testing {
 
+// The transport the server tests run against: gRPC's library, or the h2 front when
+// CAIRN_TEST_TRANSPORT=h2 (test/CMakeLists.txt runs the server's fixtures again as "h2.").
+inline std::string TransportUnderTest() {
+  const char* t = std::getenv("CAIRN_TEST_TRANSPORT");
+  return t != nullptr ? t : "grpc";
+}
+
 // A fixture base: store_ and server_ exist once SetUp has run (fatal failure otherwise).
 class LoopbackServerTest : public ::testing::Test {
  protected:
@@ -26,8 +33,7 @@ class LoopbackServerTest : public ::testing::Test {
     ServerOptions options;
     options.grpc_address = "127.0.0.1:0";
     options.shutdown_grace = std::chrono::milliseconds(2000);
-    // The same tests run again through cairn's own HTTP/2 front (test/CMakeLists.txt, "h2.").
-    if (const char* transport = std::getenv("CAIRN_TEST_TRANSPORT")) options.transport = transport;
+    options.transport = TransportUnderTest();
     auto server = Server::Start(store_.get(), options);
     ASSERT_TRUE(server.ok()) << server.status().ToString();
     server_ = std::move(server).value();
