@@ -120,6 +120,17 @@ class Store {
                            std::span<const EventData> events, AppendCallback done,
                            const AppendOptions& options = {}) = 0;
 
+  // The same, taking the events instead of copying them: for a caller that built them only to
+  // append them (the server builds them from a request's bytes). `events` is left in a valid,
+  // unspecified state. A backend without a cheaper way copies, as the overload above does; the
+  // embedded engine keeps the vector itself. Chosen for a std::vector rvalue (std::move(v), or
+  // a function's returned vector); an lvalue still goes to the span overload and is copied.
+  virtual void AppendAsync(std::string_view stream, ExpectedVersion expected, std::vector<EventData>&& events,
+                           AppendCallback done, const AppendOptions& options = {}) {
+    const std::vector<EventData> taken = std::move(events);
+    AppendAsync(stream, expected, std::span<const EventData>(taken), std::move(done), options);
+  }
+
   // Reads one stream. kNotFound with kStreamNotFound when it has no events (or is soft-deleted),
   // with kStreamDeleted when tombstoned. Reading past the end yields an empty cursor.
   virtual Result<EventCursor> ReadStream(std::string_view stream, const ReadStreamOptions& options = {}) = 0;

@@ -22,14 +22,18 @@ uint64_t GetBigEndian(const uint8_t* in) {
 
 }  // namespace
 
+Uuid UuidFromHalves(uint64_t most_significant, uint64_t least_significant) {
+  Uuid id;
+  PutBigEndian(most_significant, id.bytes.data());
+  PutBigEndian(least_significant, id.bytes.data() + 8);
+  return id;
+}
+
 std::optional<Uuid> UuidFromProto(const event_store::client::UUID& message) {
   switch (message.value_case()) {
-    case event_store::client::UUID::kStructured: {
-      Uuid id;
-      PutBigEndian(static_cast<uint64_t>(message.structured().most_significant_bits()), id.bytes.data());
-      PutBigEndian(static_cast<uint64_t>(message.structured().least_significant_bits()), id.bytes.data() + 8);
-      return id;
-    }
+    case event_store::client::UUID::kStructured:
+      return UuidFromHalves(static_cast<uint64_t>(message.structured().most_significant_bits()),
+                            static_cast<uint64_t>(message.structured().least_significant_bits()));
     case event_store::client::UUID::kString:
       return Uuid::Parse(message.string());
     default:

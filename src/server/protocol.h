@@ -25,6 +25,8 @@ inline constexpr std::string_view kContentTypeBytes = "application/octet-stream"
 
 // nullopt when the message is neither form or the text is not a UUID.
 std::optional<Uuid> UuidFromProto(const event_store::client::UUID& message);
+// The structured form's two halves (big-endian: most significant first) as a Uuid.
+Uuid UuidFromHalves(uint64_t most_significant, uint64_t least_significant);
 void UuidToProto(const Uuid& id, bool structured, event_store::client::UUID* out);
 
 // .NET ticks (100 ns) since the Unix epoch: the protocol's "created".

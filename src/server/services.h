@@ -41,10 +41,11 @@ class TaskThread {
 };
 
 // Streams. Read, Append and BatchAppend are on gRPC's callback API (reactors, no thread per
-// call: see streams_service.cc); Delete and Tombstone are synchronous handlers.
+// call: see streams_service.cc), BatchAppend as a raw method (its request bytes are read without
+// the generated message: batch_append_wire.h); Delete and Tombstone are synchronous handlers.
 class StreamsService final
     : public event_store::client::streams::Streams::WithCallbackMethod_Read<
-          event_store::client::streams::Streams::WithCallbackMethod_BatchAppend<
+          event_store::client::streams::Streams::WithRawCallbackMethod_BatchAppend<
               event_store::client::streams::Streams::WithCallbackMethod_Append<
                   event_store::client::streams::Streams::Service>>> {
  public:
@@ -55,8 +56,8 @@ class StreamsService final
       grpc::CallbackServerContext* context, const event_store::client::streams::ReadReq* request) override;
   grpc::ServerReadReactor<event_store::client::streams::AppendReq>* Append(
       grpc::CallbackServerContext* context, event_store::client::streams::AppendResp* response) override;
-  grpc::ServerBidiReactor<event_store::client::streams::BatchAppendReq, event_store::client::streams::BatchAppendResp>*
-  BatchAppend(grpc::CallbackServerContext* context) override;
+  // Raw bytes both ways: requests are read by batch_append_wire.h, answers serialized here.
+  grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* BatchAppend(grpc::CallbackServerContext* context) override;
   grpc::Status Delete(grpc::ServerContext* context, const event_store::client::streams::DeleteReq* request,
                       event_store::client::streams::DeleteResp* response) override;
   grpc::Status Tombstone(grpc::ServerContext* context, const event_store::client::streams::TombstoneReq* request,

@@ -17,6 +17,7 @@
 #include <thread>
 #include <vector>
 
+#include "server/batch_append_wire.h"
 #include "server/protocol.h"
 #include "server/services.h"
 
@@ -577,6 +578,20 @@ std::optional<EventProblem> EventFrom(Proposed* m, const std::string& stream, si
   return std::nullopt;
 }
 
+// The same checks for a BatchAppend message read from its bytes (batch_append_wire.h); its
+// EventData is complete when there is no problem.
+std::optional<EventProblem> WireEventProblem(const WireProposedMessage& m, const std::string& stream, size_t index) {
+  if (!m.has_type || !m.has_content_type) {
+    return EventProblem{"missing-required-metadata-property",
+                        fmt::format("append to {}: event {} lacks the \"type\" or \"content-type\" property", stream,
+                                    index)};
+  }
+  if (m.has_id && !m.id_valid) {
+    return EventProblem{"", fmt::format("append to {}: event {}: id is not a UUID", stream, index)};
+  }
+  return std::nullopt;
+}
+
 // What an append did: the stream's current revision (none: no stream) and the position of its
 // first event (none: nothing was written), or why it failed.
 struct AppendOutcome {
@@ -888,60 +903,68 @@ AppendOutcome OutcomeOf(const Result<AppendResult>& result) {
 // order they were sent, and are answered in that order. The rest (metastream writes, empty
 // appends, system streams) block on the store, so they run on the service's task thread, after
 // the call's earlier appends are acknowledged and before its next message is read.
-class BatchAppendCall final : public grpc::ServerBidiReactor<pb::BatchAppendReq, pb::BatchAppendResp> {
+class BatchAppendCall final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer> {
  public:
   BatchAppendCall(StreamsService* service, grpc::CallbackServerContext* context)
       : service_(service), context_(context) {
-    StartRead(&req_);
+    StartRead(&req_bytes_);
   }
 
   void OnReadDone(bool ok) override {
     if (!ok) {  // half-closed by the client, cancelled or gone
-      ReadsDone();
+      ReadsDone(grpc::Status::OK);
       return;
     }
-    const std::string key = req_.correlation_id().SerializeAsString();
+    Status parsed = ParseBatchAppendReq(&req_bytes_, &req_);
+    req_bytes_.Clear();
+    if (!parsed.ok()) {
+      // Bytes that are no BatchAppendReq: the call ends with INVALID_ARGUMENT once the appends
+      // before them are answered (nothing after them is read).
+      ReadsDone(InvalidRequest(parsed.message()));
+      return;
+    }
+    const std::string key = req_.correlation_id.SerializeAsString();
     auto it = open_.find(key);
     if (it == open_.end()) {
-      if (!req_.has_options()) {
+      if (!req_.has_options) {
         event_store::client::BadRequest bad;
         bad.set_message("BatchAppendReq: the first message of a correlation id must carry options");
         Slot* slot = Reserve();
-        BatchError(&slot->resp, req_.options(), req_.correlation_id(), grpc::StatusCode::INVALID_ARGUMENT,
+        BatchError(&slot->resp, req_.options, req_.correlation_id, grpc::StatusCode::INVALID_ARGUMENT,
                    bad.message(), bad);
         Ready(slot);
-        StartRead(&req_);
+        StartRead(&req_bytes_);
         return;
       }
-      it = open_.emplace(key, Open{req_.options(), {}, 0, std::nullopt}).first;
+      it = open_.emplace(key, Open{req_.options, {}, 0, std::nullopt}).first;
     }
     Open& a = it->second;
     const std::string& name = a.options.stream_identifier().stream_name();
-    for (auto& m : *req_.mutable_proposed_messages()) {
+    if (a.events.empty()) a.events.reserve(req_.proposed_messages.size());
+    for (WireProposedMessage& m : req_.proposed_messages) {
       if (a.problem) break;
-      a.bytes += m.data().size() + m.custom_metadata().size();
+      a.bytes += m.event.data.size() + m.event.metadata.size();
       if (a.events.size() >= kMaxAppendEvents || a.bytes > kMaxAppendBytes) {
         a.problem = EventProblem{"maximum-append-size-exceeded",
                                  fmt::format("append to {}: more than {} events or {} bytes in one append", name,
                                              kMaxAppendEvents, kMaxAppendBytes)};
         break;
       }
-      EventData e;
-      a.problem = EventFrom(&m, name, a.events.size(), &e);
-      if (!a.problem) a.events.push_back(std::move(e));
+      a.problem = WireEventProblem(m, name, a.events.size());
+      if (!a.problem) a.events.push_back(std::move(m.event));
     }
-    if (!req_.is_final()) {
-      StartRead(&req_);
+    if (!req_.is_final) {
+      StartRead(&req_bytes_);
       return;
     }
     auto done = std::make_shared<Open>(std::move(it->second));
     open_.erase(it);
-    const event_store::client::UUID id = req_.correlation_id();
+    const event_store::client::UUID id = req_.correlation_id;
     Slot* slot = Reserve();
     if (done->problem) {
       BatchProblem(&slot->resp, done->options, id, *done->problem);
       Ready(slot);
-      StartRead(&req_);
+      StartRead(&req_bytes_);
       return;
     }
     ExpectedVersion expected = ExpectedVersion::Any();
@@ -957,7 +980,7 @@ class BatchAppendCall final : public grpc::ServerBidiReactor<pb::BatchAppendReq,
                               denied.error_message());
       BatchOutcome(&slot->resp, done->options, id, expected, refused);
       Ready(slot);
-      StartRead(&req_);
+      StartRead(&req_bytes_);
       return;
     }
     if (stream.starts_with('$') || done->events.empty()) {
@@ -972,7 +995,7 @@ class BatchAppendCall final : public grpc::ServerBidiReactor<pb::BatchAppendReq,
           blocking_ = false;
         }
         Ready(slot);
-        StartRead(&req_);
+        StartRead(&req_bytes_);
       };
       std::lock_guard lock(mu_);
       blocking_ = true;
@@ -987,16 +1010,17 @@ class BatchAppendCall final : public grpc::ServerBidiReactor<pb::BatchAppendReq,
       std::lock_guard lock(mu_);
       pending_++;
     }
-    service_->store()->AppendAsync(stream, expected, done->events,
+    // The events are the store's from here (no copy); the callback needs only the options.
+    service_->store()->AppendAsync(stream, expected, std::move(done->events),
                                    [this, slot, done, id, expected](Result<AppendResult> result) {
                                      BatchOutcome(&slot->resp, done->options, id, expected, OutcomeOf(result));
                                      Ready(slot, /*acknowledged=*/true);
                                    });
-    StartRead(&req_);
+    StartRead(&req_bytes_);
   }
 
   void OnWriteDone(bool ok) override {
-    const pb::BatchAppendResp* next = nullptr;
+    const grpc::ByteBuffer* next = nullptr;
     grpc::WriteOptions options;
     bool finish = false;
     {
@@ -1008,7 +1032,7 @@ class BatchAppendCall final : public grpc::ServerBidiReactor<pb::BatchAppendReq,
       finish = next == nullptr && FinishDueLocked();
     }
     if (next != nullptr) StartWrite(next, options);
-    if (finish) Finish(grpc::Status::OK);
+    if (finish) Finish(end_status_);
   }
 
   void OnDone() override { delete this; }
@@ -1024,6 +1048,7 @@ class BatchAppendCall final : public grpc::ServerBidiReactor<pb::BatchAppendReq,
   struct Slot {
     bool ready = false;
     pb::BatchAppendResp resp;
+    grpc::ByteBuffer bytes;  // resp serialized, once ready
   };
 
   Slot* Reserve() {
@@ -1033,7 +1058,11 @@ class BatchAppendCall final : public grpc::ServerBidiReactor<pb::BatchAppendReq,
 
   // The slot's answer is filled; writes what is due. `acknowledged`: it came from the store.
   void Ready(Slot* slot, bool acknowledged = false) {
-    const pb::BatchAppendResp* next = nullptr;
+    bool own = false;
+    if (!grpc::SerializationTraits<pb::BatchAppendResp>::Serialize(slot->resp, &slot->bytes, &own).ok()) {
+      slot->bytes.Clear();  // cannot happen for a message this small; the client then sees an empty answer
+    }
+    const grpc::ByteBuffer* next = nullptr;
     grpc::WriteOptions options;
     bool finish = false;
     {
@@ -1047,28 +1076,30 @@ class BatchAppendCall final : public grpc::ServerBidiReactor<pb::BatchAppendReq,
       finish = next == nullptr && FinishDueLocked();
     }
     if (next != nullptr) StartWrite(next, options);
-    if (finish) Finish(grpc::Status::OK);
+    if (finish) Finish(end_status_);
   }
 
-  void ReadsDone() {
+  // Nothing more is read; the call ends with `status` once everything before is answered.
+  void ReadsDone(grpc::Status status) {
     bool finish = false;
     {
       std::lock_guard lock(mu_);
       reads_done_ = true;
+      end_status_ = std::move(status);
       finish = FinishDueLocked();
     }
-    if (finish) Finish(grpc::Status::OK);
+    if (finish) Finish(end_status_);
   }
 
   // The answer to write now, if any (one write at a time, in the requests' order). Corked when
   // the answer after it is ready too (it follows at once, in the same frame), except the call's
   // first write (gRPC 1.51 does not complete a corked first write).
-  const pb::BatchAppendResp* NextWriteLocked(grpc::WriteOptions* options) {
+  const grpc::ByteBuffer* NextWriteLocked(grpc::WriteOptions* options) {
     if (writing_ || write_failed_ || slots_.empty() || !slots_.front().ready) return nullptr;
     writing_ = true;
     if (wrote_ && slots_.size() > 1 && slots_[1].ready) options->set_buffer_hint();
     wrote_ = true;
-    return &slots_.front().resp;
+    return &slots_.front().bytes;
   }
 
   // Whether the call can end now: the client sent its last message, every append is
@@ -1082,7 +1113,8 @@ class BatchAppendCall final : public grpc::ServerBidiReactor<pb::BatchAppendReq,
 
   StreamsService* service_;
   grpc::CallbackServerContext* context_;
-  pb::BatchAppendReq req_;                  // the message being read (reads are one at a time)
+  grpc::ByteBuffer req_bytes_;              // the message being read (reads are one at a time)
+  WireBatchAppendReq req_;                  // ... and what it says
   std::map<std::string, Open> open_;        // by the correlation id's bytes; read side only
   std::mutex mu_;                           // guards what follows
   std::deque<Slot> slots_;                  // answers not yet written, in request order
@@ -1093,6 +1125,7 @@ class BatchAppendCall final : public grpc::ServerBidiReactor<pb::BatchAppendReq,
   bool wrote_ = false;                      // a write was started
   bool write_failed_ = false;
   bool reads_done_ = false;
+  grpc::Status end_status_;                 // how the call ends: OK, or why its reads stopped
   bool finished_ = false;
 };
 
@@ -1130,7 +1163,7 @@ void TaskThread::Post(std::function<void()> task) {
   cv_.notify_one();
 }
 
-grpc::ServerBidiReactor<pb::BatchAppendReq, pb::BatchAppendResp>* StreamsService::BatchAppend(
+grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* StreamsService::BatchAppend(
     grpc::CallbackServerContext* context) {
   return new BatchAppendCall(this, context);
 }

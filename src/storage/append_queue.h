@@ -30,7 +30,7 @@ struct AppendRequest {
   Kind kind = Kind::kAppend;
   std::string stream;
   ExpectedVersion expected = ExpectedVersion::Any();
-  std::vector<EventData> owned;        // AppendAsync: the caller's events, copied
+  std::vector<EventData> owned;        // AppendAsync: the caller's events, copied or taken
   std::span<const EventData> events;  // `owned`, or the blocked caller's own events
   StreamMetadata metadata;
   Status error;       // bad input found before queueing: reported in queue order

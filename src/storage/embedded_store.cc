@@ -423,6 +423,11 @@ Result<AppendResult> EmbeddedStore::Append(std::string_view stream, ExpectedVers
 
 void EmbeddedStore::AppendAsync(std::string_view stream, ExpectedVersion expected, std::span<const EventData> events,
                                 AppendCallback done, const AppendOptions& options) {
+  AppendAsync(stream, expected, std::vector<EventData>(events.begin(), events.end()), std::move(done), options);
+}
+
+void EmbeddedStore::AppendAsync(std::string_view stream, ExpectedVersion expected, std::vector<EventData>&& events,
+                                AppendCallback done, const AppendOptions& options) {
   auto req = std::make_unique<Request>();
   req->stream = std::string(stream);
   req->expected = expected;
@@ -431,7 +436,7 @@ void EmbeddedStore::AppendAsync(std::string_view stream, ExpectedVersion expecte
   if (!size.ok()) {
     req->error = size.status();
   } else {
-    req->owned.assign(events.begin(), events.end());
+    req->owned = std::move(events);  // taken, not copied
     req->events = req->owned;
     req->bytes = *size;
   }

@@ -50,6 +50,8 @@ class EmbeddedStore final : public Store {
                               const AppendOptions& options) override;
   void AppendAsync(std::string_view stream, ExpectedVersion expected, std::span<const EventData> events,
                    AppendCallback done, const AppendOptions& options) override;
+  void AppendAsync(std::string_view stream, ExpectedVersion expected, std::vector<EventData>&& events,
+                   AppendCallback done, const AppendOptions& options) override;
   Result<EventCursor> ReadStream(std::string_view stream, const ReadStreamOptions& options) override;
   Result<EventCursor> ReadAll(const ReadAllOptions& options) override;
   Result<Position> PositionAtTime(Timestamp time) override;

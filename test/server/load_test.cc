@@ -3,6 +3,7 @@
 // control; the server stays up, memory stays bounded, and other clients keep being served.
 // How: a real Server on a memory store and a loopback port; raw bytes through gRPC's generic
 // stub; the process's resident memory from /proc/self/statm.
+#include <google/protobuf/unknown_field_set.h>
 #include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
@@ -152,6 +153,63 @@ TEST_F(LoadTest, UnknownFieldsAreIgnoredAsProtobufDefines) {
   grpc::Status s = RawCall(channel_, "/event_store.client.streams.Streams/Delete", bytes);
   EXPECT_TRUE(s.ok()) << s.error_message();
   EXPECT_TRUE(store_->GetStreamInfo("known-1")->deleted);
+}
+
+// BatchAppend reads its requests' bytes itself (src/server/batch_append_wire.h): bytes that are
+// no BatchAppendReq end the call with INVALID_ARGUMENT naming where they broke; unknown fields at
+// any level are skipped as protobuf defines.
+TEST_F(LoadTest, BatchAppendRefusesMalformedBytesAndSkipsUnknownFields) {
+  const std::string method = "/event_store.client.streams.Streams/BatchAppend";
+  const std::string garbage = std::string("\x0a\xff\xff\xff\xff\x0f", 6) + "not a message";
+  grpc::Status s = RawCall(channel_, method, garbage);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << s.error_message();
+  EXPECT_EQ(s.error_message(), "BatchAppendReq: malformed bytes in correlation_id");
+
+  pb::BatchAppendReq req;
+  req.mutable_correlation_id()->set_string("0190d7a8-8c3e-7b1a-9f00-000000000001");
+  req.mutable_options()->mutable_stream_identifier()->set_stream_name("unknown-fields-1");
+  req.mutable_options()->mutable_any();
+  auto* m = req.add_proposed_messages();
+  (*m->mutable_metadata())["type"] = "Loaded";
+  (*m->mutable_metadata())["content-type"] = "application/json";
+  m->set_data("{\"n\":1}");
+  req.set_is_final(true);
+  req.GetReflection()->MutableUnknownFields(&req)->AddVarint(1999, 7);
+  m->GetReflection()->MutableUnknownFields(m)->AddLengthDelimited(77, "later version");
+  req.mutable_options()->GetReflection()->MutableUnknownFields(req.mutable_options())->AddFixed64(50, 1);
+  // One request, then the client half-closes: one answer, then OK.
+  grpc::GenericStub stub(channel_);
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  grpc::Slice slice(req.SerializeAsString());
+  grpc::ByteBuffer request(&slice, 1);
+  grpc::ByteBuffer response;
+  grpc::CompletionQueue cq;
+  auto call = stub.PrepareUnaryCall(&context, method, request, &cq);
+  call->StartCall();
+  call->Finish(&response, &s, reinterpret_cast<void*>(1));
+  void* tag = nullptr;
+  bool ok = false;
+  cq.Next(&tag, &ok);
+  cq.Shutdown();
+  while (cq.Next(&tag, &ok)) {
+  }
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  std::vector<grpc::Slice> slices;
+  ASSERT_TRUE(response.Dump(&slices).ok());
+  std::string answer_bytes;
+  for (const auto& piece : slices) answer_bytes.append(reinterpret_cast<const char*>(piece.begin()), piece.size());
+  pb::BatchAppendResp answer;
+  ASSERT_TRUE(answer.ParseFromString(answer_bytes));
+  EXPECT_TRUE(answer.has_success()) << answer.DebugString();
+  EXPECT_EQ(answer.correlation_id().string(), "0190d7a8-8c3e-7b1a-9f00-000000000001");
+  auto events = store_->ReadStream("unknown-fields-1")->Collect();
+  ASSERT_TRUE(events.ok());
+  ASSERT_EQ(events->size(), 1u);
+  EXPECT_EQ((*events)[0].data, "{\"n\":1}");
+  EXPECT_EQ((*events)[0].type, "Loaded");
+  // The server is still up for everyone.
+  EXPECT_TRUE(AppendOne("after-garbage-2", "{}"));
 }
 
 TEST_F(LoadTest, AThousandIdleConnectionsDoNotStopTheServer) {

@@ -1,0 +1,326 @@
+// The server reads BatchAppendReq from its bytes by hand (src/server/batch_append_wire.h). These
+// tests hold it to protobuf's generated parser for the same .proto: on every input both accept
+// or both refuse, and when both accept they say the same thing (correlation id, options, is_final,
+// and per proposed message: id, "type" and "content-type" entries, data, custom metadata). The
+// inputs: typical messages, empty and large data, missing fields, unknown fields of every wire
+// type at every level, known field numbers with another wire type, repeated fields (last wins,
+// messages merge), every truncation of a message, invalid UTF-8, broken tags and lengths, and
+// a few thousand deterministic byte mutations. The bytes also go through a gRPC ByteBuffer cut
+// into several slices, as the server receives them.
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <random>
+#include <string>
+#include <vector>
+
+#include <google/protobuf/stubs/logging.h>
+#include <google/protobuf/unknown_field_set.h>
+
+#include "esdb/streams.pb.h"
+#include "server/batch_append_wire.h"
+#include "server/protocol.h"
+
+namespace cairn::server {
+namespace {
+
+namespace pb = event_store::client::streams;
+
+std::string Hex(const std::string& bytes) {
+  std::string out;
+  char buf[4];
+  for (unsigned char c : bytes) {
+    std::snprintf(buf, sizeof buf, "%02x", c);
+    out += buf;
+  }
+  return out;
+}
+
+// Wire helpers for hand-made bytes.
+std::string Varint(uint64_t v) {
+  std::string out;
+  while (v >= 0x80) {
+    out.push_back(static_cast<char>((v & 0x7f) | 0x80));
+    v >>= 7;
+  }
+  out.push_back(static_cast<char>(v));
+  return out;
+}
+std::string Key(int field, int wire_type) { return Varint((static_cast<uint64_t>(field) << 3) | wire_type); }
+std::string Len(int field, const std::string& bytes) { return Key(field, 2) + Varint(bytes.size()) + bytes; }
+std::string VarintField(int field, uint64_t v) { return Key(field, 0) + Varint(v); }
+
+// The same bytes as a ByteBuffer of several slices (cut every `piece` bytes).
+grpc::ByteBuffer Sliced(const std::string& bytes, size_t piece) {
+  std::vector<grpc::Slice> slices;
+  for (size_t at = 0; at < bytes.size(); at += piece) slices.emplace_back(bytes.substr(at, piece));
+  if (slices.empty()) slices.emplace_back("");
+  return grpc::ByteBuffer(slices.data(), slices.size());
+}
+
+// Both parsers on `bytes`; returns whether they accepted. Fails the test when they disagree.
+bool ExpectSame(const std::string& bytes, const std::string& what) {
+  SCOPED_TRACE(what + ": " + (bytes.size() <= 256 ? Hex(bytes) : Hex(bytes.substr(0, 256)) + "..."));
+  pb::BatchAppendReq generated;
+  google::protobuf::LogSilencer quiet;  // the generated parser logs each string that is not UTF-8
+  const bool generated_ok = generated.ParseFromString(bytes);
+  WireBatchAppendReq raw;
+  const Status raw_status = ParseBatchAppendReq(bytes, &raw);
+  EXPECT_EQ(raw_status.ok(), generated_ok) << raw_status.ToString();
+  if (!raw_status.ok()) {
+    EXPECT_EQ(raw_status.code(), StatusCode::kInvalidArgument);
+    EXPECT_NE(raw_status.message().find("BatchAppendReq: malformed bytes in "), std::string::npos)
+        << raw_status.message();
+  }
+  // The same through a sliced ByteBuffer, as gRPC hands it over.
+  for (size_t piece : {size_t{1}, size_t{7}, size_t{4096}}) {
+    if (bytes.size() > 4096 && piece < 4096) continue;  // large inputs: one cut size is enough
+    grpc::ByteBuffer buffer = Sliced(bytes, piece);
+    WireBatchAppendReq from_buffer;
+    const Status s = ParseBatchAppendReq(&buffer, &from_buffer);
+    EXPECT_EQ(s.ok(), raw_status.ok()) << "slices of " << piece << ": " << s.ToString();
+    if (s.ok() && raw_status.ok()) {
+      EXPECT_EQ(from_buffer.proposed_messages.size(), raw.proposed_messages.size());
+      for (size_t i = 0; i < raw.proposed_messages.size() && i < from_buffer.proposed_messages.size(); ++i) {
+        EXPECT_EQ(from_buffer.proposed_messages[i].event.data, raw.proposed_messages[i].event.data);
+        EXPECT_EQ(from_buffer.proposed_messages[i].event.type, raw.proposed_messages[i].event.type);
+      }
+    }
+  }
+  if (!generated_ok || !raw_status.ok()) return false;
+
+  EXPECT_EQ(raw.has_correlation_id, generated.has_correlation_id());
+  EXPECT_EQ(raw.correlation_id.SerializeAsString(), generated.correlation_id().SerializeAsString());
+  EXPECT_EQ(raw.has_options, generated.has_options());
+  EXPECT_EQ(raw.options.SerializeAsString(), generated.options().SerializeAsString());
+  EXPECT_EQ(raw.is_final, generated.is_final());
+  EXPECT_EQ(raw.proposed_messages.size(), static_cast<size_t>(generated.proposed_messages_size()));
+  for (int i = 0; i < generated.proposed_messages_size() && static_cast<size_t>(i) < raw.proposed_messages.size();
+       ++i) {
+    SCOPED_TRACE("proposed message " + std::to_string(i));
+    const auto& g = generated.proposed_messages(i);
+    const WireProposedMessage& r = raw.proposed_messages[static_cast<size_t>(i)];
+    EXPECT_EQ(r.has_id, g.has_id());
+    const std::optional<Uuid> id = g.has_id() ? UuidFromProto(g.id()) : std::nullopt;
+    EXPECT_EQ(r.id_valid, id.has_value());
+    if (id) {
+      EXPECT_EQ(r.event.id, *id);
+    }
+    if (!g.has_id()) {
+      EXPECT_TRUE(r.event.id.IsNil());
+    }
+    auto type = g.metadata().find("type");
+    EXPECT_EQ(r.has_type, type != g.metadata().end());
+    if (type != g.metadata().end()) {
+      EXPECT_EQ(r.event.type, type->second);
+    }
+    auto content_type = g.metadata().find("content-type");
+    EXPECT_EQ(r.has_content_type, content_type != g.metadata().end());
+    if (content_type != g.metadata().end()) {
+      EXPECT_EQ(r.event.content_type,
+                content_type->second == kContentTypeJson ? ContentType::kJson : ContentType::kBytes);
+    }
+    EXPECT_EQ(r.event.data, g.data());
+    EXPECT_EQ(r.event.metadata, g.custom_metadata());
+  }
+  return true;
+}
+
+pb::BatchAppendReq Typical() {
+  pb::BatchAppendReq req;
+  req.mutable_correlation_id()->mutable_structured()->set_most_significant_bits(0x0123456789abcdefLL);
+  req.mutable_correlation_id()->mutable_structured()->set_least_significant_bits(-42);
+  auto* o = req.mutable_options();
+  o->mutable_stream_identifier()->set_stream_name("account-1");
+  o->set_stream_position(7);
+  o->mutable_deadline()->set_seconds(1700000000);
+  for (int i = 0; i < 3; ++i) {
+    auto* m = req.add_proposed_messages();
+    if (i == 0) m->mutable_id()->set_string("0190d7a8-8c3e-7b1a-9f00-00000000000" + std::to_string(i));
+    if (i == 1) {
+      m->mutable_id()->mutable_structured()->set_most_significant_bits(-1);
+      m->mutable_id()->mutable_structured()->set_least_significant_bits(5);
+    }
+    (*m->mutable_metadata())["type"] = "Deposited";
+    (*m->mutable_metadata())["content-type"] = i == 2 ? "application/octet-stream" : "application/json";
+    (*m->mutable_metadata())["other"] = "ignored";
+    m->set_data("{\"amount\":" + std::to_string(i) + "}");
+    if (i == 1) m->set_custom_metadata("{\"$correlationId\":\"x\"}");
+  }
+  req.set_is_final(true);
+  return req;
+}
+
+TEST(BatchAppendWireTest, TypicalMessagesReadTheSame) {
+  EXPECT_TRUE(ExpectSame(Typical().SerializeAsString(), "typical"));
+  pb::BatchAppendReq no_final = Typical();
+  no_final.set_is_final(false);
+  no_final.clear_options();
+  EXPECT_TRUE(ExpectSame(no_final.SerializeAsString(), "continuation without options"));
+  EXPECT_TRUE(ExpectSame("", "empty message"));
+  // What the C++ client and the bench send: string ids or none, 100 events.
+  pb::BatchAppendReq hundred;
+  hundred.mutable_correlation_id()->set_string("0190d7a8-8c3e-7b1a-9f00-000000000001");
+  hundred.mutable_options()->mutable_stream_identifier()->set_stream_name("s-1");
+  hundred.mutable_options()->mutable_any();
+  for (int i = 0; i < 100; ++i) {
+    auto* m = hundred.add_proposed_messages();
+    (*m->mutable_metadata())["type"] = "T" + std::to_string(i);
+    (*m->mutable_metadata())["content-type"] = "application/json";
+    m->set_data(std::string(static_cast<size_t>(i) * 7, 'd'));
+  }
+  hundred.set_is_final(true);
+  EXPECT_TRUE(ExpectSame(hundred.SerializeAsString(), "100 events"));
+}
+
+TEST(BatchAppendWireTest, EmptyAndLargeDataAndMissingFields) {
+  pb::BatchAppendReq req = Typical();
+  req.mutable_proposed_messages(0)->clear_data();
+  req.mutable_proposed_messages(1)->set_data(std::string(3 << 20, '\xff'));  // bytes: not UTF-8 is fine
+  EXPECT_TRUE(ExpectSame(req.SerializeAsString(), "empty and 3 MiB data"));
+
+  pb::BatchAppendReq missing = Typical();
+  missing.mutable_proposed_messages(0)->mutable_metadata()->erase("type");
+  missing.mutable_proposed_messages(1)->mutable_metadata()->erase("content-type");
+  missing.mutable_proposed_messages(2)->mutable_metadata()->clear();
+  missing.clear_correlation_id();
+  EXPECT_TRUE(ExpectSame(missing.SerializeAsString(), "missing metadata entries and correlation id"));
+
+  pb::BatchAppendReq ids = Typical();
+  ids.mutable_proposed_messages(0)->mutable_id()->set_string("not a uuid");
+  ids.mutable_proposed_messages(1)->mutable_id()->Clear();  // present but neither form
+  EXPECT_TRUE(ExpectSame(ids.SerializeAsString(), "ids that are no UUID"));
+
+  pb::BatchAppendReq only_messages;
+  only_messages.add_proposed_messages();  // an empty proposed message
+  EXPECT_TRUE(ExpectSame(only_messages.SerializeAsString(), "one empty proposed message"));
+}
+
+TEST(BatchAppendWireTest, UnknownFieldsAreSkippedAtEveryLevel) {
+  // Unknown fields of each wire type: varint, fixed64, length-delimited, group, fixed32.
+  const std::string unknown = VarintField(1999, 7) + Key(15, 1) + std::string(8, 'x') + Len(16, "abc") +
+                              Key(17, 3) + VarintField(1, 5) + Len(2, "in a group") + Key(17, 4) + Key(18, 5) +
+                              std::string(4, 'y');
+  const std::string structured_id = Len(1, VarintField(1, 11) + unknown + VarintField(2, 22));
+  const std::string entry_type = Len(2, Len(1, "type") + unknown + Len(2, "Deposited"));
+  const std::string entry_ct = Len(2, unknown + Len(2, "application/json") + Len(1, "content-type"));
+  const std::string proposed =
+      Len(3, Len(1, unknown + structured_id) + entry_type + unknown + entry_ct + Len(4, "{}") + Len(3, "md"));
+  const std::string bytes = unknown + Len(1, Len(2, "0190d7a8-8c3e-7b1a-9f00-000000000001") + unknown) +
+                            Len(2, Len(1, Len(3, "s-1")) + unknown + Len(4, "")) + proposed + unknown +
+                            VarintField(4, 1) + unknown;
+  ASSERT_TRUE(ExpectSame(bytes, "unknown fields everywhere"));
+  WireBatchAppendReq raw;
+  ASSERT_TRUE(ParseBatchAppendReq(bytes, &raw).ok());
+  ASSERT_EQ(raw.proposed_messages.size(), 1u);
+  EXPECT_EQ(raw.proposed_messages[0].event.type, "Deposited");
+  EXPECT_EQ(raw.proposed_messages[0].event.content_type, ContentType::kJson);
+  EXPECT_EQ(raw.proposed_messages[0].event.data, "{}");
+  EXPECT_TRUE(raw.is_final);
+
+  // Unknown fields set through the generated message's own unknown-field set serialize the same.
+  pb::BatchAppendReq req = Typical();
+  req.GetReflection()->MutableUnknownFields(&req)->AddVarint(1999, 7);
+  req.GetReflection()->MutableUnknownFields(req.mutable_proposed_messages(1))->AddLengthDelimited(99, "zz");
+  EXPECT_TRUE(ExpectSame(req.SerializeAsString(), "unknown fields through reflection"));
+}
+
+TEST(BatchAppendWireTest, KnownNumbersWithAnotherWireTypeAreUnknownFields) {
+  const std::string entry = Len(2, Len(1, "type") + Len(2, "A")) + Len(2, Len(1, "content-type") + Len(2, "x"));
+  EXPECT_TRUE(ExpectSame(Len(4, "yes") + Len(3, entry), "is_final as bytes"));
+  EXPECT_TRUE(ExpectSame(VarintField(3, 1) + VarintField(1, 2) + VarintField(2, 3), "messages as varints"));
+  EXPECT_TRUE(ExpectSame(Len(3, VarintField(4, 1) + VarintField(3, 2) + VarintField(2, 3) + VarintField(1, 4) + entry),
+                         "proposed fields as varints"));
+  EXPECT_TRUE(ExpectSame(Len(3, entry + Len(2, VarintField(1, 1) + Len(2, "B"))), "map key as varint"));
+  EXPECT_TRUE(ExpectSame(Len(3, Len(1, Len(1, Len(1, "x") + Len(2, "y")))), "structured halves as bytes"));
+  EXPECT_TRUE(ExpectSame(Len(3, Len(1, VarintField(2, 5))), "uuid string as varint"));
+}
+
+TEST(BatchAppendWireTest, RepeatedFieldsFollowProtobufRules) {
+  const auto entry = [](const std::string& k, const std::string& v) { return Len(2, Len(1, k) + Len(2, v)); };
+  // Scalars: the last wins; messages: merge; map keys: the last wins; oneof: the last member.
+  EXPECT_TRUE(ExpectSame(VarintField(4, 1) + VarintField(4, 0) + VarintField(4, 300), "is_final three times"));
+  EXPECT_TRUE(ExpectSame(Len(2, Len(1, Len(3, "first"))) + Len(2, VarintField(2, 9)) + Len(2, Len(1, Len(3, "last"))),
+                         "options merged"));
+  EXPECT_TRUE(ExpectSame(Len(1, Len(2, "a")) + Len(1, Len(1, VarintField(1, 3))), "correlation id: string then structured"));
+  const std::string message = entry("type", "A") + entry("content-type", "application/json") + entry("type", "B") +
+                              entry("content-type", "text/plain") + Len(4, "one") + Len(4, "two") + Len(3, "m1") +
+                              Len(3, "m2");
+  EXPECT_TRUE(ExpectSame(Len(3, message), "map keys and bytes twice"));
+  const std::string ids = Len(1, Len(1, VarintField(1, 1))) + Len(1, Len(1, VarintField(2, 2)));
+  EXPECT_TRUE(ExpectSame(Len(3, ids + message), "structured id in two parts (merged)"));
+  const std::string switched = Len(1, Len(1, VarintField(1, 1) + VarintField(2, 2))) +
+                               Len(1, Len(2, "0190d7a8-8c3e-7b1a-9f00-000000000001")) +
+                               Len(1, Len(1, VarintField(2, 3)));
+  EXPECT_TRUE(ExpectSame(Len(3, switched + message), "id structured, string, structured again"));
+  EXPECT_TRUE(ExpectSame(Len(3, Len(1, "") + message), "empty id message"));
+  EXPECT_TRUE(ExpectSame(Len(3, Len(2, "") + Len(2, Len(1, "type")) + message), "empty map entries"));
+}
+
+TEST(BatchAppendWireTest, MalformedBytesAreRefusedByBoth) {
+  const std::string good = Typical().SerializeAsString();
+  // Every truncation of a message.
+  int refused = 0;
+  for (size_t n = 0; n < good.size(); ++n) refused += ExpectSame(good.substr(0, n), "truncated to " + std::to_string(n)) ? 0 : 1;
+  EXPECT_GT(refused, 0);
+  const std::string entry = Len(2, Len(1, "type") + Len(2, "A"));
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"tag 0", std::string(1, '\0')},
+      {"tag 0 after a field", VarintField(4, 1) + std::string(1, '\0')},
+      {"field number 0", Key(0, 0) + Varint(1)},
+      {"field number 0, bytes", Key(0, 2) + Varint(1) + "x"},
+      {"group end without start", Key(5, 4)},
+      {"group without end", Key(5, 3) + VarintField(1, 1)},
+      {"group ended by another number", Key(5, 3) + Key(6, 4)},
+      {"wire type 6", Key(5, 6) + "abcdefgh"},
+      {"wire type 7", Key(5, 7) + "abcdefgh"},
+      {"length past the end", Key(3, 2) + Varint(50) + "short"},
+      {"inner length past its message", Len(3, Key(4, 2) + Varint(10) + "abc") + VarintField(4, 1)},
+      {"varint of 11 bytes", Key(4, 0) + std::string(10, '\x80') + std::string(1, '\x01')},
+      {"tag 0 inside a proposed message", Len(3, entry + std::string(1, '\0'))},
+      {"group end inside a proposed message", Len(3, entry + Key(9, 4))},
+      {"map key not UTF-8", Len(3, Len(2, Len(1, "\xff\xfe") + Len(2, "v")))},
+      {"map value not UTF-8", Len(3, Len(2, Len(1, "type") + Len(2, "\xc3\x28")))},
+      {"map key with a surrogate", Len(3, Len(2, Len(1, "\xed\xa0\x80") + Len(2, "v")))},
+      {"uuid string not UTF-8", Len(3, Len(1, Len(2, "\x80\x80")))},
+      {"correlation id string not UTF-8", Len(1, Len(2, "\xff"))},
+      {"options with a truncated field", Len(2, Key(2, 0))},
+      {"huge length", Key(3, 2) + Varint(0x7fffffff) + "x"},
+      {"length over 2^31", Key(3, 2) + Varint(0xffffffffULL) + "x"},
+      {"data not UTF-8 (bytes: fine)", Len(3, entry + Len(4, "\xff\xfe"))},
+  };
+  for (const auto& [what, bytes] : cases) ExpectSame(bytes, what);
+  WireBatchAppendReq raw;
+  const Status s = ParseBatchAppendReq(Len(3, Len(2, Len(1, "\xff") + Len(2, "v"))), &raw);
+  EXPECT_EQ(s.message(), "BatchAppendReq: malformed bytes in proposed_messages[0]");
+}
+
+TEST(BatchAppendWireTest, MutatedBytesReadTheSameOrAreRefusedByBoth) {
+  std::mt19937 rng(20261127);
+  const std::string base = Typical().SerializeAsString();
+  int accepted = 0;
+  int refused = 0;
+  for (int round = 0; round < 3000; ++round) {
+    std::string bytes = base;
+    const int edits = 1 + static_cast<int>(rng() % 2);
+    for (int e = 0; e < edits; ++e) {
+      const size_t at = rng() % bytes.size();
+      switch (rng() % 4) {
+        case 0: bytes[at] = static_cast<char>(rng()); break;                    // replace a byte
+        case 1: bytes.erase(at, 1 + rng() % 3); break;                          // drop bytes
+        case 2: bytes.insert(at, 1, static_cast<char>(rng())); break;           // insert a byte
+        case 3: bytes[at] = static_cast<char>(bytes[at] ^ (1 << (rng() % 8))); break;  // flip a bit
+      }
+      if (bytes.empty()) bytes = base;
+    }
+    (ExpectSame(bytes, "mutation round " + std::to_string(round)) ? accepted : refused)++;
+    if (HasFailure()) break;  // one disagreement is enough to read
+  }
+  // Both outcomes are well represented (so the comparison covers values and refusals).
+  EXPECT_GT(accepted, 200);
+  EXPECT_GT(refused, 200);
+  std::printf("mutations: %d read the same by both parsers, %d refused by both\n", accepted, refused);
+}
+
+}  // namespace
+}  // namespace cairn::server
