@@ -16,12 +16,14 @@
 #include <limits>
 
 #include "server/protocol.h"
+#include "util/check.h"
 
 namespace cairn::server {
 namespace {
 
 using google::protobuf::io::CodedInputStream;
 using Wire = google::protobuf::internal::WireFormatLite;
+using google::protobuf::io::CodedOutputStream;
 
 constexpr uint32_t Tag(int field, Wire::WireType type) {
   return (static_cast<uint32_t>(field) << 3) | static_cast<uint32_t>(type);
@@ -166,6 +168,91 @@ bool ReadProposed(CodedInputStream* in, WireProposedMessage* m) {
   return true;
 }
 
+// The encoder behind EncodeBatchAppendReq: sizes first (each embedded message's length comes
+// before it), then one pass of writes into a string of exactly that size.
+class BatchAppendBytes {
+ public:
+  static std::string Encode(int64_t id_high, int64_t id_low, std::string_view stream, ExpectedVersion expected,
+                            std::span<const EventData> events) {
+    const size_t structured = 1 + VarintSize(static_cast<uint64_t>(id_high)) + 1 + VarintSize(static_cast<uint64_t>(id_low));
+    const size_t correlation = Field(1, structured);
+    const size_t options = Field(1, Field(3, stream.size())) + ExpectedSize(expected);
+    size_t total = Field(1, correlation) + Field(2, options) + 2;  // + is_final
+    for (const EventData& e : events) total += Field(3, ProposedSize(e));
+
+    std::string out(total, '\0');
+    uint8_t* p = reinterpret_cast<uint8_t*>(out.data());
+    p = Header(1, correlation, p);
+    p = Header(1, structured, p);
+    p = VarintField(1, static_cast<uint64_t>(id_high), p);
+    p = VarintField(2, static_cast<uint64_t>(id_low), p);
+    p = Header(2, options, p);
+    p = Header(1, Field(3, stream.size()), p);
+    p = BytesField(3, stream, p);
+    switch (expected.kind()) {
+      case ExpectedVersion::Kind::kAny: p = Header(4, 0, p); break;
+      case ExpectedVersion::Kind::kNoStream: p = Header(3, 0, p); break;
+      case ExpectedVersion::Kind::kStreamExists: p = Header(5, 0, p); break;
+      case ExpectedVersion::Kind::kExact: p = VarintField(2, expected.version(), p); break;
+    }
+    for (const EventData& e : events) {
+      p = Header(3, ProposedSize(e), p);
+      if (!e.id.IsNil()) {  // in the string form, as the official clients send it
+        p = Header(1, Field(2, kUuidTextBytes), p);
+        p = BytesField(2, e.id.ToString(), p);
+      }
+      p = Entry("type", e.type, p);
+      p = Entry("content-type", ContentTypeOf(e), p);
+      if (!e.metadata.empty()) p = BytesField(3, e.metadata, p);
+      if (!e.data.empty()) p = BytesField(4, e.data, p);
+    }
+    p = VarintField(4, 1, p);  // is_final
+    CAIRN_CHECK(p == reinterpret_cast<uint8_t*>(out.data()) + out.size());
+    return out;
+  }
+
+ private:
+  static constexpr size_t kUuidTextBytes = 36;  // 8-4-4-4-12 hex digits
+  static std::string_view ContentTypeOf(const EventData& e) {
+    return e.content_type == ContentType::kJson ? kContentTypeJson : kContentTypeBytes;
+  }
+  static size_t VarintSize(uint64_t v) { return CodedOutputStream::VarintSize64(v); }
+  // A field of numbers below 16 (a one-byte tag) with a body of `size` bytes behind its length.
+  static size_t Field(int /*number*/, size_t size) { return 1 + VarintSize(size) + size; }
+  static size_t EntrySize(std::string_view key, std::string_view value) {
+    return Field(2, Field(1, key.size()) + Field(2, value.size()));
+  }
+  static size_t ExpectedSize(ExpectedVersion expected) {
+    return expected.kind() == ExpectedVersion::Kind::kExact ? 1 + VarintSize(expected.version()) : 2;
+  }
+  static size_t ProposedSize(const EventData& e) {
+    size_t n = EntrySize("type", e.type) + EntrySize("content-type", ContentTypeOf(e));
+    if (!e.id.IsNil()) n += Field(1, Field(2, kUuidTextBytes));
+    if (!e.metadata.empty()) n += Field(3, e.metadata.size());
+    if (!e.data.empty()) n += Field(4, e.data.size());
+    return n;
+  }
+  static uint8_t* Tag(int number, int wire_type, uint8_t* p) {
+    *p++ = static_cast<uint8_t>((number << 3) | wire_type);
+    return p;
+  }
+  static uint8_t* Header(int number, size_t size, uint8_t* p) {
+    return CodedOutputStream::WriteVarint64ToArray(size, Tag(number, 2, p));
+  }
+  static uint8_t* VarintField(int number, uint64_t v, uint8_t* p) {
+    return CodedOutputStream::WriteVarint64ToArray(v, Tag(number, 0, p));
+  }
+  static uint8_t* BytesField(int number, std::string_view bytes, uint8_t* p) {
+    p = Header(number, bytes.size(), p);
+    return CodedOutputStream::WriteRawToArray(bytes.data(), static_cast<int>(bytes.size()), p);
+  }
+  static uint8_t* Entry(std::string_view key, std::string_view value, uint8_t* p) {
+    p = Header(2, Field(1, key.size()) + Field(2, value.size()), p);
+    p = BytesField(1, key, p);
+    return BytesField(2, value, p);
+  }
+};
+
 Status Malformed(std::string_view where) {
   return Status::InvalidArgument(fmt::format("BatchAppendReq: malformed bytes in {}", where));
 }
@@ -211,6 +298,11 @@ Status Parse(CodedInputStream* in, size_t size, WireBatchAppendReq* out) {
 }
 
 }  // namespace
+
+std::string EncodeBatchAppendReq(int64_t correlation_most, int64_t correlation_least, std::string_view stream,
+                                 ExpectedVersion expected, std::span<const EventData> events) {
+  return BatchAppendBytes::Encode(correlation_most, correlation_least, stream, expected, events);
+}
 
 void WireBatchAppendReq::Clear() {
   has_correlation_id = false;

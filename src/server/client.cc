@@ -2,6 +2,7 @@
 #include "server/client.h"
 
 #include <fmt/format.h>
+#include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/grpcpp.h>
 
 #include <atomic>
@@ -15,6 +16,7 @@
 #include <vector>
 
 #include "esdb/streams.grpc.pb.h"
+#include "server/batch_append_wire.h"
 #include "server/client_calls.h"
 #include "server/protocol.h"
 #include "server/h2_client.h"
@@ -110,6 +112,18 @@ namespace {
 
 using AppendDone = std::function<void(Result<AppendResult>)>;
 
+// BatchAppend by name on the generic stub: requests go out as bytes built by
+// EncodeBatchAppendReq (batch_append_wire.h), without the generated message and its metadata
+// map. gRPC keeps a pointer to the name for the call's life, so it is a static.
+const std::string kBatchAppendMethod = "/event_store.client.streams.Streams/BatchAppend";
+
+// `bytes` as a one-slice ByteBuffer that owns them (no copy).
+grpc::ByteBuffer OwningBuffer(std::string bytes) {
+  auto* owned = new std::string(std::move(bytes));
+  grpc::Slice slice(owned->data(), owned->size(), [](void* p) { delete static_cast<std::string*>(p); }, owned);
+  return grpc::ByteBuffer(&slice, 1);
+}
+
 // BatchAppend's answer to one append as what Store::Append returns.
 Result<AppendResult> ResultOf(const pb::BatchAppendResp& resp, std::string_view stream, size_t events) {
   if (resp.has_success()) {
@@ -137,12 +151,12 @@ Result<AppendResult> ResultOf(const pb::BatchAppendResp& resp, std::string_view 
 // its own. Its owner destroys it after Close(), on the owner's thread: its ClientContext may hold
 // the channel's last reference, and a channel must not be destroyed on one of gRPC's callback
 // threads (libgrpc++ 1.51 then frees its callback queue twice).
-class BatchCall final : public grpc::ClientBidiReactor<pb::BatchAppendReq, pb::BatchAppendResp> {
+class BatchCall final : public grpc::ClientBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer> {
  public:
-  static std::unique_ptr<BatchCall> Start(pb::Streams::Stub* stub) {
+  static std::unique_ptr<BatchCall> Start(grpc::GenericStub* stub) {
     std::unique_ptr<BatchCall> call(new BatchCall());
-    stub->async()->BatchAppend(&call->context_, call.get());
-    call->StartRead(&call->resp_);
+    stub->PrepareBidiStreamingCall(&call->context_, kBatchAppendMethod, grpc::StubOptions(), call.get());
+    call->StartRead(&call->resp_bytes_);
     call->AddHold();  // until the call is closed or ended: writes start from outside reactions
     call->StartCall();
     return call;
@@ -161,9 +175,9 @@ class BatchCall final : public grpc::ClientBidiReactor<pb::BatchAppendReq, pb::B
 
   // Queues one append; `done` runs with its answer (or the call's end) on a gRPC thread, or at
   // once on this thread when the call has already ended.
-  void Send(std::unique_ptr<pb::BatchAppendReq> req, std::string stream, size_t events, AppendDone done) {
-    const uint64_t key = static_cast<uint64_t>(req->correlation_id().structured().least_significant_bits());
-    const pb::BatchAppendReq* write = nullptr;
+  // `key`: the low half of its correlation id.
+  void Send(std::unique_ptr<grpc::ByteBuffer> req, uint64_t key, std::string stream, size_t events, AppendDone done) {
+    const grpc::ByteBuffer* write = nullptr;
     bool more = false;
     {
       std::unique_lock lock(mu_);
@@ -209,7 +223,7 @@ class BatchCall final : public grpc::ClientBidiReactor<pb::BatchAppendReq, pb::B
   }
 
   void OnWriteDone(bool ok) override {
-    const pb::BatchAppendReq* next = nullptr;
+    const grpc::ByteBuffer* next = nullptr;
     bool more = false;
     bool writes_done = false;
     {
@@ -234,6 +248,10 @@ class BatchCall final : public grpc::ClientBidiReactor<pb::BatchAppendReq, pb::B
   }
 
   void OnReadDone(bool ok) override {
+    if (ok && !grpc::SerializationTraits<pb::BatchAppendResp>::Deserialize(&resp_bytes_, &resp_).ok()) {
+      context_.TryCancel();  // not an answer: the call ends, and OnDone fails what still waits
+      ok = false;
+    }
     if (!ok) {  // the server ended the call: OnDone follows once the writes are done
       std::lock_guard lock(mu_);
       ended_ = true;
@@ -252,7 +270,7 @@ class BatchCall final : public grpc::ClientBidiReactor<pb::BatchAppendReq, pb::B
       }
     }
     if (found) w.done(ResultOf(resp_, w.stream, w.events));
-    StartRead(&resp_);
+    StartRead(&resp_bytes_);
   }
 
   void OnDone(const grpc::Status& s) override {
@@ -287,7 +305,7 @@ class BatchCall final : public grpc::ClientBidiReactor<pb::BatchAppendReq, pb::B
   BatchCall() = default;
 
   // The call's first write is never corked (gRPC 1.51 does not complete a corked first write).
-  void Write(const pb::BatchAppendReq* req, bool more) {
+  void Write(const grpc::ByteBuffer* req, bool more) {
     grpc::WriteOptions options;
     if (more && written_++ > 0) options.set_buffer_hint();
     StartWrite(req, options);
@@ -302,11 +320,12 @@ class BatchCall final : public grpc::ClientBidiReactor<pb::BatchAppendReq, pb::B
   }
 
   grpc::ClientContext context_;
-  pb::BatchAppendResp resp_;        // the answer being read (reads are one at a time)
+  grpc::ByteBuffer resp_bytes_;     // the answer being read (reads are one at a time)
+  pb::BatchAppendResp resp_;        // ... parsed
   uint64_t written_ = 0;            // writes started; touched by one write at a time
   std::mutex mu_;                   // guards what follows
   std::condition_variable done_cv_;
-  std::deque<std::unique_ptr<pb::BatchAppendReq>> queue_;  // front: being written
+  std::deque<std::unique_ptr<grpc::ByteBuffer>> queue_;  // front: being written
   std::map<uint64_t, Waiting> waiting_;                     // by correlation id (low bits)
   bool writing_ = false;
   bool closing_ = false;
@@ -319,7 +338,10 @@ class BatchCall final : public grpc::ClientBidiReactor<pb::BatchAppendReq, pb::B
 class GrpcClient final : public Client {
  public:
   GrpcClient(std::string address, std::shared_ptr<grpc::Channel> channel)
-      : address_(std::move(address)), stub_(pb::Streams::NewStub(channel)), id_high_(HighHalf(Uuid::V7())) {}
+      : address_(std::move(address)),
+        stub_(pb::Streams::NewStub(channel)),
+        generic_(channel),
+        id_high_(HighHalf(Uuid::V7())) {}
   ~GrpcClient() override {
     std::unique_ptr<BatchCall> batch;
     std::vector<std::unique_ptr<BatchCall>> ended;
@@ -336,39 +358,20 @@ class GrpcClient final : public Client {
   // append), several in flight at once, each answered under its correlation id.
   void AppendAsync(std::string_view stream, ExpectedVersion expected, std::span<const EventData> events,
                    AppendDone done) override {
-    auto req = std::make_unique<pb::BatchAppendReq>();
-    auto* id = req->mutable_correlation_id()->mutable_structured();
-    id->set_most_significant_bits(id_high_);
-    id->set_least_significant_bits(static_cast<int64_t>(next_id_.fetch_add(1, std::memory_order_relaxed)));
-    auto* o = req->mutable_options();
-    o->mutable_stream_identifier()->set_stream_name(stream.data(), stream.size());
-    switch (expected.kind()) {
-      case ExpectedVersion::Kind::kAny: o->mutable_any(); break;
-      case ExpectedVersion::Kind::kNoStream: o->mutable_no_stream(); break;
-      case ExpectedVersion::Kind::kStreamExists: o->mutable_stream_exists(); break;
-      case ExpectedVersion::Kind::kExact: o->set_stream_position(expected.version()); break;
-    }
-    for (const EventData& e : events) {
-      auto* m = req->add_proposed_messages();
-      if (!e.id.IsNil()) UuidToProto(e.id, /*structured=*/false, m->mutable_id());
-      auto& md = *m->mutable_metadata();
-      md["type"] = e.type;
-      md["content-type"] = std::string(e.content_type == ContentType::kJson ? kContentTypeJson : kContentTypeBytes);
-      m->set_custom_metadata(e.metadata);
-      m->set_data(e.data);
-    }
-    req->set_is_final(true);
+    const uint64_t key = next_id_.fetch_add(1, std::memory_order_relaxed);
+    auto req = std::make_unique<grpc::ByteBuffer>(OwningBuffer(
+        EncodeBatchAppendReq(id_high_, static_cast<int64_t>(key), stream, expected, events)));
     BatchCall* batch;
     {
       std::lock_guard lock(batch_mu_);
       if (!batch_ || batch_->ended()) {
         std::erase_if(ended_, [](const std::unique_ptr<BatchCall>& old) { return old->done(); });
         if (batch_) ended_.push_back(std::move(batch_));
-        batch_ = BatchCall::Start(stub_.get());
+        batch_ = BatchCall::Start(&generic_);
       }
       batch = batch_.get();  // lives until this client is destroyed
     }
-    batch->Send(std::move(req), std::string(stream), events.size(), std::move(done));
+    batch->Send(std::move(req), key, std::string(stream), events.size(), std::move(done));
   }
 
   Result<AppendResult> Append(std::string_view stream, ExpectedVersion expected,
@@ -401,6 +404,7 @@ class GrpcClient final : public Client {
 
   std::string address_;
   std::unique_ptr<pb::Streams::Stub> stub_;
+  grpc::GenericStub generic_;            // BatchAppend, as bytes
   const int64_t id_high_;               // the correlation ids' high half, the low half counts
   std::atomic<uint64_t> next_id_{1};
   std::mutex batch_mu_;
