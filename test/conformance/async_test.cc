@@ -1,4 +1,5 @@
-// Proves AppendAsync (one callback per call, in call order, errors too, events copied at the call)
+// Proves AppendAsync (one callback per call, in call order, errors too, events copied at the call
+// or, through the vector overload, taken)
 // and WaitForAppend (wakes on an append or on Close, else times out), with threads and a latch.
 #include <atomic>
 #include <chrono>
@@ -150,6 +151,31 @@ TEST_P(ConformanceTest, AppendAsyncCopiesTheEventsBeforeReturning) {
   EXPECT_EQ(read[0].type, sent.type);
   EXPECT_EQ(read[0].data, sent.data);
   EXPECT_EQ(read[0].metadata, sent.metadata);
+}
+
+// The vector overload takes the events (the server hands over what it read from the wire): what
+// is stored is what was in the vector, large data included, and a bad append given that way is
+// refused as through the span overload.
+TEST_P(ConformanceTest, AppendAsyncTakingTheVectorStoresItsEvents) {
+  Callbacks callbacks(2);
+  std::vector<EventData> events = {NewEvent("Taken", R"({"v":"taken"})", "meta"),
+                                   NewEvent("Large", R"({"pad":")" + std::string(1 << 20, 'l') + R"("})", "")};
+  const std::vector<EventData> sent = events;
+  store().AppendAsync("async-take-1", ExpectedVersion::NoStream(), std::move(events), callbacks.For(0));
+  std::vector<EventData> bad = {NewEvent("", "{}", "")};  // an empty type
+  store().AppendAsync("async-take-1", ExpectedVersion::Any(), std::move(bad), callbacks.For(1));
+  ASSERT_TRUE(callbacks.Wait());
+  ASSERT_OK(callbacks.result(0));
+  EXPECT_EQ(callbacks.result(0)->next_version, 2u);
+  EXPECT_EQ(callbacks.result(1).status().code(), StatusCode::kInvalidArgument);
+  ASSERT_OK_AND_ASSIGN(auto read, ReadStreamEvents(store(), "async-take-1"));
+  ASSERT_EQ(read.size(), 2u);
+  for (size_t i = 0; i < 2; ++i) {
+    EXPECT_EQ(read[i].id, sent[i].id);
+    EXPECT_EQ(read[i].type, sent[i].type);
+    EXPECT_EQ(read[i].data, sent[i].data);
+    EXPECT_EQ(read[i].metadata, sent[i].metadata);
+  }
 }
 
 TEST_P(ConformanceTest, WaitForAppendWakesWhenAnotherThreadAppends) {
