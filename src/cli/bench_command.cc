@@ -71,7 +71,7 @@ struct BenchFlags {
   bool server = false;  // go through the gRPC protocol (a server in this process, clients over loopback)
   uint32_t connections = 0;  // --server: client connections the writers share (0: one per writer)
   bool async = false;  // the writers are callers with one AppendAsync in flight each, not threads
-  std::string transport = "grpc";  // --server: who serves the protocol (server::ServerOptions::transport)
+  std::string transport = "h2";  // --server: who serves the protocol (server::ServerOptions::transport)
   std::string connect;  // go through the gRPC protocol to a server already running there (no store here)
   CLI::Option* events_option = nullptr;
   CLI::Option* max_seconds_option = nullptr;
@@ -301,7 +301,7 @@ Result<Row> RunAppend(const BenchFlags& f, const std::string& db) {
   row.p99_us = Percentile(all, 0.99);
   if (f.async) row.name += "-async";
   if (f.server) {
-    row.name = (f.transport == "h2" ? "h2-" : "server-") + row.name;
+    row.name = f.transport + "-" + row.name;  // h2-... (the front) or grpc-... (gRPC's library)
     if (f.connections > 0 && f.connections < f.writers) row.name += fmt::format("-{}conn", f.connections);
   }
   if (row.events < f.events) row.note = fmt::format("stopped by --max-seconds after {} events", row.events);
@@ -435,7 +435,7 @@ Result<Row> RunReadAll(const BenchFlags& f, const std::string& db) {
     CAIRN_ASSIGN_OR_RETURN(EventCursor c, store->ReadAll({}));
     return Drain(c, events, bytes);
   }));
-  row.name = !f.server ? "read-all" : f.transport == "h2" ? "h2-read-all" : "server-read-all";
+  row.name = f.server ? f.transport + "-read-all" : "read-all";
   if (!note.empty()) row.note += "; " + note;
   SetMemory(&row);
   remote.clients.clear();  // their calls end now, not at the server's shutdown grace deadline
@@ -535,7 +535,7 @@ std::vector<std::string> WorkloadArgs(const BenchFlags& f, const std::string& db
   if (f.server) a.push_back("--server");
   if (f.async) a.push_back("--async");
   if (f.connections > 0) add("--connections", std::to_string(f.connections));
-  if (f.server && f.transport != "grpc") add("--transport", f.transport);
+  if (f.server) add("--transport", f.transport);
   if (!f.connect.empty()) {
     a.push_back("--connect");
     a.push_back(f.connect);
@@ -767,8 +767,8 @@ Command AddBenchCommand(CLI::App& parent, std::string* db) {
                   "With --server: HOST:PORT of a `cairn serve` already running (its own process, its own "
                   "store; --db is then not opened) instead of a server in this process");
   app->add_option("--transport", flags->transport,
-                  "With --server: grpc (gRPC's C++ library) or h2 (cairn's own HTTP/2 front) serves the protocol. "
-                  "Default: grpc");
+                  "With --server: h2 (cairn's own HTTP/2 front) or grpc (gRPC's C++ library) serves the protocol. "
+                  "Default: h2");
   app->add_option("--connections", flags->connections,
                   "With --server: client connections the writers share, each with one BatchAppend call that "
                   "carries the appends of all its writers at once, as the official clients do. Default: one "

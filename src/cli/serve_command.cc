@@ -26,7 +26,7 @@ namespace {
 struct ServeFlags {
   std::string grpc = "127.0.0.1:2113";
   std::string http = "127.0.0.1:2114";
-  std::string transport = "grpc";
+  std::string transport = "h2";
   bool insecure = false;
   bool auth = false;
   bool auth_from_file = false;
@@ -210,8 +210,8 @@ Command AddServeCommand(CLI::App& parent, std::string* db) {
       ->envname("CAIRN_HTTP")
       ->type_name("HOST:PORT");
   app->add_option("--transport", flags->transport,
-                  "Who serves the gRPC address: grpc (gRPC's C++ library; the default) or h2 (cairn's own HTTP/2 "
-                  "front on nghttp2: a third of the CPU per message)")
+                  "Who serves the gRPC address: h2 (cairn's own HTTP/2 front on nghttp2; the default) or grpc "
+                  "(gRPC's C++ library)")
       ->envname("CAIRN_TRANSPORT")
       ->type_name("grpc|h2");
   flags->insecure_option = app->add_flag("--insecure", flags->insecure,

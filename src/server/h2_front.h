@@ -1,4 +1,4 @@
-// The protocol's own HTTP/2 front (`cairn serve --transport h2`): gRPC's wire format served with
+// The protocol's own HTTP/2 front (`cairn serve`, `--transport h2`, the default): gRPC's wire format served with
 // nghttp2 instead of gRPC's C++ library, whose per-message machinery costs about 4 µs of CPU per
 // message on this project's machines (docs/performance.md, the server's fifth run), three times
 // what the same messages cost over nghttp2.
