@@ -1037,41 +1037,22 @@ class FrontImpl final : public H2Front {
     const auto& o = req.options();
     if (o.count_option_case() != pb::ReadReq::Options::kCount) return false;
     if (o.filter_option_case() == pb::ReadReq::Options::kFilter) return false;
-    const bool forward = o.read_direction() == pb::ReadReq::Options::Forwards;
     std::optional<EventCursor> cursor;
     std::string what;
     if (o.has_stream()) {
       what = o.stream().stream_identifier().stream_name();
       if (!Allowed(call, auth::Permission::kRead, what)) return false;
-      ReadStreamOptions ro;
-      ro.direction = forward ? ReadDirection::kForward : ReadDirection::kBackward;
-      ro.max_count = o.count();
-      const auto& so = o.stream();
-      if (so.has_revision()) {
-        ro.from = so.revision();
-      } else if (so.has_end() && forward) {
-        return false;  // nothing after the end: the backend's empty answer
-      } else if (so.has_start() && !forward) {
-        ro.from = 0;
-      }
-      auto c = o_.store->ReadStream(what, ro);
+      const std::optional<ReadStreamOptions> ro = PlainStreamReadOptions(o);
+      if (!ro) return false;  // nothing after the end: the services' empty answer
+      auto c = o_.store->ReadStream(what, *ro);
       if (!c.ok()) return false;
       cursor.emplace(std::move(*c));
     } else if (o.has_all()) {
       what = "$all";
       if (!Allowed(call, auth::Permission::kReadAll, "")) return false;
-      ReadAllOptions ro;
-      ro.direction = forward ? ReadDirection::kForward : ReadDirection::kBackward;
-      const auto& ao = o.all();
-      if (ao.has_position()) {
-        ro.from = Position(ao.position().commit_position());
-      } else if (ao.has_end()) {
-        ro.from = Position::End();
-      } else {
-        ro.from = Position::Start();
-      }
-      if ((forward && ro.from == Position::End()) || (!forward && ro.from == Position::Start())) return false;
-      auto c = o_.store->ReadAll(ro);
+      const std::optional<ReadAllOptions> ro = PlainAllReadOptions(o);
+      if (!ro) return false;
+      auto c = o_.store->ReadAll(*ro);
       if (!c.ok()) return false;
       cursor.emplace(std::move(*c));
     } else {

@@ -158,6 +158,40 @@ std::string PeerOf(const grpc::ServerContextBase* context) {
   return peer;
 }
 
+std::optional<ReadStreamOptions> PlainStreamReadOptions(const event_store::client::streams::ReadReq::Options& o) {
+  using Options = event_store::client::streams::ReadReq::Options;
+  ReadStreamOptions ro;
+  const bool forward = o.read_direction() == Options::Forwards;
+  ro.direction = forward ? ReadDirection::kForward : ReadDirection::kBackward;
+  ro.max_count = o.count();
+  const auto& so = o.stream();
+  if (so.has_revision()) {
+    ro.from = so.revision();
+  } else if (so.has_end() && forward) {
+    return std::nullopt;  // nothing comes after the end
+  } else if (so.has_start() && !forward) {
+    ro.from = 0;
+  }
+  return ro;
+}
+
+std::optional<ReadAllOptions> PlainAllReadOptions(const event_store::client::streams::ReadReq::Options& o) {
+  using Options = event_store::client::streams::ReadReq::Options;
+  ReadAllOptions ro;
+  const bool forward = o.read_direction() == Options::Forwards;
+  ro.direction = forward ? ReadDirection::kForward : ReadDirection::kBackward;
+  const auto& ao = o.all();
+  if (ao.has_position()) {
+    ro.from = Position(ao.position().commit_position());
+  } else if (ao.has_end()) {
+    ro.from = Position::End();
+  } else {
+    ro.from = Position::Start();
+  }
+  if ((forward && ro.from == Position::End()) || (!forward && ro.from == Position::Start())) return std::nullopt;
+  return ro;
+}
+
 grpc::Status InvalidRequest(std::string message) {
   return {grpc::StatusCode::INVALID_ARGUMENT, std::move(message)};
 }

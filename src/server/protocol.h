@@ -15,7 +15,9 @@
 #include "cairn/event.h"
 #include "cairn/status.h"
 #include "cairn/types.h"
+#include "cairn/read.h"
 #include "esdb/shared.pb.h"
+#include "esdb/streams.pb.h"
 
 namespace cairn::server {
 
@@ -65,6 +67,12 @@ void TuneGrpcRuntime();
 // key from what clients send); a call from the network never has it read.
 inline constexpr const char* kPeerMetadataKey = "cairn-peer";
 std::string PeerOf(const grpc::ServerContextBase* context);
+
+// The store's options of a plain read (Streams.Read with a count) of a stream or of $all, from
+// the request's options; nullopt when the read is empty by definition (forward from the end, or
+// $all backward from the start). Used by the gRPC service and by the h2 front alike.
+std::optional<ReadStreamOptions> PlainStreamReadOptions(const event_store::client::streams::ReadReq::Options& o);
+std::optional<ReadAllOptions> PlainAllReadOptions(const event_store::client::streams::ReadReq::Options& o);
 
 // An INVALID_ARGUMENT for a malformed request (names the field).
 grpc::Status InvalidRequest(std::string message);

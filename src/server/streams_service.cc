@@ -320,20 +320,12 @@ class ReadCall final : public grpc::ServerWriteReactor<pb::ReadResp> {
 // A plain read of one stream.
 void ReadStreamOnce(Store* store, grpc::CallbackServerContext* context, const Options& o, ReadCall* call) {
   const std::string& stream = o.stream().stream_identifier().stream_name();
-  ReadStreamOptions ro;
-  const bool forward = o.read_direction() == Options::Forwards;
-  ro.direction = forward ? ReadDirection::kForward : ReadDirection::kBackward;
-  ro.max_count = o.count();
-  const auto& so = o.stream();
-  if (so.has_revision()) {
-    ro.from = so.revision();
-  } else if (so.has_end() && forward) {
+  const std::optional<ReadStreamOptions> ro = PlainStreamReadOptions(o);
+  if (!ro) {
     call->Finish(grpc::Status::OK);  // nothing comes after the end
     return;
-  } else if (so.has_start() && !forward) {
-    ro.from = 0;
   }
-  auto cursor = store->ReadStream(stream, ro);
+  auto cursor = store->ReadStream(stream, *ro);
   if (!cursor.ok()) {
     if (cursor.status().detail() == ErrorDetail::kStreamNotFound) {
       call->StartStreamNotFound(stream);
@@ -348,22 +340,12 @@ void ReadStreamOnce(Store* store, grpc::CallbackServerContext* context, const Op
 // A plain read of $all.
 void ReadAllOnce(Store* store, grpc::CallbackServerContext* context, const Options& o, ReadFilter filter,
                  ReadCall* call) {
-  ReadAllOptions ro;
-  const bool forward = o.read_direction() == Options::Forwards;
-  ro.direction = forward ? ReadDirection::kForward : ReadDirection::kBackward;
-  const auto& ao = o.all();
-  if (ao.has_position()) {
-    ro.from = Position(ao.position().commit_position());
-  } else if (ao.has_end()) {
-    ro.from = Position::End();
-  } else {
-    ro.from = Position::Start();
-  }
-  if ((forward && ro.from == Position::End()) || (!forward && ro.from == Position::Start())) {
-    call->Finish(grpc::Status::OK);
+  const std::optional<ReadAllOptions> ro = PlainAllReadOptions(o);
+  if (!ro) {
+    call->Finish(grpc::Status::OK);  // empty by definition
     return;
   }
-  auto cursor = store->ReadAll(ro);
+  auto cursor = store->ReadAll(*ro);
   if (!cursor.ok()) {
     call->Finish(ToGrpcStatus(cursor.status(), context, "$all"));
     return;
