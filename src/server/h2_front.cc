@@ -1117,8 +1117,7 @@ class FrontImpl final : public H2Front {
   }
 
   static ssize_t ReadAnswer(nghttp2_session* s, int32_t stream_id, uint8_t* buf, size_t length, uint32_t* flags,
-                            nghttp2_data_source* source, void* user) {
-    auto* self = static_cast<FrontImpl*>(user);
+                            nghttp2_data_source* source, void*) {
     auto* call = static_cast<Call*>(source->ptr);
     size_t n = 0;
     while (n < length) {
@@ -1155,7 +1154,6 @@ class FrontImpl final : public H2Front {
       call->deferred = true;
       return NGHTTP2_ERR_DEFERRED;
     }
-    (void)self;
     return static_cast<ssize_t>(n);
   }
 
