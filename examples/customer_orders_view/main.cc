@@ -75,7 +75,10 @@ std::string OrdersOf(const std::string& db_path, const std::string& customer) {
   auto error = [&](const char* what) {
     out = std::string(what) + ": " + (db != nullptr ? sqlite3_errmsg(db) : "out of memory") + "\n";
   };
-  if (sqlite3_open_v2(db_path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr) != SQLITE_OK) {
+  // Read-write although it only reads: a read-only connection to a WAL database cannot create the
+  // -shm file, so opening just as the projection's connection closes (which removes it) failed
+  // now and then with "disk I/O error".
+  if (sqlite3_open_v2(db_path.c_str(), &db, SQLITE_OPEN_READWRITE, nullptr) != SQLITE_OK) {
     error("cannot open");
     sqlite3_close(db);
     return out;
