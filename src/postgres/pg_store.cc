@@ -367,6 +367,8 @@ class PgStore final : public Store {
   // lock; Unregister deletes the row. The listener connection only.
   Status Register(Conn& c);
   Status Unregister(Conn& c);
+  // Raises the head to the highest NOTIFY payload libpq has queued on `c`.
+  void DrainNotifications(Conn& c);
   Result<StreamState> LoadStream(Conn& c, std::string_view name, int64_t* head);
 
   ParsedPgUrl url_;
@@ -1572,6 +1574,17 @@ Status PgStore::Unregister(Conn& c) {
   return c.Exec("UNLISTEN *").status();
 }
 
+void PgStore::DrainNotifications(Conn& c) {
+  std::string channel, payload;
+  uint64_t best = 0;
+  while (c.NextNotification(&channel, &payload)) {
+    uint64_t v = 0;
+    auto [p, ec] = std::from_chars(payload.data(), payload.data() + payload.size(), v);
+    if (ec == std::errc() && p == payload.data() + payload.size()) best = std::max(best, v);
+  }
+  if (best != 0) BumpHead(best);
+}
+
 void PgStore::ListenerLoop() {
   std::unique_ptr<Conn> c;
   bool registered = false;
@@ -1626,6 +1639,9 @@ void PgStore::ListenerLoop() {
         continue;
       }
     }
+    // Notifications that libpq read from the socket while it waited for a command's answer
+    // (Register, ReadHead) are already in its queue: the socket will not wake poll() for them.
+    DrainNotifications(*c);
     int64_t deadline = next_poll;
     if (registered) {
       deadline = std::min(deadline, next_renew);
@@ -1645,14 +1661,7 @@ void PgStore::ListenerLoop() {
         drop();
         continue;
       }
-      std::string channel, payload;
-      uint64_t best = 0;
-      while (c->NextNotification(&channel, &payload)) {
-        uint64_t v = 0;
-        auto [p, ec] = std::from_chars(payload.data(), payload.data() + payload.size(), v);
-        if (ec == std::errc() && p == payload.data() + payload.size()) best = std::max(best, v);
-      }
-      if (best != 0) BumpHead(best);
+      DrainNotifications(*c);
     }
     now = SteadyNanos();
     if (now >= next_poll) {

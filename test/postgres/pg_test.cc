@@ -549,12 +549,14 @@ TEST_F(PgTest, OptimisticConcurrencyAndIdempotencyHoldAcrossProcesses) {
 // ---- The PostgreSQL sink for projections.
 
 // Each "Counted" event inserts its position (a primary key: applying it twice fails) and adds one
-// to a total, in the read model's database.
-Projection CountingProjection() {
+// to a total, in the read model's database. `per_event` slows each event down, so that a kill
+// lands while the projector is still working on any machine.
+Projection CountingProjection(std::chrono::microseconds per_event = std::chrono::microseconds(0)) {
   Projection p("counting");
   p.Table("applied", "CREATE TABLE applied (position BIGINT PRIMARY KEY, stream TEXT NOT NULL)");
   p.Table("totals", "CREATE TABLE totals (id INT PRIMARY KEY, n BIGINT NOT NULL); INSERT INTO totals VALUES (1, 0)");
-  p.On("Counted", [](const RecordedEventView& e, Sql& sql) {
+  p.On("Counted", [per_event](const RecordedEventView& e, Sql& sql) {
+    if (per_event.count() > 0) std::this_thread::sleep_for(per_event);
     CAIRN_RETURN_IF_ERROR(
         sql.Exec("INSERT INTO applied (position, stream) VALUES (?1, ?2)",
                  {static_cast<int64_t>(e.position.value()), std::string(e.stream)}));
@@ -568,7 +570,9 @@ TEST(PgChild, Projector) {
   if (Env("CAIRN_PG_CHILD") != "Projector") GTEST_SKIP() << "run by PgTest.ProjectionInto...";
   auto store = Store::Open(Env("CAIRN_PG_URL"));
   ASSERT_TRUE(store.ok()) << store.status().ToString();
-  auto runner = ProjectionRunner::Open(**store, CountingProjection(), Env("CAIRN_PG_READ_MODEL"), {.batch_max_events = 50});
+  const std::string slow = Env("CAIRN_PG_SLOW_US");
+  const std::chrono::microseconds per_event(slow.empty() ? 0 : std::stoll(slow));
+  auto runner = ProjectionRunner::Open(**store, CountingProjection(per_event), Env("CAIRN_PG_READ_MODEL"), {.batch_max_events = 50});
   ASSERT_TRUE(runner.ok()) << runner.status().ToString();
   Status s = (*runner)->Run({.follow = false});
   ASSERT_TRUE(s.ok()) << s.ToString();
@@ -593,12 +597,14 @@ TEST_F(PgTest, ProjectionIntoPostgresAppliesEachEventOnceAcrossKills) {
 
   // Projector processes killed (SIGKILL) at random moments, then one that runs to the end.
   // Each kill lands before the projector finished (the checkpoint is short of the head), or the
-  // test says it proved nothing.
+  // test says it proved nothing. The killed projectors take 1 ms per event (2.4 s for all), so a
+  // kill within 400 ms of the start is mid-run however fast the machine is.
   std::mt19937 rng(20261126);
   int mid_run_kills = 0;
   int64_t last_checkpoint = 0;
   for (int round = 0; round < 6 && mid_run_kills < 3; ++round) {
-    const pid_t pid = SpawnChild("Projector", {{"CAIRN_PG_URL", Url()}, {"CAIRN_PG_READ_MODEL", read_model}});
+    const pid_t pid = SpawnChild("Projector", {{"CAIRN_PG_URL", Url()}, {"CAIRN_PG_READ_MODEL", read_model},
+                                               {"CAIRN_PG_SLOW_US", "1000"}});
     ASSERT_GT(pid, 0);
     std::this_thread::sleep_for(milliseconds(100 + rng() % 300));
     kill(pid, SIGKILL);
