@@ -32,6 +32,7 @@
 #include <utility>
 #include <vector>
 
+#include "server/batch_append_session.h"
 #include "server/protocol.h"
 #include "server/server.h"
 #include "esdb/streams.pb.h"
@@ -43,6 +44,7 @@ namespace pb = event_store::client::streams;
 using google::protobuf::io::CodedOutputStream;
 
 constexpr std::string_view kReadPath = "/event_store.client.streams.Streams/Read";
+constexpr std::string_view kBatchAppendPath = "/event_store.client.streams.Streams/BatchAppend";
 // A call's answers waiting for the client beyond this stop taking more from the backend until
 // they drain below the low mark: a client that never reads holds at most this much.
 constexpr size_t kHighWater = 1 << 20;
@@ -444,6 +446,22 @@ struct Call {
   std::shared_ptr<Proxy> proxy;
   bool proxy_paused = false;  // holds an answer's ReadNext until `out` drains
   std::unique_ptr<NativeRead> native;
+  // A BatchAppend served here: its session, and whether it reads no messages until read_next.
+  std::shared_ptr<BatchAppendSession> batch;
+  bool batch_paused = false;      // the session waits for a blocking append (or read its last message)
+  bool batch_backlogged = false;  // answers the client has not taken are past kHighWater
+  bool batch_counted = false;     // counted in batches_
+  bool batch_reads_over = false;  // the server stops or the client left: later messages are dropped
+  std::deque<std::string> batch_waiting;  // messages that came meanwhile (not yet consumed)
+};
+
+class FrontImpl;
+
+// How an append's acknowledgement, on the store's thread, reaches the front's thread: null once
+// the front's thread has ended (a late acknowledgement then goes nowhere).
+struct FrontLink {
+  std::mutex mu;
+  FrontImpl* front = nullptr;
 };
 
 struct Conn {
@@ -461,7 +479,10 @@ struct Conn {
 
 class FrontImpl final : public H2Front {
  public:
-  explicit FrontImpl(H2FrontOptions options) : o_(std::move(options)), stub_(o_.backend) {}
+  explicit FrontImpl(H2FrontOptions options)
+      : o_(std::move(options)), stub_(o_.backend), link_(std::make_shared<FrontLink>()) {
+    link_->front = this;
+  }
   ~FrontImpl() override {
     Stop();
     if (tls_ != nullptr) SSL_CTX_free(tls_);
@@ -560,6 +581,17 @@ class FrontImpl final : public H2Front {
         ::close(listen_fd_);
         listen_fd_ = -1;
       }
+      // BatchAppend calls served here take no more appends; each ends once the appends it
+      // took are acknowledged and answered.
+      for (auto& [conn_id, c] : conns_) {
+        for (auto& [stream_id, call] : c->calls) {
+          if (!call->batch || call->closed) continue;
+          call->batch_reads_over = true;
+          call->batch->EndReads(grpc::Status(grpc::StatusCode::UNAVAILABLE, "the server is shutting down"));
+          PumpBatch(call.get());
+          dirty_.push_back(conn_id);
+        }
+      }
     });
   }
 
@@ -579,12 +611,16 @@ class FrontImpl final : public H2Front {
       }
     });
     thread_.join();
+    {
+      std::lock_guard lock(link_->mu);
+      link_->front = nullptr;  // acknowledgements still on their way go nowhere
+    }
     ::close(epoll_);
     ::close(wake_);
   }
 
   bool WaitForPassedOn(std::chrono::steady_clock::time_point deadline) override {
-    while (proxies_.load() > 0) {
+    while (proxies_.load() > 0 || batches_.load() > 0) {
       if (std::chrono::steady_clock::now() >= deadline) return false;
       std::this_thread::sleep_for(std::chrono::milliseconds(5));
     }
@@ -835,6 +871,11 @@ class FrontImpl final : public H2Front {
       }
     }
     call->native.reset();
+    if (call->batch) {
+      call->batch_reads_over = true;
+      call->batch->EndReads();  // the appends it took still reach the store; their answers go nowhere
+      ReleaseBatch(call);
+    }
   }
 
   Call* Find(uint64_t conn_id, int32_t stream_id) {
@@ -919,6 +960,11 @@ class FrontImpl final : public H2Front {
         break;
       }
       if (call->in.size() - at - 5 < size) break;
+      if (call->batch) {
+        self->BatchMessage(call, std::string_view(call->in).substr(at + 5, size));
+        at += 5 + size;
+        continue;
+      }
       std::string message = call->in.substr(at + 5, size);
       at += 5 + size;
       if (call->proxy) {
@@ -966,13 +1012,25 @@ class FrontImpl final : public H2Front {
       Reject(call, grpc::StatusCode::UNAVAILABLE, "the server is shutting down");
       return;
     }
-    // A read is routed once its request is whole; anything else goes to the backend now.
-    if (call->path != kReadPath) StartProxy(call);
+    // A read is routed once its request is whole; BatchAppend is served here (unless it has a
+    // deadline, which gRPC's library keeps); anything else goes to the backend now.
+    if (call->path == kBatchAppendPath && o_.store != nullptr && o_.blocking_tasks != nullptr && !call->timeout) {
+      StartBatch(call);
+    } else if (call->path != kReadPath) {
+      StartProxy(call);
+    }
   }
 
   void EndOfRequest(Call* call) {
     call->request_ended = true;
     if (call->rejected) return;
+    if (call->batch) {
+      if (!call->batch_reads_over && !call->batch_paused && !call->batch_backlogged && call->batch_waiting.empty()) {
+        call->batch->EndReads();
+        PumpBatch(call);
+      }
+      return;
+    }
     if (!call->routed) {
       if (!TryNativeRead(call)) StartProxy(call);
     }
@@ -1027,6 +1085,127 @@ class FrontImpl final : public H2Front {
         });
     for (auto& m : call->early) call->proxy->Send(std::move(m));
     call->early.clear();
+  }
+
+  // ---- BatchAppend served here (batch_append_session.h) ----
+
+  // Runs `fn` on the front's thread, if the front still runs.
+  static void PostVia(FrontLink& link, std::function<void(FrontImpl*)> fn) {
+    std::lock_guard lock(link.mu);
+    if (link.front == nullptr) return;
+    FrontImpl* front = link.front;
+    front->Post([front, fn = std::move(fn)] { fn(front); });
+  }
+
+  void StartBatch(Call* call) {
+    call->routed = true;
+    call->batch_counted = true;
+    batches_.fetch_add(1);
+    const uint64_t conn_id = call->conn->id;
+    const int32_t stream_id = call->id;
+    // One wake-up of the front's thread for the answers of a whole group commit.
+    auto scheduled = std::make_shared<std::atomic<bool>>(false);
+    BatchAppendSession::Hooks hooks;
+    hooks.answers_ready = [link = link_, scheduled, conn_id, stream_id] {
+      if (scheduled->exchange(true)) return;
+      PostVia(*link, [scheduled, conn_id, stream_id](FrontImpl* f) {
+        scheduled->store(false);
+        if (Call* c = f->Find(conn_id, stream_id)) {
+          f->PumpBatch(c);
+          f->dirty_.push_back(conn_id);
+        }
+      });
+    };
+    hooks.read_next = [link = link_, conn_id, stream_id] {
+      PostVia(*link, [conn_id, stream_id](FrontImpl* f) {
+        if (Call* c = f->Find(conn_id, stream_id)) {
+          c->batch_paused = false;
+          f->ResumeBatch(c);
+          f->dirty_.push_back(conn_id);
+        }
+      });
+    };
+    hooks.authorize_write = [this, authorization = call->authorization](const std::string& stream) {
+      return AuthorizeWrite(authorization, stream);
+    };
+    call->batch = BatchAppendSession::Create(o_.store, o_.blocking_tasks, std::move(hooks));
+  }
+
+  grpc::Status AuthorizeWrite(const std::string& authorization, const std::string& stream) const {
+    if (o_.security == nullptr || !o_.security->enabled()) return grpc::Status::OK;
+    Trailers unused;
+    auto who = o_.security->Authenticate(authorization);
+    if (!who.ok()) return ToGrpcStatus(who.status(), &unused, stream);
+    Status allowed = o_.security->Authorize(*who, auth::Permission::kWrite, stream);
+    if (!allowed.ok()) return ToGrpcStatus(allowed, &unused, stream);
+    return grpc::Status::OK;
+  }
+
+  // A whole request message of a batch call: to the session now, or queued (unconsumed, so that
+  // HTTP/2 flow control holds the client back) while the session waits or answers pile up.
+  void BatchMessage(Call* call, std::string_view message) {
+    if (call->closed || call->finishing || call->batch_reads_over) {
+      nghttp2_session_consume(call->conn->session, call->id, 5 + message.size());
+      return;
+    }
+    if (call->batch_paused || call->batch_backlogged || !call->batch_waiting.empty()) {
+      call->batch_waiting.emplace_back(message);
+      return;
+    }
+    DeliverBatch(call, message);
+  }
+
+  void DeliverBatch(Call* call, std::string_view message) {
+    nghttp2_session_consume(call->conn->session, call->id, 5 + message.size());
+    if (!call->batch->OnMessage(message)) call->batch_paused = true;
+    if (call->out.size() - call->out_at > kHighWater) call->batch_backlogged = true;
+    PumpBatch(call);  // an answer that needed no store, or the end after bad bytes
+  }
+
+  // The session reads again (a blocking append ended, or the answers drained): the messages
+  // that waited, then the end of the request if it came.
+  void ResumeBatch(Call* call) {
+    if (call->closed || call->finishing) return;
+    if (call->batch_reads_over) {
+      for (const std::string& m : call->batch_waiting) nghttp2_session_consume(call->conn->session, call->id, 5 + m.size());
+      call->batch_waiting.clear();
+      PumpBatch(call);
+      return;
+    }
+    while (!call->batch_paused && !call->batch_backlogged && !call->batch_waiting.empty()) {
+      std::string message = std::move(call->batch_waiting.front());
+      call->batch_waiting.pop_front();
+      DeliverBatch(call, message);
+    }
+    if (call->request_ended && !call->batch_paused && !call->batch_backlogged && call->batch_waiting.empty()) {
+      call->batch->EndReads();
+    }
+    PumpBatch(call);
+  }
+
+  // Frames the session's answers that are due, and ends the call when it is over.
+  void PumpBatch(Call* call) {
+    if (call->closed || call->finishing || !call->batch) return;
+    std::vector<std::string> answers;
+    call->batch->TakeAnswers(&answers);
+    for (const std::string& a : answers) {
+      AppendFrameHeader(&call->out, a.size());
+      call->out += a;
+    }
+    if (!answers.empty()) StartOrResume(call);
+    grpc::Status end;
+    if (call->batch->TakeFinish(&end)) {
+      Trailers t{{"grpc-status", std::to_string(GrpcCode(end))}};
+      if (!end.ok()) t.emplace_back("grpc-message", PercentEncode(end.error_message()));
+      Finish(call, std::move(t));
+      ReleaseBatch(call);
+    }
+  }
+
+  void ReleaseBatch(Call* call) {
+    if (!call->batch_counted) return;
+    call->batch_counted = false;
+    batches_.fetch_sub(1);
   }
 
   // A plain read that will succeed, served here; false to pass the call on.
@@ -1117,7 +1296,7 @@ class FrontImpl final : public H2Front {
   }
 
   static ssize_t ReadAnswer(nghttp2_session* s, int32_t stream_id, uint8_t* buf, size_t length, uint32_t* flags,
-                            nghttp2_data_source* source, void*) {
+                            nghttp2_data_source* source, void* user) {
     auto* call = static_cast<Call*>(source->ptr);
     size_t n = 0;
     while (n < length) {
@@ -1142,6 +1321,17 @@ class FrontImpl final : public H2Front {
     if (call->proxy_paused && call->out.size() - call->out_at < kLowWater) {
       call->proxy_paused = false;
       call->proxy->ReadNext();
+    }
+    if (call->batch_backlogged && call->out.size() - call->out_at < kLowWater) {
+      call->batch_backlogged = false;
+      auto* front = static_cast<FrontImpl*>(user);
+      const uint64_t conn_id = call->conn->id;
+      front->Post([front, conn_id, stream_id] {
+        if (Call* c = front->Find(conn_id, stream_id)) {
+          front->ResumeBatch(c);
+          front->dirty_.push_back(conn_id);
+        }
+      });
     }
     if (call->finishing && call->out_at == call->out.size()) {
       *flags |= NGHTTP2_DATA_FLAG_EOF | NGHTTP2_DATA_FLAG_NO_END_STREAM;
@@ -1180,6 +1370,8 @@ class FrontImpl final : public H2Front {
   std::mutex post_mu_;
   std::vector<std::function<void()>> posted_;
   std::atomic<int> proxies_{0};  // calls passed on and not yet ended here
+  std::atomic<int> batches_{0};  // BatchAppend calls served here and not yet ended
+  std::shared_ptr<FrontLink> link_;
   std::atomic<bool> refusing_{false};
   // The front's thread only.
   bool stopping_ = false;

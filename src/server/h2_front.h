@@ -9,7 +9,9 @@
 // the front speaks the whole protocol from the first day and moves calls to native code one at a
 // time. Native now: plain reads (Streams.Read of a stream or of $all with a count, no filter, no
 // subscription) that succeed; a read that would fail (not allowed, stream not found...) is passed
-// on, so its error and trailers are the services' own.
+// on, so its error and trailers are the services' own. Streams.BatchAppend without a deadline,
+// through the same BatchAppendSession the gRPC service runs (batch_append_session.h), so its
+// answers and errors are the service's by construction.
 //
 // TLS with OpenSSL when given a certificate (HTTP/2 chosen by ALPN, TLS 1.2 or later). Limits:
 // request messages with the compressed flag are refused (UNIMPLEMENTED); metadata keys ending in
@@ -29,10 +31,13 @@
 
 namespace cairn::server {
 
+class TaskThread;
+
 struct H2FrontOptions {
   std::string address;                      // HOST:PORT, already checked by Server::Start
   std::shared_ptr<grpc::Channel> backend;   // the gRPC services, in process
   Store* store = nullptr;                   // for native calls
+  TaskThread* blocking_tasks = nullptr;     // for a native BatchAppend's blocking appends (services.h)
   const auth::Security* security = nullptr; // null: no authentication
   size_t max_message_bytes = 0;             // a larger request message ends its call (RESOURCE_EXHAUSTED)
   std::string tls_cert_file;                // PEM certificate (chain) and key: TLS with ALPN h2; empty: none

@@ -83,6 +83,7 @@ class GrpcServer final : public Server {
       fo.address = options.grpc_address;
       fo.backend = server_->InProcessChannel(args);
       fo.store = store_;
+      fo.blocking_tasks = streams_.blocking_tasks();
       fo.security = security_;
       fo.max_message_bytes = static_cast<size_t>(kMaxReceiveMessageBytes);
       fo.tls_cert_file = options.tls_cert_file;

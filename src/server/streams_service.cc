@@ -17,6 +17,7 @@
 #include <thread>
 #include <vector>
 
+#include "server/batch_append_session.h"
 #include "server/batch_append_wire.h"
 #include "server/protocol.h"
 #include "server/services.h"
@@ -878,240 +879,287 @@ AppendOutcome OutcomeOf(const Result<AppendResult>& result) {
   return out;
 }
 
-// One BatchAppend call on the callback API: many appends, each under a correlation id; its first
-// message carries the options, its last is_final. A plain append goes to Store::AppendAsync and
-// the next message is read at once, so the appends of many calls (and several of one call) meet
-// in the store's group commit; none holds a thread. Appends of one call reach the store in the
-// order they were sent, and are answered in that order. The rest (metastream writes, empty
-// appends, system streams) block on the store, so they run on the service's task thread, after
-// the call's earlier appends are acknowledged and before its next message is read.
+// A BatchAppend call on gRPC's callback API: reads its messages one at a time into the session
+// and writes the session's answers one at a time. What the session's hooks touch (Writes) outlives
+// the reactor: an acknowledgement's hook may still run on the store's thread after another
+// thread ended the call.
 class BatchAppendCall final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer> {
  public:
-  BatchAppendCall(StreamsService* service, grpc::CallbackServerContext* context)
-      : service_(service), context_(context) {
+  BatchAppendCall(StreamsService* service, grpc::CallbackServerContext* context) : writes_(std::make_shared<Writes>()) {
+    writes_->call = this;
+    BatchAppendSession::Hooks hooks;
+    // Called by the session, which is alive while they run.
+    hooks.answers_ready = [w = writes_] { w->Pump(); };
+    hooks.read_next = [this] { StartRead(&req_bytes_); };
+    hooks.authorize_write = [security = service->security(), context](const std::string& stream) {
+      return Authorize(security, context, auth::Permission::kWrite, stream);
+    };
+    session_ = BatchAppendSession::Create(service->store(), service->blocking_tasks(), std::move(hooks));
+    writes_->session = session_.get();
     StartRead(&req_bytes_);
   }
 
   void OnReadDone(bool ok) override {
     if (!ok) {  // half-closed by the client, cancelled or gone
-      ReadsDone(grpc::Status::OK);
+      session_->EndReads();
+      writes_->Pump();
       return;
     }
-    Status parsed = ParseBatchAppendReq(&req_bytes_, &req_);
+    const bool more = session_->OnMessage(&req_bytes_);
     req_bytes_.Clear();
-    if (!parsed.ok()) {
-      // Bytes that are no BatchAppendReq: the call ends with INVALID_ARGUMENT once the appends
-      // before them are answered (nothing after them is read).
-      ReadsDone(InvalidRequest(parsed.message()));
-      return;
-    }
-    const std::string key = req_.correlation_id.SerializeAsString();
-    auto it = open_.find(key);
-    if (it == open_.end()) {
-      if (!req_.has_options) {
-        event_store::client::BadRequest bad;
-        bad.set_message("BatchAppendReq: the first message of a correlation id must carry options");
-        Slot* slot = Reserve();
-        BatchError(&slot->resp, req_.options, req_.correlation_id, grpc::StatusCode::INVALID_ARGUMENT,
-                   bad.message(), bad);
-        Ready(slot);
-        StartRead(&req_bytes_);
-        return;
-      }
-      it = open_.emplace(key, Open{req_.options, {}, 0, std::nullopt}).first;
-    }
-    Open& a = it->second;
-    const std::string& name = a.options.stream_identifier().stream_name();
-    if (a.events.empty()) a.events.reserve(req_.proposed_messages.size());
-    for (WireProposedMessage& m : req_.proposed_messages) {
-      if (a.problem) break;
-      a.bytes += m.event.data.size() + m.event.metadata.size();
-      if (a.events.size() >= kMaxAppendEvents || a.bytes > kMaxAppendBytes) {
-        a.problem = EventProblem{"maximum-append-size-exceeded",
-                                 fmt::format("append to {}: more than {} events or {} bytes in one append", name,
-                                             kMaxAppendEvents, kMaxAppendBytes)};
-        break;
-      }
-      a.problem = WireEventProblem(m, name, a.events.size());
-      if (!a.problem) a.events.push_back(std::move(m.event));
-    }
-    if (!req_.is_final) {
-      StartRead(&req_bytes_);
-      return;
-    }
-    auto done = std::make_shared<Open>(std::move(it->second));
-    open_.erase(it);
-    const event_store::client::UUID id = req_.correlation_id;
-    Slot* slot = Reserve();
-    if (done->problem) {
-      BatchProblem(&slot->resp, done->options, id, *done->problem);
-      Ready(slot);
-      StartRead(&req_bytes_);
-      return;
-    }
-    ExpectedVersion expected = ExpectedVersion::Any();
-    if (done->options.has_stream_position()) expected = ExpectedVersion::Exact(done->options.stream_position());
-    if (done->options.has_no_stream()) expected = ExpectedVersion::NoStream();
-    if (done->options.has_stream_exists()) expected = ExpectedVersion::StreamExists();
-    const std::string& stream = done->options.stream_identifier().stream_name();
-    if (grpc::Status denied = Authorize(service_->security(), context_, auth::Permission::kWrite, stream);
-        !denied.ok()) {
-      AppendOutcome refused;
-      refused.status = Status(denied.error_code() == grpc::StatusCode::UNAUTHENTICATED ? StatusCode::kUnauthenticated
-                                                                                       : StatusCode::kPermissionDenied,
-                              denied.error_message());
-      BatchOutcome(&slot->resp, done->options, id, expected, refused);
-      Ready(slot);
-      StartRead(&req_bytes_);
-      return;
-    }
-    if (stream.starts_with('$') || done->events.empty()) {
-      // Blocks on the store: on the task thread once the earlier appends are acknowledged; the
-      // next message is read after it.
-      std::function<void()> task = [this, slot, done, id, expected] {
-        AppendOutcome outcome =
-            CommitAppend(service_->store(), done->options.stream_identifier().stream_name(), expected, done->events);
-        BatchOutcome(&slot->resp, done->options, id, expected, outcome);
-        {
-          std::lock_guard lock(mu_);
-          blocking_ = false;
-        }
-        Ready(slot);
-        StartRead(&req_bytes_);
-      };
-      std::lock_guard lock(mu_);
-      blocking_ = true;
-      if (pending_ == 0) {
-        service_->blocking_tasks()->Post(std::move(task));
-      } else {
-        deferred_ = std::move(task);
-      }
-      return;
-    }
-    {
-      std::lock_guard lock(mu_);
-      pending_++;
-    }
-    // The events are the store's from here (no copy); the callback needs only the options.
-    service_->store()->AppendAsync(stream, expected, std::move(done->events),
-                                   [this, slot, done, id, expected](Result<AppendResult> result) {
-                                     BatchOutcome(&slot->resp, done->options, id, expected, OutcomeOf(result));
-                                     Ready(slot, /*acknowledged=*/true);
-                                   });
-    StartRead(&req_bytes_);
+    if (more) StartRead(&req_bytes_);
+    writes_->Pump();
   }
 
   void OnWriteDone(bool ok) override {
-    const grpc::ByteBuffer* next = nullptr;
-    grpc::WriteOptions options;
-    bool finish = false;
     {
-      std::lock_guard lock(mu_);
-      writing_ = false;
-      slots_.pop_front();
-      if (!ok) write_failed_ = true;  // the client is gone: its later answers are dropped
-      next = NextWriteLocked(&options);
-      finish = next == nullptr && FinishDueLocked();
+      std::lock_guard lock(writes_->mu);
+      writes_->writing = false;
+      writes_->queue.pop_front();
+      if (!ok) writes_->failed = true;  // the client is gone: its later answers are dropped
     }
-    if (next != nullptr) StartWrite(next, options);
-    if (finish) Finish(end_status_);
+    writes_->Pump();
   }
 
   void OnDone() override { delete this; }
 
  private:
-  struct Open {
-    pb::BatchAppendReq::Options options;
-    std::vector<EventData> events;
-    size_t bytes = 0;
-    std::optional<EventProblem> problem;  // the first reason to refuse it, answered at is_final
-  };
-  // An answer's place in the order of the requests.
-  struct Slot {
-    bool ready = false;
-    pb::BatchAppendResp resp;
-    grpc::ByteBuffer bytes;  // resp serialized, once ready
-  };
+  struct Writes {
+    BatchAppendCall* call = nullptr;  // valid until `finished` is set
+    BatchAppendSession* session = nullptr;
+    std::mutex mu;                    // guards what follows
+    std::deque<grpc::ByteBuffer> queue;  // answers to write, in order
+    bool writing = false;
+    bool wrote = false;
+    bool failed = false;
+    bool finished = false;
+    grpc::Status end_status;
 
-  Slot* Reserve() {
-    std::lock_guard lock(mu_);
-    return &slots_.emplace_back();  // a deque keeps references to its elements as it grows at the ends
-  }
-
-  // The slot's answer is filled; writes what is due. `acknowledged`: it came from the store.
-  void Ready(Slot* slot, bool acknowledged = false) {
-    bool own = false;
-    if (!grpc::SerializationTraits<pb::BatchAppendResp>::Serialize(slot->resp, &slot->bytes, &own).ok()) {
-      slot->bytes.Clear();  // cannot happen for a message this small; the client then sees an empty answer
-    }
-    const grpc::ByteBuffer* next = nullptr;
-    grpc::WriteOptions options;
-    bool finish = false;
-    {
-      std::lock_guard lock(mu_);
-      slot->ready = true;
-      if (acknowledged && --pending_ == 0 && deferred_) {
-        service_->blocking_tasks()->Post(std::move(deferred_));
-        deferred_ = nullptr;
+    // Takes the session's answers and starts the next write, or the end. One write at a time;
+    // corked when another answer follows at once (in the same frame), except the call's first
+    // write (gRPC 1.51 does not complete a corked first write).
+    void Pump() {
+      std::vector<std::string> answers;
+      BatchAppendCall* to_write = nullptr;
+      const grpc::ByteBuffer* next = nullptr;
+      grpc::WriteOptions options;
+      bool finish = false;
+      {
+        std::lock_guard lock(mu);  // taken under it: two threads pumping keep the answers' order
+        if (finished) return;
+        session->TakeAnswers(&answers);
+        for (std::string& a : answers) {
+          grpc::Slice slice(a);
+          queue.emplace_back(&slice, 1);
+        }
+        if (failed) queue.clear();
+        if (!writing && !queue.empty()) {
+          writing = true;
+          if (wrote && queue.size() > 1) options.set_buffer_hint();
+          wrote = true;
+          next = &queue.front();
+        }
+        finish = !writing && queue.empty() && session->TakeFinish(&end_status);
+        if (finish) finished = true;
+        to_write = call;
       }
-      next = NextWriteLocked(&options);
-      finish = next == nullptr && FinishDueLocked();
+      if (next != nullptr) to_write->StartWrite(next, options);
+      if (finish) to_write->Finish(end_status);
     }
-    if (next != nullptr) StartWrite(next, options);
-    if (finish) Finish(end_status_);
-  }
+  };
 
-  // Nothing more is read; the call ends with `status` once everything before is answered.
-  void ReadsDone(grpc::Status status) {
-    bool finish = false;
-    {
-      std::lock_guard lock(mu_);
-      reads_done_ = true;
-      end_status_ = std::move(status);
-      finish = FinishDueLocked();
-    }
-    if (finish) Finish(end_status_);
-  }
-
-  // The answer to write now, if any (one write at a time, in the requests' order). Corked when
-  // the answer after it is ready too (it follows at once, in the same frame), except the call's
-  // first write (gRPC 1.51 does not complete a corked first write).
-  const grpc::ByteBuffer* NextWriteLocked(grpc::WriteOptions* options) {
-    if (writing_ || write_failed_ || slots_.empty() || !slots_.front().ready) return nullptr;
-    writing_ = true;
-    if (wrote_ && slots_.size() > 1 && slots_[1].ready) options->set_buffer_hint();
-    wrote_ = true;
-    return &slots_.front().bytes;
-  }
-
-  // Whether the call can end now: the client sent its last message, every append is
-  // acknowledged and every answer written (or the client is gone). Once.
-  bool FinishDueLocked() {
-    if (finished_ || !reads_done_ || pending_ > 0 || blocking_ || writing_) return false;
-    if (!slots_.empty() && !write_failed_) return false;
-    finished_ = true;
-    return true;
-  }
-
-  StreamsService* service_;
-  grpc::CallbackServerContext* context_;
-  grpc::ByteBuffer req_bytes_;              // the message being read (reads are one at a time)
-  WireBatchAppendReq req_;                  // ... and what it says
-  std::map<std::string, Open> open_;        // by the correlation id's bytes; read side only
-  std::mutex mu_;                           // guards what follows
-  std::deque<Slot> slots_;                  // answers not yet written, in request order
-  int pending_ = 0;                         // appends the store has not acknowledged
-  bool blocking_ = false;                   // a blocking append is queued or running
-  std::function<void()> deferred_;          // that append, until pending_ is 0
-  bool writing_ = false;
-  bool wrote_ = false;                      // a write was started
-  bool write_failed_ = false;
-  bool reads_done_ = false;
-  grpc::Status end_status_;                 // how the call ends: OK, or why its reads stopped
-  bool finished_ = false;
+  std::shared_ptr<Writes> writes_;
+  std::shared_ptr<BatchAppendSession> session_;
+  grpc::ByteBuffer req_bytes_;  // the message being read (reads are one at a time)
 };
 
 }  // namespace
+
+// ---- BatchAppendSession (batch_append_session.h)
+
+struct BatchAppendSession::Open {
+  pb::BatchAppendReq::Options options;
+  std::vector<EventData> events;
+  size_t bytes = 0;
+  std::optional<EventProblem> problem;  // the first reason to refuse it, answered at is_final
+};
+
+std::shared_ptr<BatchAppendSession> BatchAppendSession::Create(Store* store, TaskThread* blocking_tasks, Hooks hooks) {
+  return std::make_shared<BatchAppendSession>(store, blocking_tasks, std::move(hooks));
+}
+
+BatchAppendSession::BatchAppendSession(Store* store, TaskThread* blocking_tasks, Hooks hooks)
+    : store_(store), blocking_tasks_(blocking_tasks), hooks_(std::move(hooks)) {}
+
+bool BatchAppendSession::OnMessage(grpc::ByteBuffer* bytes) {
+  Status parsed = ParseBatchAppendReq(bytes, &req_);
+  if (!parsed.ok()) {
+    std::lock_guard lock(mu_);
+    reads_done_ = true;
+    end_status_ = InvalidRequest(parsed.message());
+    return false;
+  }
+  return Handle();
+}
+
+bool BatchAppendSession::OnMessage(std::string_view bytes) {
+  Status parsed = ParseBatchAppendReq(bytes, &req_);
+  if (!parsed.ok()) {
+    // Bytes that are no BatchAppendReq: the call ends with INVALID_ARGUMENT once the appends
+    // before them are answered (nothing after them is read).
+    std::lock_guard lock(mu_);
+    reads_done_ = true;
+    end_status_ = InvalidRequest(parsed.message());
+    return false;
+  }
+  return Handle();
+}
+
+bool BatchAppendSession::Handle() {
+  const std::string key = req_.correlation_id.SerializeAsString();
+  auto it = open_.find(key);
+  if (it == open_.end()) {
+    if (!req_.has_options) {
+      event_store::client::BadRequest bad;
+      bad.set_message("BatchAppendReq: the first message of a correlation id must carry options");
+      pb::BatchAppendResp resp;
+      BatchError(&resp, req_.options, req_.correlation_id, grpc::StatusCode::INVALID_ARGUMENT, bad.message(), bad);
+      Slot* slot = Reserve();
+      slot->bytes = resp.SerializeAsString();
+      Ready(slot, false);
+      return true;
+    }
+    it = open_.emplace(key, std::make_shared<Open>()).first;
+    it->second->options = req_.options;
+  }
+  Open& a = *it->second;
+  const std::string& name = a.options.stream_identifier().stream_name();
+  if (a.events.empty()) a.events.reserve(req_.proposed_messages.size());
+  for (WireProposedMessage& m : req_.proposed_messages) {
+    if (a.problem) break;
+    a.bytes += m.event.data.size() + m.event.metadata.size();
+    if (a.events.size() >= kMaxAppendEvents || a.bytes > kMaxAppendBytes) {
+      a.problem = EventProblem{"maximum-append-size-exceeded",
+                               fmt::format("append to {}: more than {} events or {} bytes in one append", name,
+                                           kMaxAppendEvents, kMaxAppendBytes)};
+      break;
+    }
+    a.problem = WireEventProblem(m, name, a.events.size());
+    if (!a.problem) a.events.push_back(std::move(m.event));
+  }
+  if (!req_.is_final) return true;
+  std::shared_ptr<Open> done = std::move(it->second);
+  open_.erase(it);
+  const event_store::client::UUID id = req_.correlation_id;
+  Slot* slot = Reserve();
+  if (done->problem) {
+    pb::BatchAppendResp resp;
+    BatchProblem(&resp, done->options, id, *done->problem);
+    slot->bytes = resp.SerializeAsString();
+    Ready(slot, false);
+    return true;
+  }
+  ExpectedVersion expected = ExpectedVersion::Any();
+  if (done->options.has_stream_position()) expected = ExpectedVersion::Exact(done->options.stream_position());
+  if (done->options.has_no_stream()) expected = ExpectedVersion::NoStream();
+  if (done->options.has_stream_exists()) expected = ExpectedVersion::StreamExists();
+  const std::string& stream = done->options.stream_identifier().stream_name();
+  if (grpc::Status denied = hooks_.authorize_write(stream); !denied.ok()) {
+    AppendOutcome refused;
+    refused.status = Status(denied.error_code() == grpc::StatusCode::UNAUTHENTICATED ? StatusCode::kUnauthenticated
+                                                                                     : StatusCode::kPermissionDenied,
+                            denied.error_message());
+    pb::BatchAppendResp resp;
+    BatchOutcome(&resp, done->options, id, expected, refused);
+    slot->bytes = resp.SerializeAsString();
+    Ready(slot, false);
+    return true;
+  }
+  auto self = shared_from_this();
+  if (stream.starts_with('$') || done->events.empty()) {
+    // Blocks on the store: on the task thread once the earlier appends are acknowledged; the
+    // next message is read after it.
+    std::function<void()> task = [self, slot, done, id, expected] {
+      AppendOutcome outcome =
+          CommitAppend(self->store_, done->options.stream_identifier().stream_name(), expected, done->events);
+      pb::BatchAppendResp resp;
+      BatchOutcome(&resp, done->options, id, expected, outcome);
+      slot->bytes = resp.SerializeAsString();
+      {
+        std::lock_guard lock(self->mu_);
+        self->blocking_ = false;
+      }
+      // The next message may come in before this answer is ready: answers keep their order, and
+      // the call cannot end while one is not.
+      self->hooks_.read_next();
+      self->Ready(slot, false);
+    };
+    std::lock_guard lock(mu_);
+    blocking_ = true;
+    if (pending_ == 0) {
+      blocking_tasks_->Post(std::move(task));
+    } else {
+      deferred_ = std::move(task);
+    }
+    return false;
+  }
+  {
+    std::lock_guard lock(mu_);
+    pending_++;
+  }
+  // The events are the store's from here (no copy); the callback needs only the options.
+  store_->AppendAsync(stream, expected, std::move(done->events), [self, slot, done, id, expected](Result<AppendResult> result) {
+    pb::BatchAppendResp resp;
+    BatchOutcome(&resp, done->options, id, expected, OutcomeOf(result));
+    slot->bytes = resp.SerializeAsString();
+    self->Ready(slot, true);
+  });
+  return true;
+}
+
+BatchAppendSession::Slot* BatchAppendSession::Reserve() {
+  std::lock_guard lock(mu_);
+  return &slots_.emplace_back();  // a deque keeps references to its elements as it grows at the ends
+}
+
+void BatchAppendSession::Ready(Slot* slot, bool acknowledged) {
+  {
+    std::lock_guard lock(mu_);
+    slot->ready = true;
+    if (acknowledged && --pending_ == 0 && deferred_) {
+      blocking_tasks_->Post(std::move(deferred_));
+      deferred_ = nullptr;
+    }
+  }
+  hooks_.answers_ready();
+}
+
+void BatchAppendSession::EndReads(grpc::Status status) {
+  std::lock_guard lock(mu_);
+  reads_done_ = true;
+  if (end_status_.ok()) end_status_ = std::move(status);
+}
+
+void BatchAppendSession::TakeAnswers(std::vector<std::string>* out) {
+  std::lock_guard lock(mu_);
+  while (!slots_.empty() && slots_.front().ready) {
+    out->push_back(std::move(slots_.front().bytes));
+    slots_.pop_front();
+  }
+}
+
+bool BatchAppendSession::TakeFinish(grpc::Status* status) {
+  std::lock_guard lock(mu_);
+  if (finished_ || !reads_done_ || pending_ > 0 || blocking_ || !slots_.empty()) return false;
+  finished_ = true;
+  *status = end_status_;
+  return true;
+}
+
+int BatchAppendSession::in_flight() const {
+  std::lock_guard lock(mu_);
+  return pending_ + (blocking_ ? 1 : 0);
+}
 
 TaskThread::TaskThread() {
   thread_ = std::thread([this] {
