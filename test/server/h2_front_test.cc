@@ -1,6 +1,7 @@
 // Proves the h2 front (server/h2_front.h) and its client-side reader (server/h2_client.h):
 // - its natively served reads answer with the same messages as the gRPC services, field for
 //   field, for every event shape and id form, forwards and backwards, $all and one stream;
+// - its natively served BatchAppend answers a script of appends (every path) as the service does;
 // - the reader decodes what protobuf encodes, and refuses bytes that are not a ReadResp;
 // - bad requests get a gRPC error naming the limit (compressed message, oversized message), a
 //   client that goes away mid-read leaves the server serving, and Shutdown ends its calls.
@@ -10,6 +11,8 @@
 #include <google/protobuf/util/message_differencer.h>
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
+
+#include <fmt/format.h>
 
 #include <string>
 #include <vector>
@@ -291,6 +294,103 @@ TEST_F(H2FrontTest, ClientGoingAwayMidReadLeavesTheServerServing) {
   auto all = Read(*h2_, AllRequest(true, true, 5000), &status);
   ASSERT_TRUE(status.ok()) << status.error_message();
   EXPECT_EQ(all.size(), 1000u);
+}
+
+// BatchAppend is served by the front itself (batch_append_session.h), the same logic as the gRPC
+// service: one script of appends, sent to each transport over a fresh store of its own, gets the
+// same answers, message for message, and leaves the same events. The script takes every path:
+// plain appends (several in flight), a wrong expected version, an append split over several
+// messages with another in between, a correlation id without options, a missing "type", a
+// metastream write and an empty append (both blocking on the store), and a system stream.
+TEST_F(H2FrontTest, NativeBatchAppendAnswersAsTheServiceDoes) {
+  auto message = [](const std::string& type, const std::string& data) {
+    pb::BatchAppendReq::ProposedMessage m;
+    if (!type.empty()) (*m.mutable_metadata())["type"] = type;
+    (*m.mutable_metadata())["content-type"] = "application/json";
+    m.set_data(data);
+    return m;
+  };
+  std::vector<pb::BatchAppendReq> script;
+  auto add = [&](int id, const std::string& stream, auto expect, std::vector<pb::BatchAppendReq::ProposedMessage> ms,
+                 bool final_message, bool options = true) {
+    pb::BatchAppendReq r;
+    r.mutable_correlation_id()->set_string(fmt::format("0190d7a8-8c3e-7b1a-9f00-{:012d}", id));
+    if (options) {
+      r.mutable_options()->mutable_stream_identifier()->set_stream_name(stream);
+      expect(r.mutable_options());
+    }
+    for (auto& m : ms) *r.add_proposed_messages() = m;
+    r.set_is_final(final_message);
+    script.push_back(r);
+  };
+  using O = pb::BatchAppendReq::Options;
+  auto any = [](O* o) { o->mutable_any(); };
+  auto none = [](O* o) { o->mutable_no_stream(); };
+  auto exists = [](O* o) { o->mutable_stream_exists(); };
+  auto at = [](uint64_t v) { return [v](O* o) { o->set_stream_position(v); }; };
+  add(1, "ba-1", none, {message("Opened", "{}"), message("Deposited", "{\"n\":1}")}, true);
+  add(2, "ba-2", any, {message("Opened", "{}")}, true);
+  add(3, "ba-1", at(5), {message("Deposited", "{\"n\":2}")}, true);  // wrong expected version
+  add(4, "ba-3", any, {message("Part", "{\"p\":1}")}, false);        // split: first part
+  add(5, "ba-2", at(0), {message("Deposited", "{\"n\":3}")}, true);
+  add(4, "", any, {message("Part", "{\"p\":2}")}, true, false);      // ... its last part
+  add(6, "", any, {message("X", "{}")}, true, false);                // no options for a new id
+  add(7, "ba-2", any, {message("", "{}")}, true);                    // no "type"
+  add(8, "$$ba-1", any, {message("$metadata", "{\"$maxCount\":3}")}, true);
+  add(9, "ba-1", exists, {}, true);                                   // empty: checks the version
+  add(10, "ba-1", at(1), {message("Deposited", "{\"n\":4}")}, true);
+  add(11, "$system-1", any, {message("X", "{}")}, true);
+  add(12, "ba-9", exists, {}, true);                                  // empty, no such stream
+
+  struct Outcome {
+    std::vector<pb::BatchAppendResp> answers;
+    grpc::Status status;
+    std::vector<std::string> events;  // stream, version, type, data of every event in $all
+  };
+  auto run = [&](const std::string& transport) {
+    Outcome out;
+    auto store = std::move(Store::Open("memory:")).value();
+    ServerOptions o;
+    o.grpc_address = "127.0.0.1:0";
+    o.transport = transport;
+    auto server = std::move(Server::Start(store.get(), o)).value();
+    {
+      auto stub = Stub(*server);
+      grpc::ClientContext ctx;
+      auto call = stub->BatchAppend(&ctx);
+      for (const auto& r : script) EXPECT_TRUE(call->Write(r));
+      call->WritesDone();
+      pb::BatchAppendResp resp;
+      while (call->Read(&resp)) out.answers.push_back(resp);
+      out.status = call->Finish();
+    }
+    server->Shutdown();
+    auto all = store->ReadAll({});
+    EXPECT_TRUE(all.ok());
+    auto events = all->Collect();
+    EXPECT_TRUE(events.ok());
+    const std::vector<RecordedEvent> listed = events.ok() ? std::move(*events) : std::vector<RecordedEvent>();
+    for (const auto& e : listed) out.events.push_back(fmt::format("{} {} {} {}", e.stream, e.version, e.type, e.data));
+    return out;
+  };
+  const Outcome want = run("grpc");
+  const Outcome got = run("h2");
+  ASSERT_TRUE(want.status.ok()) << want.status.error_message();
+  EXPECT_EQ(got.status.error_code(), want.status.error_code()) << got.status.error_message();
+  // One answer per append (ids 1-12, id 4 once), in the order of their last messages.
+  ASSERT_EQ(want.answers.size(), 12u);
+  ASSERT_EQ(got.answers.size(), want.answers.size());
+  int successes = 0, errors = 0;
+  for (size_t i = 0; i < want.answers.size(); ++i) {
+    EXPECT_TRUE(google::protobuf::util::MessageDifferencer::Equals(want.answers[i], got.answers[i]))
+        << "answer " << i << "\nservice:  " << want.answers[i].ShortDebugString()
+        << "\nh2 front: " << got.answers[i].ShortDebugString();
+    (want.answers[i].has_success() ? successes : errors)++;
+  }
+  EXPECT_GE(successes, 6);  // the script takes both kinds of path
+  EXPECT_GE(errors, 4);
+  EXPECT_EQ(got.events, want.events);
+  EXPECT_GE(want.events.size(), 6u);
 }
 
 TEST_F(H2FrontTest, UnknownTransportNamesTheFlag) {
