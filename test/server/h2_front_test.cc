@@ -393,6 +393,37 @@ TEST_F(H2FrontTest, NativeBatchAppendAnswersAsTheServiceDoes) {
   EXPECT_GE(want.events.size(), 6u);
 }
 
+// A BatchAppend call the client keeps open (as the official clients do) does not hold the
+// server's shutdown for its grace period: it takes no more appends, its last acknowledged append is
+// answered and stored, and it ends with UNAVAILABLE.
+TEST_F(H2FrontTest, ShutdownEndsAnOpenBatchAppendCallOnceItsAppendsAreAnswered) {
+  auto stub = Stub(*h2_);
+  grpc::ClientContext ctx;
+  auto call = stub->BatchAppend(&ctx);
+  pb::BatchAppendReq req;
+  req.mutable_correlation_id()->set_string("0190d7a8-8c3e-7b1a-9f00-000000000042");
+  req.mutable_options()->mutable_stream_identifier()->set_stream_name("open-1");
+  req.mutable_options()->mutable_any();
+  auto* m = req.add_proposed_messages();
+  (*m->mutable_metadata())["type"] = "Kept";
+  (*m->mutable_metadata())["content-type"] = "application/json";
+  m->set_data("{}");
+  req.set_is_final(true);
+  ASSERT_TRUE(call->Write(req));
+  pb::BatchAppendResp resp;
+  ASSERT_TRUE(call->Read(&resp));
+  EXPECT_TRUE(resp.has_success()) << resp.ShortDebugString();
+  const auto started = std::chrono::steady_clock::now();
+  h2_->Shutdown();  // the default grace is 5 s
+  EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::seconds(3));
+  EXPECT_FALSE(call->Read(&resp));
+  const grpc::Status end = call->Finish();
+  EXPECT_EQ(end.error_code(), grpc::StatusCode::UNAVAILABLE) << end.error_message();
+  auto info = store_->GetStreamInfo("open-1");
+  ASSERT_TRUE(info.ok());
+  EXPECT_TRUE(info->exists);
+}
+
 TEST_F(H2FrontTest, UnknownTransportNamesTheFlag) {
   ServerOptions o;
   o.grpc_address = "127.0.0.1:0";
