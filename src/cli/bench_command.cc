@@ -73,6 +73,7 @@ struct BenchFlags {
   bool async = false;  // the writers are callers with one AppendAsync in flight each, not threads
   std::string transport = "h2";  // --server: who serves the protocol (server::ServerOptions::transport)
   std::string connect;  // go through the gRPC protocol to a server already running there (no store here)
+  std::string client_api = "h2";  // --server: how the client's appends travel (server::ClientOptions::appends)
   CLI::Option* events_option = nullptr;
   CLI::Option* max_seconds_option = nullptr;
 };
@@ -115,7 +116,16 @@ struct Remote {
 };
 
 // With --connect HOST:PORT, no server here: the clients connect to that one.
-Result<Remote> StartRemote(Store* store, uint32_t count, const std::string& connect, const std::string& transport) {
+Result<Remote> StartRemote(Store* store, uint32_t count, const std::string& connect, const std::string& transport,
+                           const std::string& client_api = "h2") {
+  server::ClientOptions client_options;
+  if (client_api == "h2") {
+    client_options.appends = server::AppendTransport::kH2;
+  } else if (client_api == "grpc") {
+    client_options.appends = server::AppendTransport::kGrpc;
+  } else {
+    return Status::InvalidArgument(fmt::format("--client-api: '{}' is not h2 or grpc", client_api));
+  }
   Remote r;
   std::string address = connect;
   if (address.empty()) {
@@ -126,7 +136,7 @@ Result<Remote> StartRemote(Store* store, uint32_t count, const std::string& conn
     address = fmt::format("127.0.0.1:{}", r.server->grpc_port());
   }
   for (uint32_t i = 0; i < count; ++i) {
-    CAIRN_ASSIGN_OR_RETURN(auto client, server::Client::Connect(address));
+    CAIRN_ASSIGN_OR_RETURN(auto client, server::Client::Connect(address, client_options));
     r.clients.push_back(std::move(client));
   }
   return r;
@@ -149,7 +159,7 @@ Result<Row> RunAppend(const BenchFlags& f, const std::string& db) {
   Remote remote;
   if (f.server) {
     const uint32_t connections = f.connections == 0 ? f.writers : std::min(f.connections, f.writers);
-    CAIRN_ASSIGN_OR_RETURN(remote, StartRemote(store.get(), connections, f.connect, f.transport));
+    CAIRN_ASSIGN_OR_RETURN(remote, StartRemote(store.get(), connections, f.connect, f.transport, f.client_api));
   }
 
   std::atomic<uint64_t> next{0};
@@ -162,8 +172,8 @@ Result<Row> RunAppend(const BenchFlags& f, const std::string& db) {
   Clock::time_point start;
 
   // Over the protocol, a writer is an append in flight, not a thread: each next append starts
-  // from the previous one's answer (gRPC's callback thread), so the bench's client costs no
-  // thread hand-off per append. An append counts once the server acknowledged it.
+  // from the previous one's answer (on the client's thread, or gRPC's with --client-api grpc),
+  // so the bench's client costs no thread hand-off per append. An append counts once the server acknowledged it.
   std::mutex idle_mu;
   std::condition_variable idle_cv;
   uint32_t active = f.writers;
@@ -303,6 +313,7 @@ Result<Row> RunAppend(const BenchFlags& f, const std::string& db) {
   if (f.server) {
     row.name = f.transport + "-" + row.name;  // h2-... (the front) or grpc-... (gRPC's library)
     if (f.connections > 0 && f.connections < f.writers) row.name += fmt::format("-{}conn", f.connections);
+    if (f.client_api != "h2") row.name += "-" + f.client_api + "client";  // h2-append-16x1-durable-grpcclient
   }
   if (row.events < f.events) row.note = fmt::format("stopped by --max-seconds after {} events", row.events);
   SetMemory(&row);
@@ -536,6 +547,7 @@ std::vector<std::string> WorkloadArgs(const BenchFlags& f, const std::string& db
   if (f.async) a.push_back("--async");
   if (f.connections > 0) add("--connections", std::to_string(f.connections));
   if (f.server) add("--transport", f.transport);
+  if (f.server && f.client_api != "h2") add("--client-api", f.client_api);
   if (!f.connect.empty()) {
     a.push_back("--connect");
     a.push_back(f.connect);
@@ -659,6 +671,21 @@ Result<std::vector<Row>> RunSuite(const BenchFlags& flags, const std::string& db
         steps.push_back({fmt::format("{}append-{}x{}", remote ? std::string(how) + "-" : "", writers, batch), f});
       }
     }
+    {
+      // The 16 x 1 over the h2 front once more with gRPC's C++ library as the client, for the
+      // client's share (docs/performance.md, the server's sixth run).
+      BenchFlags f = flags;
+      f.server = true;
+      f.transport = "h2";
+      f.client_api = "grpc";
+      f.workload = "append";
+      f.writers = 16;
+      f.batch = 1;
+      f.sync = "always";
+      f.events = write_events;
+      f.max_seconds = durable_cap;
+      steps.push_back({"h2-append-16x1-grpcclient", f});
+    }
     for (const char* w : {"fill", "read-all", "read-all-grpc", "read-all-h2"}) {
       BenchFlags f = flags;
       const std::string_view name(w);
@@ -759,7 +786,8 @@ Command AddBenchCommand(CLI::App& parent, std::string* db) {
   app->add_option("--workload", flags->workload, "append, fill, read-all, read-stream or open. Default: append");
   app->add_option("--suite", flags->suite,
                   "quick or full: run every workload and print one table; server: the server workloads, "
-                  "embedded, over gRPC's library and over the h2 front");
+                  "embedded, over gRPC's library and over the h2 front (the client over nghttp2, and once over gRPC's "
+                  "library)");
   app->add_flag("--server", flags->server,
                 "append and read-all: go through the gRPC protocol (a server in this process on a loopback "
                 "port; one client connection per writer unless --connections)");
@@ -769,6 +797,9 @@ Command AddBenchCommand(CLI::App& parent, std::string* db) {
   app->add_option("--transport", flags->transport,
                   "With --server: h2 (cairn's own HTTP/2 front) or grpc (gRPC's C++ library) serves the protocol. "
                   "Default: h2");
+  app->add_option("--client-api", flags->client_api,
+                  "With --server: how the client's appends travel: h2 (nghttp2, a thread of the client's own) or "
+                  "grpc (gRPC's C++ library). Rows of grpc end in -grpcclient. Default: h2");
   app->add_option("--connections", flags->connections,
                   "With --server: client connections the writers share, each with one BatchAppend call that "
                   "carries the appends of all its writers at once, as the official clients do. Default: one "

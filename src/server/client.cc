@@ -15,6 +15,7 @@
 #include <thread>
 #include <vector>
 
+#include "auth/security.h"
 #include "esdb/streams.grpc.pb.h"
 #include "server/batch_append_wire.h"
 #include "server/client_calls.h"
@@ -108,24 +109,7 @@ Result<AppendResult> AppendCall(pb::Streams::Stub* stub, grpc::ClientContext* co
   return result;
 }
 
-namespace {
-
-using AppendDone = std::function<void(Result<AppendResult>)>;
-
-// BatchAppend by name on the generic stub: requests go out as bytes built by
-// EncodeBatchAppendReq (batch_append_wire.h), without the generated message and its metadata
-// map. gRPC keeps a pointer to the name for the call's life, so it is a static.
-const std::string kBatchAppendMethod = "/event_store.client.streams.Streams/BatchAppend";
-
-// `bytes` as a one-slice ByteBuffer that owns them (no copy).
-grpc::ByteBuffer OwningBuffer(std::string bytes) {
-  auto* owned = new std::string(std::move(bytes));
-  grpc::Slice slice(owned->data(), owned->size(), [](void* p) { delete static_cast<std::string*>(p); }, owned);
-  return grpc::ByteBuffer(&slice, 1);
-}
-
-// BatchAppend's answer to one append as what Store::Append returns.
-Result<AppendResult> ResultOf(const pb::BatchAppendResp& resp, std::string_view stream, size_t events) {
+Result<AppendResult> BatchAppendResult(const pb::BatchAppendResp& resp, std::string_view stream, size_t events) {
   if (resp.has_success()) {
     const auto& ok = resp.success();
     AppendResult result;
@@ -145,6 +129,22 @@ Result<AppendResult> ResultOf(const pb::BatchAppendResp& resp, std::string_view 
                       fmt::format("append to {}", stream));
 }
 
+namespace {
+
+using AppendDone = std::function<void(Result<AppendResult>)>;
+
+// BatchAppend by name on the generic stub: requests go out as bytes built by
+// EncodeBatchAppendReq (batch_append_wire.h), without the generated message and its metadata
+// map. gRPC keeps a pointer to the name for the call's life, so it is a static.
+const std::string kBatchAppendMethod = "/event_store.client.streams.Streams/BatchAppend";
+
+// `bytes` as a one-slice ByteBuffer that owns them (no copy).
+grpc::ByteBuffer OwningBuffer(std::string bytes) {
+  auto* owned = new std::string(std::move(bytes));
+  grpc::Slice slice(owned->data(), owned->size(), [](void* p) { delete static_cast<std::string*>(p); }, owned);
+  return grpc::ByteBuffer(&slice, 1);
+}
+
 // One long Streams.BatchAppend call on gRPC's callback API: appends from any thread are queued
 // and written one after another (corked while more are queued, so that a burst shares frames);
 // each answer goes to the append waiting under its correlation id, on gRPC's thread. No thread of
@@ -153,8 +153,9 @@ Result<AppendResult> ResultOf(const pb::BatchAppendResp& resp, std::string_view 
 // threads (libgrpc++ 1.51 then frees its callback queue twice).
 class BatchCall final : public grpc::ClientBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer> {
  public:
-  static std::unique_ptr<BatchCall> Start(grpc::GenericStub* stub) {
+  static std::unique_ptr<BatchCall> Start(grpc::GenericStub* stub, const std::string& authorization) {
     std::unique_ptr<BatchCall> call(new BatchCall());
+    if (!authorization.empty()) call->context_.AddMetadata("authorization", authorization);
     stub->PrepareBidiStreamingCall(&call->context_, kBatchAppendMethod, grpc::StubOptions(), call.get());
     call->StartRead(&call->resp_bytes_);
     call->AddHold();  // until the call is closed or ended: writes start from outside reactions
@@ -269,7 +270,7 @@ class BatchCall final : public grpc::ClientBidiReactor<grpc::ByteBuffer, grpc::B
         found = true;
       }
     }
-    if (found) w.done(ResultOf(resp_, w.stream, w.events));
+    if (found) w.done(BatchAppendResult(resp_, w.stream, w.events));
     StartRead(&resp_bytes_);
   }
 
@@ -337,12 +338,16 @@ class BatchCall final : public grpc::ClientBidiReactor<grpc::ByteBuffer, grpc::B
 
 class GrpcClient final : public Client {
  public:
-  GrpcClient(std::string address, std::shared_ptr<grpc::Channel> channel)
+  GrpcClient(std::string address, std::shared_ptr<grpc::Channel> channel, std::string authorization,
+             std::unique_ptr<H2Appender> h2)
       : address_(std::move(address)),
         stub_(pb::Streams::NewStub(channel)),
         generic_(channel),
-        id_high_(HighHalf(Uuid::V7())) {}
+        id_high_(HighHalf(Uuid::V7())),
+        authorization_(std::move(authorization)),
+        h2_(std::move(h2)) {}
   ~GrpcClient() override {
+    h2_.reset();  // its call ends, its thread joins
     std::unique_ptr<BatchCall> batch;
     std::vector<std::unique_ptr<BatchCall>> ended;
     {
@@ -358,6 +363,10 @@ class GrpcClient final : public Client {
   // append), several in flight at once, each answered under its correlation id.
   void AppendAsync(std::string_view stream, ExpectedVersion expected, std::span<const EventData> events,
                    AppendDone done) override {
+    if (h2_) {
+      h2_->AppendAsync(stream, expected, events, std::move(done));
+      return;
+    }
     const uint64_t key = next_id_.fetch_add(1, std::memory_order_relaxed);
     auto req = std::make_unique<grpc::ByteBuffer>(OwningBuffer(
         EncodeBatchAppendReq(id_high_, static_cast<int64_t>(key), stream, expected, events)));
@@ -367,7 +376,7 @@ class GrpcClient final : public Client {
       if (!batch_ || batch_->ended()) {
         std::erase_if(ended_, [](const std::unique_ptr<BatchCall>& old) { return old->done(); });
         if (batch_) ended_.push_back(std::move(batch_));
-        batch_ = BatchCall::Start(&generic_);
+        batch_ = BatchCall::Start(&generic_, authorization_);
       }
       batch = batch_.get();  // lives until this client is destroyed
     }
@@ -407,6 +416,8 @@ class GrpcClient final : public Client {
   grpc::GenericStub generic_;            // BatchAppend, as bytes
   const int64_t id_high_;               // the correlation ids' high half, the low half counts
   std::atomic<uint64_t> next_id_{1};
+  const std::string authorization_;   // the appends' authorization header, "" for none
+  std::unique_ptr<H2Appender> h2_;    // ClientOptions::appends == kH2: every append goes there
   std::mutex batch_mu_;
   std::unique_ptr<BatchCall> batch_;                // the call new appends go on
   std::vector<std::unique_ptr<BatchCall>> ended_;   // earlier calls, destroyed here once done
@@ -414,15 +425,21 @@ class GrpcClient final : public Client {
 
 }  // namespace
 
-Result<std::unique_ptr<Client>> Client::Connect(std::string_view address) {
+Result<std::unique_ptr<Client>> Client::Connect(std::string_view address, ClientOptions options) {
   CAIRN_RETURN_IF_ERROR(ParseHostPort(address, "server address").status());
+  const std::string authorization =
+      options.user.empty() ? std::string() : auth::BasicCredentials(options.user, options.password);
+  std::unique_ptr<H2Appender> h2;
+  if (options.appends == AppendTransport::kH2) {
+    CAIRN_ASSIGN_OR_RETURN(h2, H2Appender::Start(address, authorization));
+  }
   TuneGrpcRuntime();
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(-1);
   // A channel of its own (not shared by gRPC's subchannel pool), so each Client is one connection.
   args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
   auto channel = grpc::CreateCustomChannel(std::string(address), grpc::InsecureChannelCredentials(), args);
-  return std::unique_ptr<Client>(std::make_unique<GrpcClient>(std::string(address), std::move(channel)));
+  return std::unique_ptr<Client>(std::make_unique<GrpcClient>(std::string(address), std::move(channel), authorization, std::move(h2)));
 }
 
 }  // namespace cairn::server

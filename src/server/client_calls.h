@@ -19,6 +19,12 @@ Status FromGrpc(const grpc::Status& s, const grpc::ClientContext& context, std::
 // The same from the status and the "exception" trailer's value (empty when none).
 Status FromGrpcCode(const grpc::Status& s, std::string_view exception, std::string_view what);
 
+// BatchAppend's answer to one append of `events` events to `stream` as what Store::Append returns:
+// the versions and position, kConflict/kWrongExpectedVersion with the actual version, or the
+// answer's error status (as FromGrpcCode maps it).
+Result<AppendResult> BatchAppendResult(const event_store::client::streams::BatchAppendResp& resp,
+                                       std::string_view stream, size_t events);
+
 // One Streams.Append call on `context` (credentials and deadline already set on it).
 Result<AppendResult> AppendCall(event_store::client::streams::Streams::Stub* stub, grpc::ClientContext* context,
                                 std::string_view stream, ExpectedVersion expected, std::span<const EventData> events);

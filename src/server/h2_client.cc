@@ -7,21 +7,33 @@
 #include <grpcpp/grpcpp.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <fcntl.h>
 #include <netinet/tcp.h>
 #include <nghttp2/nghttp2.h>
+#include <poll.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <atomic>
+#include <cerrno>
 #include <charconv>
+#include <chrono>
 #include <climits>
 #include <cstring>
+#include <mutex>
 #include <optional>
 #include <string>
+#include <thread>
+#include <unordered_map>
+#include <utility>
+#include <vector>
 
 #include "esdb/streams.pb.h"
+#include "server/batch_append_wire.h"
 #include "server/client_calls.h"
 #include "server/protocol.h"
 #include "server/server.h"
@@ -218,6 +230,34 @@ Status Unavailable(std::string_view address, std::string_view what) {
   return Status::Unavailable(fmt::format("read $all from {}: {}", address, what));
 }
 
+// A TCP connection to HOST:PORT with TCP_NODELAY (blocking); kUnavailable "<what> <address>: ..."
+// when it cannot be made.
+Result<int> Dial(std::string_view address, std::string_view what) {
+  CAIRN_ASSIGN_OR_RETURN(HostPort hp, ParseHostPort(address, "server address"));
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_NUMERICSERV;
+  addrinfo* res = nullptr;
+  const std::string port = std::to_string(hp.port);
+  if (getaddrinfo(hp.host.c_str(), port.c_str(), &hints, &res) != 0 || res == nullptr) {
+    return Status::Unavailable(fmt::format("{} {}: cannot resolve the host", what, address));
+  }
+  int fd = -1;
+  for (addrinfo* a = res; a != nullptr && fd < 0; a = a->ai_next) {
+    fd = ::socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC, 0);
+    if (fd >= 0 && ::connect(fd, a->ai_addr, a->ai_addrlen) != 0) {
+      ::close(fd);
+      fd = -1;
+    }
+  }
+  freeaddrinfo(res);
+  if (fd < 0) return Status::Unavailable(fmt::format("{} {}: cannot connect: {}", what, address, std::strerror(errno)));
+  const int one = 1;
+  ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  return fd;
+}
+
 }  // namespace
 
 Result<bool> DecodeReadEvent(std::string_view message, RecordedEventView* out) {
@@ -242,28 +282,7 @@ Result<bool> DecodeReadEvent(std::string_view message, RecordedEventView* out) {
 
 Status ReadAllOverHttp2(std::string_view address, uint64_t max_count,
                         const std::function<void(const RecordedEventView&)>& fn) {
-  CAIRN_ASSIGN_OR_RETURN(HostPort hp, ParseHostPort(address, "server address"));
-  addrinfo hints{};
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_STREAM;
-  hints.ai_flags = AI_NUMERICSERV;
-  addrinfo* res = nullptr;
-  const std::string port = std::to_string(hp.port);
-  if (getaddrinfo(hp.host.c_str(), port.c_str(), &hints, &res) != 0 || res == nullptr) {
-    return Unavailable(address, "cannot resolve the host");
-  }
-  int fd = -1;
-  for (addrinfo* a = res; a != nullptr && fd < 0; a = a->ai_next) {
-    fd = ::socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC, 0);
-    if (fd >= 0 && ::connect(fd, a->ai_addr, a->ai_addrlen) != 0) {
-      ::close(fd);
-      fd = -1;
-    }
-  }
-  freeaddrinfo(res);
-  if (fd < 0) return Unavailable(address, fmt::format("cannot connect: {}", std::strerror(errno)));
-  const int one = 1;
-  ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  CAIRN_ASSIGN_OR_RETURN(const int fd, Dial(address, "read $all from"));
 
   Reader reader;
   reader.fn = &fn;
@@ -373,6 +392,415 @@ Status ReadAllOverHttp2(std::string_view address, uint64_t max_count,
   if (!reader.grpc_status.empty()) std::from_chars(reader.grpc_status.data(), reader.grpc_status.data() + reader.grpc_status.size(), code);
   if (code == 0) return Status::Ok();
   return FromGrpcCode(grpc::Status(static_cast<grpc::StatusCode>(code), reader.grpc_message), reader.exception, "read $all");
+}
+
+// ---------------------------------------------------------------------------------------------
+// H2Appender
+
+namespace {
+
+namespace pb_streams = event_store::client::streams;
+
+// The loop whose thread is running this code (a `done` calling AppendAsync needs no wake-up).
+thread_local const H2Appender::Loop* t_running_loop = nullptr;
+
+constexpr auto kCloseWait = std::chrono::seconds(2);     // the destructor's wait for answers
+constexpr size_t kMaxAnswer = 64u << 20;                 // a larger gRPC message is malformed
+constexpr size_t kSendChunk = 1u << 20;                  // gathered per send()
+
+int64_t HighHalf(const Uuid& u) {
+  uint64_t v = 0;
+  for (int i = 0; i < 8; ++i) v = (v << 8) | u.bytes[static_cast<size_t>(i)];
+  return static_cast<int64_t>(v);
+}
+
+nghttp2_nv Header(std::string_view name, std::string_view value) {
+  return nghttp2_nv{reinterpret_cast<uint8_t*>(const_cast<char*>(name.data())),
+                    reinterpret_cast<uint8_t*>(const_cast<char*>(value.data())), name.size(), value.size(),
+                    NGHTTP2_NV_FLAG_NONE};
+}
+
+}  // namespace
+
+class H2Appender::Loop {
+ public:
+  Loop(std::string address, std::string authorization, int wake_fd)
+      : address_(std::move(address)), authorization_(std::move(authorization)), wake_fd_(wake_fd),
+        id_high_(HighHalf(Uuid::V7())) {}
+
+  ~Loop() {
+    if (session_ != nullptr) nghttp2_session_del(session_);
+    if (fd_ >= 0) ::close(fd_);
+    ::close(wake_fd_);
+  }
+
+  void Start() {
+    thread_ = std::thread([this] { Run(); });
+  }
+
+  // Ends the call and joins the thread (see ~H2Appender).
+  void Close() {
+    {
+      std::lock_guard lock(mu_);
+      closing_ = true;
+    }
+    Wake();
+    if (thread_.joinable()) thread_.join();
+  }
+
+  void Append(std::string_view stream, ExpectedVersion expected, std::span<const EventData> events, Done done) {
+    const uint64_t key = next_id_.fetch_add(1, std::memory_order_relaxed);
+    const std::string body = EncodeBatchAppendReq(id_high_, static_cast<int64_t>(key), stream, expected, events);
+    char prefix[5] = {0};  // gRPC's framing: not compressed, then the length, big-endian
+    const uint32_t be = htonl(static_cast<uint32_t>(body.size()));
+    std::memcpy(prefix + 1, &be, 4);
+    bool wake = false;
+    {
+      std::unique_lock lock(mu_);
+      if (failed_ || closing_) {
+        const Status status = failed_ ? *failed_ : Status::Unavailable("the client is closing");
+        lock.unlock();
+        done(status.WithContext(fmt::format("append to {}", stream)));
+        return;
+      }
+      waiting_.emplace(key, Waiting{std::string(stream), events.size(), std::move(done)});
+      queued_.append(prefix, sizeof prefix);
+      queued_.append(body);
+      if (t_running_loop != this && !wake_pending_) {
+        wake_pending_ = true;
+        wake = true;
+      }
+    }
+    if (wake) Wake();
+  }
+
+ private:
+  struct Waiting {
+    std::string stream;
+    size_t events = 0;
+    Done done;
+  };
+
+  void Wake() {
+    const uint64_t one = 1;
+    [[maybe_unused]] const ssize_t n = ::write(wake_fd_, &one, sizeof one);
+  }
+
+  Status Broken(std::string_view what) const {
+    return Status::Unavailable(fmt::format("batch append to {}: {}", address_, what));
+  }
+
+  // Every append waiting, and every later one, gets `status` (each `done` once, here).
+  void FailAll(const Status& status) {
+    std::unordered_map<uint64_t, Waiting> failed;
+    {
+      std::lock_guard lock(mu_);
+      if (!failed_) failed_ = status;
+      failed.swap(waiting_);
+      queued_.clear();
+    }
+    for (auto& [key, w] : failed) w.done(status.WithContext(fmt::format("append to {}", w.stream)));
+  }
+
+  void RunReady() {
+    for (auto& [done, result] : ready_) done(std::move(result));
+    ready_.clear();
+  }
+
+  Status Setup() {
+    CAIRN_ASSIGN_OR_RETURN(fd_, Dial(address_, "batch append to"));
+    ::fcntl(fd_, F_SETFL, ::fcntl(fd_, F_GETFL) | O_NONBLOCK);
+    nghttp2_session_callbacks* cbs;
+    if (nghttp2_session_callbacks_new(&cbs) != 0) return Status::Internal("batch append: out of memory");
+    nghttp2_session_callbacks_set_on_data_chunk_recv_callback(
+        cbs, [](nghttp2_session*, uint8_t, int32_t id, const uint8_t* data, size_t len, void* user) -> int {
+          auto* l = static_cast<Loop*>(user);
+          if (id == l->stream_id_) l->Received(std::string_view(reinterpret_cast<const char*>(data), len));
+          return 0;
+        });
+    nghttp2_session_callbacks_set_on_header_callback(
+        cbs, [](nghttp2_session*, const nghttp2_frame* frame, const uint8_t* name, size_t namelen,
+                const uint8_t* value, size_t valuelen, uint8_t, void* user) -> int {
+          auto* l = static_cast<Loop*>(user);
+          if (frame->hd.stream_id != l->stream_id_) return 0;
+          const std::string_view k(reinterpret_cast<const char*>(name), namelen);
+          std::string v(reinterpret_cast<const char*>(value), valuelen);
+          if (k == ":status") l->http_status_ = std::move(v);
+          if (k == "grpc-status") l->grpc_status_ = std::move(v);
+          if (k == "grpc-message") l->grpc_message_ = PercentDecode(v);
+          if (k == "exception") l->exception_ = std::move(v);
+          return 0;
+        });
+    nghttp2_session_callbacks_set_on_stream_close_callback(
+        cbs, [](nghttp2_session*, int32_t id, uint32_t error_code, void* user) -> int {
+          auto* l = static_cast<Loop*>(user);
+          if (id == l->stream_id_) {
+            l->stream_closed_ = true;
+            l->stream_error_ = error_code;
+          }
+          return 0;
+        });
+    const int rv = nghttp2_session_client_new(&session_, cbs, this);
+    nghttp2_session_callbacks_del(cbs);
+    if (rv != 0) return Status::Internal("batch append: cannot make an HTTP/2 session");
+    const nghttp2_settings_entry iv[] = {{NGHTTP2_SETTINGS_ENABLE_PUSH, 0},
+                                         {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, 8 << 20}};
+    nghttp2_submit_settings(session_, NGHTTP2_FLAG_NONE, iv, 2);
+    nghttp2_session_set_local_window_size(session_, NGHTTP2_FLAG_NONE, 0, 32 << 20);
+    std::vector<nghttp2_nv> headers = {Header(":method", "POST"),
+                                       Header(":scheme", "http"),
+                                       Header(":path", "/event_store.client.streams.Streams/BatchAppend"),
+                                       Header(":authority", address_),
+                                       Header("content-type", "application/grpc"),
+                                       Header("te", "trailers")};
+    if (!authorization_.empty()) headers.push_back(Header("authorization", authorization_));
+    nghttp2_data_provider provider{};
+    provider.read_callback = [](nghttp2_session*, int32_t, uint8_t* buf, size_t length, uint32_t* flags,
+                                nghttp2_data_source*, void* user) -> ssize_t {
+      return static_cast<Loop*>(user)->Provide(buf, length, flags);
+    };
+    stream_id_ = nghttp2_submit_request(session_, nullptr, headers.data(), headers.size(), &provider, this);
+    if (stream_id_ < 0) return Status::Internal("batch append: cannot start the call");
+    return Status::Ok();
+  }
+
+  // nghttp2 asks for the request's next bytes: what is queued, or deferred until more is.
+  ssize_t Provide(uint8_t* buf, size_t length, uint32_t* flags) {
+    const size_t avail = out_.size() - out_at_;
+    if (avail == 0) {
+      out_.clear();
+      out_at_ = 0;
+      if (closing_seen_) {
+        *flags |= NGHTTP2_DATA_FLAG_EOF;
+        return 0;
+      }
+      deferred_ = true;
+      return NGHTTP2_ERR_DEFERRED;
+    }
+    const size_t take = std::min(length, avail);
+    std::memcpy(buf, out_.data() + out_at_, take);
+    out_at_ += take;
+    return static_cast<ssize_t>(take);
+  }
+
+  // DATA of the call: gRPC messages, which may be split across frames or several to a frame.
+  void Received(std::string_view data) {
+    if (!problem_.ok()) return;
+    std::string_view bytes = data;
+    if (!carry_.empty()) {
+      carry_.append(data);
+      bytes = carry_;
+    }
+    size_t used = 0;
+    while (bytes.size() - used >= 5) {
+      if (bytes[used] != 0) {
+        problem_ = Broken("the server sent a compressed answer, which was not asked for");
+        return;
+      }
+      uint32_t be;
+      std::memcpy(&be, bytes.data() + used + 1, 4);
+      const size_t size = ntohl(be);
+      if (size > kMaxAnswer) {
+        problem_ = Broken(fmt::format("an answer of {} bytes is past the limit of {}", size, kMaxAnswer));
+        return;
+      }
+      if (bytes.size() - used - 5 < size) break;
+      if (!resp_.ParseFromArray(bytes.data() + used + 5, static_cast<int>(size))) {
+        problem_ = Broken("an answer is not a BatchAppendResp message");
+        return;
+      }
+      used += 5 + size;
+      const auto key = static_cast<uint64_t>(resp_.correlation_id().structured().least_significant_bits());
+      std::optional<Waiting> w;
+      {
+        std::lock_guard lock(mu_);
+        auto it = waiting_.find(key);
+        if (it != waiting_.end()) {
+          w.emplace(std::move(it->second));
+          waiting_.erase(it);
+        }
+      }
+      if (w) ready_.emplace_back(std::move(w->done), BatchAppendResult(resp_, w->stream, w->events));
+    }
+    if (bytes.data() == carry_.data()) {
+      carry_.erase(0, used);
+    } else {
+      carry_.assign(bytes.substr(used));
+    }
+  }
+
+  // How the call ended, for the appends it leaves unanswered.
+  Status Ended() const {
+    if (!http_status_.empty() && http_status_ != "200") return Broken(fmt::format("HTTP status {}", http_status_));
+    int code = 0;
+    if (!grpc_status_.empty()) std::from_chars(grpc_status_.data(), grpc_status_.data() + grpc_status_.size(), code);
+    // As the gRPC-library client (client.cc): an append still waiting has an unknown outcome,
+    // kUnavailable, unless the server refused the caller (credentials, permissions).
+    if (code == grpc::StatusCode::UNAUTHENTICATED || code == grpc::StatusCode::PERMISSION_DENIED) {
+      return FromGrpcCode(grpc::Status(static_cast<grpc::StatusCode>(code), grpc_message_), exception_, "batch append");
+    }
+    if (code != 0) {
+      return Broken(fmt::format("the call ended before the answer: {} (gRPC code {}{})", grpc_message_, code,
+                                exception_.empty() ? "" : ", exception " + exception_));
+    }
+    if (stream_error_ != 0) {
+      return Broken(fmt::format("the server reset the call (HTTP/2 error {})", nghttp2_http2_strerror(stream_error_)));
+    }
+    return Broken("the server ended the call before the answer");
+  }
+
+  // What nghttp2 has to send, gathered and written with as few send() calls as the socket takes.
+  bool Flush() {
+    while (send_buf_.size() - send_at_ < kSendChunk) {
+      const uint8_t* p = nullptr;
+      const ssize_t n = nghttp2_session_mem_send(session_, &p);
+      if (n < 0) return false;
+      if (n == 0) break;
+      send_buf_.append(reinterpret_cast<const char*>(p), static_cast<size_t>(n));
+    }
+    while (send_at_ < send_buf_.size()) {
+      const ssize_t n = ::send(fd_, send_buf_.data() + send_at_, send_buf_.size() - send_at_, MSG_NOSIGNAL);
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK) break;
+        return false;
+      }
+      send_at_ += static_cast<size_t>(n);
+    }
+    if (send_at_ == send_buf_.size()) {
+      send_buf_.clear();
+      send_at_ = 0;
+    }
+    return true;
+  }
+
+  void Run() {
+    t_running_loop = this;
+    if (Status s = Setup(); !s.ok()) {
+      FailAll(s);
+      return;
+    }
+    std::optional<std::chrono::steady_clock::time_point> close_by;
+    std::string in(256 << 10, '\0');
+    for (;;) {
+      {
+        std::lock_guard lock(mu_);
+        if (out_.empty()) {
+          out_.swap(queued_);
+        } else {
+          out_.append(queued_);
+          queued_.clear();
+        }
+        wake_pending_ = false;
+        closing_seen_ = closing_;
+      }
+      if (closing_seen_ && !close_by) close_by = std::chrono::steady_clock::now() + kCloseWait;
+      if (deferred_ && (out_at_ < out_.size() || closing_seen_)) {
+        deferred_ = false;
+        nghttp2_session_resume_data(session_, stream_id_);
+      }
+      if (!Flush()) {
+        FailAll(Broken("the connection failed while sending"));
+        return;
+      }
+      if (stream_closed_) {
+        FailAll(closing_seen_ ? Broken("the client closed") : Ended());
+        return;
+      }
+      if (!nghttp2_session_want_read(session_) && !nghttp2_session_want_write(session_)) {
+        FailAll(Broken("the server ended the connection"));
+        return;
+      }
+      int timeout = -1;
+      if (close_by) {
+        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(*close_by - std::chrono::steady_clock::now());
+        if (left.count() <= 0) {
+          FailAll(Broken("the client closed before the answer"));
+          return;
+        }
+        timeout = static_cast<int>(left.count()) + 1;
+      }
+      pollfd fds[2] = {{fd_, static_cast<short>(POLLIN | (send_buf_.empty() ? 0 : POLLOUT)), 0},
+                       {wake_fd_, POLLIN, 0}};
+      if (::poll(fds, 2, timeout) < 0 && errno != EINTR) {
+        FailAll(Broken(fmt::format("poll: {}", std::strerror(errno))));
+        return;
+      }
+      if (fds[1].revents & POLLIN) {
+        uint64_t count;
+        [[maybe_unused]] const ssize_t n = ::read(wake_fd_, &count, sizeof count);
+      }
+      if (fds[0].revents & (POLLIN | POLLHUP | POLLERR)) {
+        const ssize_t r = ::recv(fd_, in.data(), in.size(), 0);
+        if (r == 0 || (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
+          FailAll(Broken(r == 0 ? "the server closed the connection" : fmt::format("the connection failed: {}", std::strerror(errno))));
+          return;
+        }
+        if (r > 0) {
+          const ssize_t used = nghttp2_session_mem_recv(session_, reinterpret_cast<const uint8_t*>(in.data()), static_cast<size_t>(r));
+          RunReady();  // the answers before any problem are the appends' own
+          if (used < 0) {
+            FailAll(Broken(fmt::format("the server's HTTP/2 frames are malformed ({})", nghttp2_strerror(static_cast<int>(used)))));
+            return;
+          }
+          if (!problem_.ok()) {
+            FailAll(problem_);
+            return;
+          }
+        }
+      }
+    }
+  }
+
+  const std::string address_;
+  const std::string authorization_;
+  const int wake_fd_;          // an eventfd: appends from other threads ring it
+  const int64_t id_high_;      // the correlation ids' high half; the low half counts
+  std::atomic<uint64_t> next_id_{1};
+  std::thread thread_;
+
+  std::mutex mu_;  // guards what follows, up to the loop's own
+  std::string queued_;  // gRPC-framed requests the loop has not taken yet
+  std::unordered_map<uint64_t, Waiting> waiting_;  // by correlation id (low half)
+  std::optional<Status> failed_;  // the call is over: every later append gets this
+  bool closing_ = false;
+  bool wake_pending_ = false;  // the eventfd was rung and the loop has not taken the queue since
+
+  // The loop thread's own.
+  int fd_ = -1;
+  nghttp2_session* session_ = nullptr;
+  int32_t stream_id_ = -1;
+  std::string out_;  // requests taken from queued_, handed to nghttp2 from out_at_ on
+  size_t out_at_ = 0;
+  bool deferred_ = false;      // the data provider is waiting for bytes
+  bool closing_seen_ = false;  // closing_ as the loop last saw it: the request ends when out_ is sent
+  std::string send_buf_;       // frames nghttp2 made, not yet taken by the socket
+  size_t send_at_ = 0;
+  std::string carry_;          // the start of an answer whose rest is in a later DATA frame
+  pb_streams::BatchAppendResp resp_;
+  std::vector<std::pair<Done, Result<AppendResult>>> ready_;  // answers to run after the frames
+  Status problem_;
+  std::string http_status_, grpc_status_, grpc_message_, exception_;
+  bool stream_closed_ = false;
+  uint32_t stream_error_ = 0;
+};
+
+Result<std::unique_ptr<H2Appender>> H2Appender::Start(std::string_view address, std::string authorization) {
+  CAIRN_RETURN_IF_ERROR(ParseHostPort(address, "server address").status());
+  const int wake_fd = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (wake_fd < 0) return Status::IOError(fmt::format("batch append: eventfd: {}", std::strerror(errno)));
+  auto loop = std::make_unique<Loop>(std::string(address), std::move(authorization), wake_fd);
+  loop->Start();
+  return std::unique_ptr<H2Appender>(new H2Appender(std::move(loop)));
+}
+
+H2Appender::H2Appender(std::unique_ptr<Loop> loop) : loop_(std::move(loop)) {}
+
+H2Appender::~H2Appender() { loop_->Close(); }
+
+void H2Appender::AppendAsync(std::string_view stream, ExpectedVersion expected, std::span<const EventData> events,
+                             Done done) {
+  loop_->Append(stream, expected, events, std::move(done));
 }
 
 }  // namespace cairn::server

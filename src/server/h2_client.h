@@ -1,16 +1,23 @@
-// The client side of the h2 front's fast path (h2_front.h): one Streams.Read of $all over an
-// HTTP/2 connection of its own, with nghttp2, each answer decoded straight from the wire into a
-// RecordedEventView (no message objects). The bytes are the protocol's, so it reads from any
-// server of the v1 protocol without TLS; gRPC's C++ client spends about three times the CPU per
-// message (docs/performance.md, the server's fifth run). Internal to src/server.
+// The calling side of the protocol over nghttp2 instead of gRPC's C++ library, which costs about
+// three times the CPU per message (docs/performance.md, the server's fifth and sixth runs):
+// - ReadAllOverHttp2: one Streams.Read of $all over an HTTP/2 connection of its own, each answer
+//   decoded straight from the wire into a RecordedEventView (no message objects);
+// - H2Appender: one long Streams.BatchAppend call over a connection of its own, with a thread
+//   of its own that gathers every queued append into as few writes as it can.
+// The bytes are the protocol's, so both speak to any server of the v1 protocol without TLS
+// (cairn's gRPC-library transport, its h2 front, EventStoreDB / KurrentDB). Internal to src/server.
 #pragma once
 
+#include <cstdint>
 #include <functional>
+#include <memory>
+#include <span>
 #include <string>
 #include <string_view>
 
 #include "cairn/event.h"
 #include "cairn/status.h"
+#include "cairn/store.h"
 
 namespace cairn::server {
 
@@ -23,5 +30,40 @@ Status ReadAllOverHttp2(std::string_view address, uint64_t max_count,
 // Decodes one ReadResp message: true and `out` filled when it carries an event; false for any
 // other answer (checkpoint, caught-up...). kCorruption for bytes that are not a ReadResp.
 Result<bool> DecodeReadEvent(std::string_view message, RecordedEventView* out);
+
+// One Streams.BatchAppend call on one HTTP/2 connection (no TLS), driven by a thread of its own:
+// a poll() loop on the socket and an eventfd that other threads' appends ring. Each append is
+// one BatchAppendReq (is_final set, a correlation id of its own), encoded when it is made and
+// queued; the loop sends everything queued at once (one send() for a burst), and each answer
+// goes to the append waiting under its correlation id.
+//
+// Connecting is lazy (the loop connects first): a connection that cannot be made, breaks, or
+// whose call the server ends fails every append waiting and every later one, each `done` once:
+// kUnavailable for the connection (the outcome is unknown), the server's status (its
+// "exception" trailer, as FromGrpcCode maps it) when it ended the call with one. There is no
+// reconnection: a new H2Appender makes a new connection.
+class H2Appender {
+ public:
+  using Done = std::function<void(Result<AppendResult>)>;
+
+  // HOST:PORT. `authorization`: the value of the call's authorization header ("" for none).
+  static Result<std::unique_ptr<H2Appender>> Start(std::string_view address, std::string authorization);
+
+  // Half-closes the call (END_STREAM on the request side) once the queued appends are sent,
+  // waits up to about two seconds for their answers, then closes the connection; an append
+  // still waiting then gets kUnavailable. Must not run on the appender's own thread (in a `done`).
+  ~H2Appender();
+
+  // Thread-safe, and may be called from inside a `done`. The events are encoded before it
+  // returns. `done` runs once, on the appender's thread; or at once on this thread when the
+  // call has already failed or the appender is being destroyed.
+  void AppendAsync(std::string_view stream, ExpectedVersion expected, std::span<const EventData> events, Done done);
+
+  class Loop;  // the connection and its thread (h2_client.cc)
+
+ private:
+  explicit H2Appender(std::unique_ptr<Loop> loop);
+  std::unique_ptr<Loop> loop_;
+};
 
 }  // namespace cairn::server
