@@ -540,6 +540,11 @@ class H2Appender::Loop {
           }
           return 0;
         });
+    nghttp2_session_callbacks_set_error_callback2(
+        cbs, [](nghttp2_session*, int, const char* msg, size_t len, void* user) -> int {
+          static_cast<Loop*>(user)->h2_error_.assign(msg, len);
+          return 0;
+        });
     const int rv = nghttp2_session_client_new(&session_, cbs, this);
     nghttp2_session_callbacks_del(cbs);
     if (rv != 0) return Status::Internal("batch append: cannot make an HTTP/2 session");
@@ -708,7 +713,8 @@ class H2Appender::Loop {
         return;
       }
       if (!nghttp2_session_want_read(session_) && !nghttp2_session_want_write(session_)) {
-        FailAll(Broken("the server ended the connection"));
+        FailAll(Broken(h2_error_.empty() ? "the server ended the connection"
+                                         : "the server's HTTP/2 frames are malformed: " + h2_error_));
         return;
       }
       int timeout = -1;
@@ -783,6 +789,7 @@ class H2Appender::Loop {
   std::string http_status_, grpc_status_, grpc_message_, exception_;
   bool stream_closed_ = false;
   uint32_t stream_error_ = 0;
+  std::string h2_error_;  // nghttp2's word on the last protocol error it saw
 };
 
 Result<std::unique_ptr<H2Appender>> H2Appender::Start(std::string_view address, std::string authorization) {

@@ -14,6 +14,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <condition_variable>
 #include <memory>
 #include <mutex>
@@ -285,6 +286,79 @@ TEST_P(ClientAppendTest, NoServerFailsEveryAppendUnavailable) {
   }
 }
 
+// A listening socket on a free loopback port whose one connection `serve` handles (on a thread).
+class RawServer {
+ public:
+  explicit RawServer(std::function<void(int fd)> serve) {
+    listen_fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    EXPECT_EQ(::bind(listen_fd_, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+    EXPECT_EQ(::listen(listen_fd_, 4), 0);
+    socklen_t len = sizeof a;
+    EXPECT_EQ(::getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&a), &len), 0);
+    port_ = ntohs(a.sin_port);
+    thread_ = std::thread([this, serve = std::move(serve)] {
+      const int fd = ::accept(listen_fd_, nullptr, nullptr);
+      if (fd >= 0) {
+        serve(fd);
+        ::close(fd);
+      }
+    });
+  }
+  ~RawServer() {
+    thread_.join();
+    ::close(listen_fd_);
+  }
+  std::string Address() const { return "127.0.0.1:" + std::to_string(port_); }
+
+ private:
+  int listen_fd_ = -1;
+  int port_ = 0;
+  std::thread thread_;
+};
+
+// Over nghttp2: a server that closes the connection at once, and one that answers with bytes that
+// are not HTTP/2, each fail every append kUnavailable, once each, naming what went wrong.
+TEST(ClientAppendH2Test, AConnectionClosedOrGarbledFailsEveryAppendOnce) {
+  struct Case {
+    std::string name;
+    std::function<void(int)> serve;
+    std::string says;
+  };
+  const std::vector<Case> cases = {
+      {"closed", [](int) {}, "connection"},
+      {"garbled",
+       [](int fd) {
+         char buf[4096];
+         [[maybe_unused]] ssize_t n = ::recv(fd, buf, sizeof buf, 0);  // the client's preface
+         const std::string junk = "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n" + std::string(100, 'x');
+         n = ::send(fd, junk.data(), junk.size(), MSG_NOSIGNAL);
+         std::this_thread::sleep_for(std::chrono::milliseconds(500));  // the client must see the junk, not a close
+       },
+       "malformed"},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.name);
+    RawServer raw(c.serve);
+    auto client = Client::Connect(raw.Address(), ClientOptions{.appends = AppendTransport::kH2});
+    ASSERT_TRUE(client.ok());
+    Answers answers(10);
+    const std::vector<EventData> one = {Event("Nowhere", "{}")};
+    for (size_t i = 0; i < answers.size(); ++i) (*client)->AppendAsync("raw", ExpectedVersion::Any(), one, answers.For(i));
+    ASSERT_TRUE(answers.WaitAll());
+    answers.ExpectEachOnce();
+    for (size_t i = 0; i < answers.size(); ++i) {
+      EXPECT_EQ(answers.status(i).code(), StatusCode::kUnavailable) << answers.status(i).ToString();
+      EXPECT_NE(answers.status(i).message().find(c.says), std::string::npos) << answers.status(i).ToString();
+    }
+    auto later = (*client)->Append("raw", ExpectedVersion::Any(), one);
+    EXPECT_EQ(later.status().code(), StatusCode::kUnavailable);
+    client->reset();
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Apis, ClientAppendTest, ::testing::Values(AppendTransport::kH2, AppendTransport::kGrpc),
                          [](const ::testing::TestParamInfo<AppendTransport>& info) { return ApiName(info.param); });
 
@@ -331,6 +405,13 @@ class ClientAppendAuthTest : public ::testing::TestWithParam<AppendTransport> {
 
 TEST_P(ClientAppendAuthTest, AnAppendTheUserMayNotMakeIsPermissionDenied) {
   const std::vector<EventData> one = {Event("Deposited", "{}")};
+  // Without credentials, or with a wrong password: kUnauthenticated.
+  auto anonymous = As("", "");
+  auto refused = anonymous->Append("acct-1", ExpectedVersion::Any(), one);
+  EXPECT_EQ(refused.status().code(), StatusCode::kUnauthenticated) << refused.status().ToString();
+  auto wrong = As("teller", "not-the-password");
+  refused = wrong->Append("acct-1", ExpectedVersion::Any(), one);
+  EXPECT_EQ(refused.status().code(), StatusCode::kUnauthenticated) << refused.status().ToString();
   auto nobody = As("nobody", "nobody-password");
   auto denied = nobody->Append("acct-1", ExpectedVersion::Any(), one);
   ASSERT_FALSE(denied.ok());
