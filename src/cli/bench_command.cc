@@ -172,7 +172,7 @@ Result<Row> RunAppend(const BenchFlags& f, const std::string& db) {
   Clock::time_point start;
 
   // Over the protocol, a writer is an append in flight, not a thread: each next append starts
-  // from the previous one's answer (on the client's thread, or gRPC's with --client-api grpc),
+  // from the previous one's answer (on the clients' loop thread, or gRPC's with --client-api grpc),
   // so the bench's client costs no thread hand-off per append. An append counts once the server acknowledged it.
   std::mutex idle_mu;
   std::condition_variable idle_cv;
@@ -798,7 +798,7 @@ Command AddBenchCommand(CLI::App& parent, std::string* db) {
                   "With --server: h2 (cairn's own HTTP/2 front) or grpc (gRPC's C++ library) serves the protocol. "
                   "Default: h2");
   app->add_option("--client-api", flags->client_api,
-                  "With --server: how the client's appends travel: h2 (nghttp2, a thread of the client's own) or "
+                  "With --server: how the client's appends travel: h2 (nghttp2, one loop thread for all connections) or "
                   "grpc (gRPC's C++ library). Rows of grpc end in -grpcclient. Default: h2");
   app->add_option("--connections", flags->connections,
                   "With --server: client connections the writers share, each with one BatchAppend call that "

@@ -3,8 +3,8 @@
 //
 // Its methods are thread-safe: appends from many threads share one BatchAppend call, several in
 // flight at once, as an official client's do. How that call travels is ClientOptions::appends:
-// over nghttp2 with a thread of the client's own (the default: about a third of the CPU per
-// append, h2_client.h), or through gRPC's C++ library on its threads.
+// over nghttp2 on a loop thread the process's clients share (the default: a fifth to two thirds
+// of the CPU per append, h2_client.h), or through gRPC's C++ library on its threads.
 #pragma once
 
 #include <functional>
@@ -21,7 +21,7 @@ namespace cairn::server {
 
 // How a Client's appends travel; the bytes on the wire are the protocol's either way.
 enum class AppendTransport {
-  kH2,    // a connection of the client's own, nghttp2, one thread of the client's (H2Appender)
+  kH2,    // a connection of the client's own, nghttp2, the process's one loop thread (H2Appender)
   kGrpc,  // gRPC's C++ library (a callback reactor on its threads)
 };
 
@@ -34,6 +34,8 @@ struct ClientOptions {
 
 class Client {
  public:
+  // Waits for the appends in flight (kH2: up to about two seconds, then kUnavailable). Not from
+  // inside a `done`.
   virtual ~Client() = default;
   // HOST:PORT, without TLS. Connecting is lazy: errors show on the first call.
   static Result<std::unique_ptr<Client>> Connect(std::string_view address, ClientOptions options = {});
@@ -44,7 +46,7 @@ class Client {
   virtual Result<AppendResult> Append(std::string_view stream, ExpectedVersion expected,
                                       std::span<const EventData> events) = 0;
 
-  // The same append without waiting: `done` runs once with the answer, on the client's thread
+  // The same append without waiting: `done` runs once with the answer, on the loop thread
   // (kH2) or a gRPC thread (kGrpc); or on this thread when the connection's call has already
   // ended. It may call AppendAsync again. The events are copied before it
   // returns. Many appends can be in flight at once; they share the connection's one call.

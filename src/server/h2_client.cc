@@ -23,6 +23,7 @@
 #include <charconv>
 #include <chrono>
 #include <climits>
+#include <condition_variable>
 #include <cstring>
 #include <mutex>
 #include <optional>
@@ -397,12 +398,14 @@ Status ReadAllOverHttp2(std::string_view address, uint64_t max_count,
 // ---------------------------------------------------------------------------------------------
 // H2Appender
 
+class Reactor;
+
 namespace {
 
 namespace pb_streams = event_store::client::streams;
 
-// The loop whose thread is running this code (a `done` calling AppendAsync needs no wake-up).
-thread_local const H2Appender::Loop* t_running_loop = nullptr;
+// The reactor whose thread is running this code (a `done` calling AppendAsync needs no wake-up).
+thread_local const Reactor* t_running_reactor = nullptr;
 
 constexpr auto kCloseWait = std::chrono::seconds(2);     // the destructor's wait for answers
 constexpr size_t kMaxAnswer = 64u << 20;                 // a larger gRPC message is malformed
@@ -422,30 +425,58 @@ nghttp2_nv Header(std::string_view name, std::string_view value) {
 
 }  // namespace
 
+// One thread for every H2Appender of the process: a poll() loop over their sockets and an
+// eventfd that appends from other threads ring. One thread rather than one per connection: the
+// answers of one group commit reach many connections at once, and one wake-up then serves them
+// all (docs/performance.md, the server's sixth run). Shared by the live appenders; the last one
+// to go stops it.
+class Reactor {
+ public:
+  static std::shared_ptr<Reactor> Get();
+  Reactor();
+  ~Reactor();
+  Reactor(const Reactor&) = delete;
+  Reactor& operator=(const Reactor&) = delete;
+
+  bool OnThread() const { return t_running_reactor == this; }
+  // Takes `loop` onto the thread (which connects it). `loop` stays valid until it is finished.
+  void Add(H2Appender::Loop* loop);
+  // The thread looks at every connection again soon (queued appends, a close).
+  void Wake();
+
+ private:
+  void Run();
+
+  const int wake_fd_;
+  std::mutex mu_;  // guards what follows
+  std::vector<H2Appender::Loop*> added_;
+  bool wake_pending_ = false;
+  bool stop_ = false;
+  std::thread thread_;
+};
+
 class H2Appender::Loop {
  public:
-  Loop(std::string address, std::string authorization, int wake_fd)
-      : address_(std::move(address)), authorization_(std::move(authorization)), wake_fd_(wake_fd),
+  Loop(std::string address, std::string authorization, std::shared_ptr<Reactor> reactor)
+      : address_(std::move(address)), authorization_(std::move(authorization)), reactor_(std::move(reactor)),
         id_high_(HighHalf(Uuid::V7())) {}
 
   ~Loop() {
     if (session_ != nullptr) nghttp2_session_del(session_);
     if (fd_ >= 0) ::close(fd_);
-    ::close(wake_fd_);
   }
 
-  void Start() {
-    thread_ = std::thread([this] { Run(); });
-  }
+  void Start() { reactor_->Add(this); }
 
-  // Ends the call and joins the thread (see ~H2Appender).
+  // Ends the call and waits until the reactor is done with this connection (see ~H2Appender).
   void Close() {
     {
       std::lock_guard lock(mu_);
       closing_ = true;
     }
-    Wake();
-    if (thread_.joinable()) thread_.join();
+    reactor_->Wake();
+    std::unique_lock lock(mu_);
+    finished_cv_.wait(lock, [&] { return finished_; });
   }
 
   void Append(std::string_view stream, ExpectedVersion expected, std::span<const EventData> events, Done done) {
@@ -466,12 +497,94 @@ class H2Appender::Loop {
       waiting_.emplace(key, Waiting{std::string(stream), events.size(), std::move(done)});
       queued_.append(prefix, sizeof prefix);
       queued_.append(body);
-      if (t_running_loop != this && !wake_pending_) {
-        wake_pending_ = true;
-        wake = true;
-      }
+      wake = !reactor_->OnThread();
     }
-    if (wake) Wake();
+    if (wake) reactor_->Wake();
+  }
+
+  // --- On the reactor's thread from here on.
+
+  // Connects and starts the call; false (every append failed) when it cannot.
+  bool Begin() {
+    if (Status s = Setup(); !s.ok()) {
+      FailAll(s);
+      return false;
+    }
+    return true;
+  }
+
+  int fd() const { return fd_; }
+  void Fail(const Status& status) { FailAll(status); }
+  bool has_output() const { return !send_buf_.empty(); }
+
+  // Hands the queued appends to nghttp2 and sends what it makes. False when the connection is over
+  // (every append failed).
+  bool Pump() {
+    {
+      std::lock_guard lock(mu_);
+      if (out_.empty()) {
+        out_.swap(queued_);
+      } else {
+        out_.append(queued_);
+        queued_.clear();
+      }
+      closing_seen_ = closing_;
+    }
+    if (closing_seen_ && !close_by_) close_by_ = std::chrono::steady_clock::now() + kCloseWait;
+    if (deferred_ && (out_at_ < out_.size() || closing_seen_)) {
+      deferred_ = false;
+      nghttp2_session_resume_data(session_, stream_id_);
+    }
+    if (!Flush()) {
+      FailAll(Broken("the connection failed while sending"));
+      return false;
+    }
+    if (stream_closed_) {
+      FailAll(closing_seen_ ? Broken("the client closed") : Ended());
+      return false;
+    }
+    if (!nghttp2_session_want_read(session_) && !nghttp2_session_want_write(session_)) {
+      FailAll(Broken(h2_error_.empty() ? "the server ended the connection"
+                                       : "the server's HTTP/2 frames are malformed: " + h2_error_));
+      return false;
+    }
+    if (close_by_ && std::chrono::steady_clock::now() >= *close_by_) {
+      FailAll(Broken("the client closed before the answer"));
+      return false;
+    }
+    return true;
+  }
+
+  // When the reactor must look at this connection again without news from it (a close's deadline).
+  std::optional<std::chrono::steady_clock::time_point> deadline() const { return close_by_; }
+
+  // The socket is readable: takes what came into `in` and runs the answers' callbacks. False when
+  // the connection is over (every append failed).
+  bool Read(std::string* in) {
+    const ssize_t r = ::recv(fd_, in->data(), in->size(), 0);
+    if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return true;
+    if (r <= 0) {
+      FailAll(Broken(r == 0 ? "the server closed the connection" : fmt::format("the connection failed: {}", std::strerror(errno))));
+      return false;
+    }
+    const ssize_t used = nghttp2_session_mem_recv(session_, reinterpret_cast<const uint8_t*>(in->data()), static_cast<size_t>(r));
+    RunReady();  // the answers before any problem are the appends' own
+    if (used < 0) {
+      FailAll(Broken(fmt::format("the server's HTTP/2 frames are malformed ({})", nghttp2_strerror(static_cast<int>(used)))));
+      return false;
+    }
+    if (!problem_.ok()) {
+      FailAll(problem_);
+      return false;
+    }
+    return true;
+  }
+
+  // The reactor is done with this connection: Close() may return, and the Loop may go.
+  void Finish() {
+    std::lock_guard lock(mu_);
+    finished_ = true;
+    finished_cv_.notify_all();  // under the lock: the waiter destroys this once it has it
   }
 
  private:
@@ -480,11 +593,6 @@ class H2Appender::Loop {
     size_t events = 0;
     Done done;
   };
-
-  void Wake() {
-    const uint64_t one = 1;
-    [[maybe_unused]] const ssize_t n = ::write(wake_fd_, &one, sizeof one);
-  }
 
   Status Broken(std::string_view what) const {
     return Status::Unavailable(fmt::format("batch append to {}: {}", address_, what));
@@ -679,98 +787,19 @@ class H2Appender::Loop {
     return true;
   }
 
-  void Run() {
-    t_running_loop = this;
-    if (Status s = Setup(); !s.ok()) {
-      FailAll(s);
-      return;
-    }
-    std::optional<std::chrono::steady_clock::time_point> close_by;
-    std::string in(256 << 10, '\0');
-    for (;;) {
-      {
-        std::lock_guard lock(mu_);
-        if (out_.empty()) {
-          out_.swap(queued_);
-        } else {
-          out_.append(queued_);
-          queued_.clear();
-        }
-        wake_pending_ = false;
-        closing_seen_ = closing_;
-      }
-      if (closing_seen_ && !close_by) close_by = std::chrono::steady_clock::now() + kCloseWait;
-      if (deferred_ && (out_at_ < out_.size() || closing_seen_)) {
-        deferred_ = false;
-        nghttp2_session_resume_data(session_, stream_id_);
-      }
-      if (!Flush()) {
-        FailAll(Broken("the connection failed while sending"));
-        return;
-      }
-      if (stream_closed_) {
-        FailAll(closing_seen_ ? Broken("the client closed") : Ended());
-        return;
-      }
-      if (!nghttp2_session_want_read(session_) && !nghttp2_session_want_write(session_)) {
-        FailAll(Broken(h2_error_.empty() ? "the server ended the connection"
-                                         : "the server's HTTP/2 frames are malformed: " + h2_error_));
-        return;
-      }
-      int timeout = -1;
-      if (close_by) {
-        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(*close_by - std::chrono::steady_clock::now());
-        if (left.count() <= 0) {
-          FailAll(Broken("the client closed before the answer"));
-          return;
-        }
-        timeout = static_cast<int>(left.count()) + 1;
-      }
-      pollfd fds[2] = {{fd_, static_cast<short>(POLLIN | (send_buf_.empty() ? 0 : POLLOUT)), 0},
-                       {wake_fd_, POLLIN, 0}};
-      if (::poll(fds, 2, timeout) < 0 && errno != EINTR) {
-        FailAll(Broken(fmt::format("poll: {}", std::strerror(errno))));
-        return;
-      }
-      if (fds[1].revents & POLLIN) {
-        uint64_t count;
-        [[maybe_unused]] const ssize_t n = ::read(wake_fd_, &count, sizeof count);
-      }
-      if (fds[0].revents & (POLLIN | POLLHUP | POLLERR)) {
-        const ssize_t r = ::recv(fd_, in.data(), in.size(), 0);
-        if (r == 0 || (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
-          FailAll(Broken(r == 0 ? "the server closed the connection" : fmt::format("the connection failed: {}", std::strerror(errno))));
-          return;
-        }
-        if (r > 0) {
-          const ssize_t used = nghttp2_session_mem_recv(session_, reinterpret_cast<const uint8_t*>(in.data()), static_cast<size_t>(r));
-          RunReady();  // the answers before any problem are the appends' own
-          if (used < 0) {
-            FailAll(Broken(fmt::format("the server's HTTP/2 frames are malformed ({})", nghttp2_strerror(static_cast<int>(used)))));
-            return;
-          }
-          if (!problem_.ok()) {
-            FailAll(problem_);
-            return;
-          }
-        }
-      }
-    }
-  }
-
   const std::string address_;
   const std::string authorization_;
-  const int wake_fd_;          // an eventfd: appends from other threads ring it
+  const std::shared_ptr<Reactor> reactor_;
   const int64_t id_high_;      // the correlation ids' high half; the low half counts
   std::atomic<uint64_t> next_id_{1};
-  std::thread thread_;
 
   std::mutex mu_;  // guards what follows, up to the loop's own
   std::string queued_;  // gRPC-framed requests the loop has not taken yet
   std::unordered_map<uint64_t, Waiting> waiting_;  // by correlation id (low half)
   std::optional<Status> failed_;  // the call is over: every later append gets this
   bool closing_ = false;
-  bool wake_pending_ = false;  // the eventfd was rung and the loop has not taken the queue since
+  bool finished_ = false;  // the reactor is done with this connection
+  std::condition_variable finished_cv_;
 
   // The loop thread's own.
   int fd_ = -1;
@@ -780,6 +809,7 @@ class H2Appender::Loop {
   size_t out_at_ = 0;
   bool deferred_ = false;      // the data provider is waiting for bytes
   bool closing_seen_ = false;  // closing_ as the loop last saw it: the request ends when out_ is sent
+  std::optional<std::chrono::steady_clock::time_point> close_by_;  // closing: the answers' deadline
   std::string send_buf_;       // frames nghttp2 made, not yet taken by the socket
   size_t send_at_ = 0;
   std::string carry_;          // the start of an answer whose rest is in a later DATA frame
@@ -794,11 +824,126 @@ class H2Appender::Loop {
 
 Result<std::unique_ptr<H2Appender>> H2Appender::Start(std::string_view address, std::string authorization) {
   CAIRN_RETURN_IF_ERROR(ParseHostPort(address, "server address").status());
-  const int wake_fd = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-  if (wake_fd < 0) return Status::IOError(fmt::format("batch append: eventfd: {}", std::strerror(errno)));
-  auto loop = std::make_unique<Loop>(std::string(address), std::move(authorization), wake_fd);
+  auto loop = std::make_unique<Loop>(std::string(address), std::move(authorization), Reactor::Get());
   loop->Start();
   return std::unique_ptr<H2Appender>(new H2Appender(std::move(loop)));
+}
+
+namespace {
+
+std::mutex g_reactor_mu;
+std::weak_ptr<Reactor> g_reactor;  // the live appenders' reactor, if any
+
+}  // namespace
+
+std::shared_ptr<Reactor> Reactor::Get() {
+  std::lock_guard lock(g_reactor_mu);
+  auto r = g_reactor.lock();
+  if (!r) {
+    r = std::make_shared<Reactor>();
+    g_reactor = r;
+  }
+  return r;
+}
+
+Reactor::Reactor() : wake_fd_(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {
+  thread_ = std::thread([this] { Run(); });
+}
+
+Reactor::~Reactor() {
+  {
+    std::lock_guard lock(mu_);
+    stop_ = true;
+  }
+  const uint64_t one = 1;
+  [[maybe_unused]] const ssize_t n = ::write(wake_fd_, &one, sizeof one);
+  thread_.join();
+  ::close(wake_fd_);
+}
+
+void Reactor::Add(H2Appender::Loop* loop) {
+  {
+    std::lock_guard lock(mu_);
+    added_.push_back(loop);
+  }
+  Wake();
+}
+
+void Reactor::Wake() {
+  {
+    std::lock_guard lock(mu_);
+    if (wake_pending_) return;
+    wake_pending_ = true;
+  }
+  const uint64_t one = 1;
+  [[maybe_unused]] const ssize_t n = ::write(wake_fd_, &one, sizeof one);
+}
+
+void Reactor::Run() {
+  t_running_reactor = this;
+  std::vector<H2Appender::Loop*> loops, added;
+  std::vector<pollfd> fds;
+  std::string in(256 << 10, '\0');
+  for (;;) {
+    {
+      std::lock_guard lock(mu_);
+      // Every loop stops only once its appender is gone, and the last appender's going stops the
+      // reactor: nothing is left by then.
+      if (stop_) break;
+      added.swap(added_);
+      wake_pending_ = false;
+    }
+    for (H2Appender::Loop* l : added) {
+      if (l->Begin()) {
+        loops.push_back(l);
+      } else {
+        l->Finish();
+      }
+    }
+    added.clear();
+    // Every connection hands its queued appends to nghttp2 and sends (one send() each).
+    std::optional<std::chrono::steady_clock::time_point> next_deadline;
+    std::erase_if(loops, [&](H2Appender::Loop* l) {
+      if (!l->Pump()) {
+        l->Finish();
+        return true;
+      }
+      if (auto d = l->deadline(); d && (!next_deadline || *d < *next_deadline)) next_deadline = d;
+      return false;
+    });
+    int timeout = -1;
+    if (next_deadline) {
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(*next_deadline - std::chrono::steady_clock::now());
+      timeout = static_cast<int>(std::max<int64_t>(0, left.count())) + 1;
+    }
+    fds.clear();
+    fds.push_back({wake_fd_, POLLIN, 0});
+    for (H2Appender::Loop* l : loops) fds.push_back({l->fd(), static_cast<short>(POLLIN | (l->has_output() ? POLLOUT : 0)), 0});
+    if (::poll(fds.data(), fds.size(), timeout) < 0 && errno != EINTR) {
+      const Status status = Status::Unavailable(fmt::format("batch append: poll: {}", std::strerror(errno)));
+      for (H2Appender::Loop* l : loops) {
+        l->Fail(status);
+        l->Finish();
+      }
+      loops.clear();
+      continue;
+    }
+    if (fds[0].revents & POLLIN) {
+      uint64_t count;
+      [[maybe_unused]] const ssize_t n = ::read(wake_fd_, &count, sizeof count);
+    }
+    // Readable connections: their answers' callbacks run here, and the appends they make are
+    // sent by the Pump at the top of the next turn, together.
+    size_t k = 1;
+    std::erase_if(loops, [&](H2Appender::Loop* l) {
+      const pollfd& p = fds[k++];
+      if ((p.revents & (POLLIN | POLLHUP | POLLERR)) && !l->Read(&in)) {
+        l->Finish();
+        return true;
+      }
+      return false;
+    });
+  }
 }
 
 H2Appender::H2Appender(std::unique_ptr<Loop> loop) : loop_(std::move(loop)) {}

@@ -2,8 +2,9 @@
 // three times the CPU per message (docs/performance.md, the server's fifth and sixth runs):
 // - ReadAllOverHttp2: one Streams.Read of $all over an HTTP/2 connection of its own, each answer
 //   decoded straight from the wire into a RecordedEventView (no message objects);
-// - H2Appender: one long Streams.BatchAppend call over a connection of its own, with a thread
-//   of its own that gathers every queued append into as few writes as it can.
+// - H2Appender: one long Streams.BatchAppend call over a connection of its own, driven by one
+//   loop thread the process's appenders share, which gathers every queued append into as few
+//   writes as it can.
 // The bytes are the protocol's, so both speak to any server of the v1 protocol without TLS
 // (cairn's gRPC-library transport, its h2 front, EventStoreDB / KurrentDB). Internal to src/server.
 #pragma once
@@ -31,8 +32,9 @@ Status ReadAllOverHttp2(std::string_view address, uint64_t max_count,
 // other answer (checkpoint, caught-up...). kCorruption for bytes that are not a ReadResp.
 Result<bool> DecodeReadEvent(std::string_view message, RecordedEventView* out);
 
-// One Streams.BatchAppend call on one HTTP/2 connection (no TLS), driven by a thread of its own:
-// a poll() loop on the socket and an eventfd that other threads' appends ring. Each append is
+// One Streams.BatchAppend call on one HTTP/2 connection (no TLS), driven by the loop thread
+// that every H2Appender of the process shares (made with the first, ended with the last): a
+// poll() loop on their sockets and an eventfd that other threads' appends ring. Each append is
 // one BatchAppendReq (is_final set, a correlation id of its own), encoded when it is made and
 // queued; the loop sends everything queued at once (one send() for a burst), and each answer
 // goes to the append waiting under its correlation id.
@@ -51,15 +53,15 @@ class H2Appender {
 
   // Half-closes the call (END_STREAM on the request side) once the queued appends are sent,
   // waits up to about two seconds for their answers, then closes the connection; an append
-  // still waiting then gets kUnavailable. Must not run on the appender's own thread (in a `done`).
+  // still waiting then gets kUnavailable. Must not run on the loop thread (in any `done`).
   ~H2Appender();
 
   // Thread-safe, and may be called from inside a `done`. The events are encoded before it
-  // returns. `done` runs once, on the appender's thread; or at once on this thread when the
+  // returns. `done` runs once, on the loop thread; or at once on this thread when the
   // call has already failed or the appender is being destroyed.
   void AppendAsync(std::string_view stream, ExpectedVersion expected, std::span<const EventData> events, Done done);
 
-  class Loop;  // the connection and its thread (h2_client.cc)
+  class Loop;  // the connection (h2_client.cc)
 
  private:
   explicit H2Appender(std::unique_ptr<Loop> loop);

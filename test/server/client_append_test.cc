@@ -263,6 +263,45 @@ TEST_P(ClientAppendTest, DestroyedWithAppendsInFlightAnswersEachOnce) {
   }
 }
 
+// Several clients at once (over nghttp2 they share one loop thread): one destroyed with its
+// appends in flight leaves the others' appends and later clients unharmed.
+TEST_P(ClientAppendTest, ClientsComeAndGoWhileOthersAppend) {
+  constexpr size_t kPer = 300;
+  const std::vector<EventData> one = {Event("Many", "{}")};
+  std::vector<std::unique_ptr<Client>> clients;
+  for (int c = 0; c < 4; ++c) clients.push_back(std::move(Client::Connect(Address(), ClientOptions{.appends = GetParam()})).value());
+  std::vector<std::unique_ptr<Answers>> answers;
+  for (int c = 0; c < 4; ++c) {
+    answers.push_back(std::make_unique<Answers>(kPer));
+    for (size_t i = 0; i < kPer; ++i) {
+      clients[static_cast<size_t>(c)]->AppendAsync("come-go-" + std::to_string(c), ExpectedVersion::Any(), one,
+                                                   answers.back()->For(i));
+    }
+  }
+  clients[1].reset();  // with its appends in flight
+  auto late = Client::Connect(Address(), ClientOptions{.appends = GetParam()});
+  ASSERT_TRUE(late.ok());
+  auto r = (*late)->Append("come-go-late", ExpectedVersion::NoStream(), one);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  for (int c = 0; c < 4; ++c) {
+    ASSERT_TRUE(answers[static_cast<size_t>(c)]->WaitAll());
+    answers[static_cast<size_t>(c)]->ExpectEachOnce();
+    if (c == 1) continue;
+    for (size_t i = 0; i < kPer; ++i) {
+      ASSERT_TRUE(answers[static_cast<size_t>(c)]->status(i).ok()) << answers[static_cast<size_t>(c)]->status(i).ToString();
+      EXPECT_EQ(answers[static_cast<size_t>(c)]->value(i).first_version, i);
+    }
+  }
+  clients.clear();
+  late->reset();
+  // And a client after all others are gone (over nghttp2: a new loop thread).
+  auto again = Client::Connect(Address(), ClientOptions{.appends = GetParam()});
+  ASSERT_TRUE(again.ok());
+  r = (*again)->Append("come-go-late", ExpectedVersion::Exact(0), one);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->first_version, 1u);
+}
+
 // Nothing listens on the port: every append, pending or later, fails kUnavailable, once each.
 TEST_P(ClientAppendTest, NoServerFailsEveryAppendUnavailable) {
   const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
