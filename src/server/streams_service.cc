@@ -1016,8 +1016,15 @@ bool BatchAppendSession::OnMessage(std::string_view bytes) {
 }
 
 bool BatchAppendSession::Handle() {
-  const std::string key = req_.correlation_id.SerializeAsString();
-  auto it = open_.find(key);
+  // The usual message is a whole append (options, events, is_final) while no other is open: it
+  // needs no entry in open_.
+  std::string key;
+  auto it = open_.end();
+  if (!open_.empty() || !req_.is_final) {
+    key = req_.correlation_id.SerializeAsString();
+    it = open_.find(key);
+  }
+  std::shared_ptr<Open> fresh;
   if (it == open_.end()) {
     if (!req_.has_options) {
       event_store::client::BadRequest bad;
@@ -1029,10 +1036,11 @@ bool BatchAppendSession::Handle() {
       Ready(slot, false);
       return true;
     }
-    it = open_.emplace(key, std::make_shared<Open>()).first;
-    it->second->options = req_.options;
+    fresh = std::make_shared<Open>();
+    fresh->options.Swap(&req_.options);  // req_ is read afresh from the next message
+    if (!req_.is_final) it = open_.emplace(key, fresh).first;
   }
-  Open& a = *it->second;
+  Open& a = fresh ? *fresh : *it->second;
   const std::string& name = a.options.stream_identifier().stream_name();
   if (a.events.empty()) a.events.reserve(req_.proposed_messages.size());
   for (WireProposedMessage& m : req_.proposed_messages) {
@@ -1048,8 +1056,11 @@ bool BatchAppendSession::Handle() {
     if (!a.problem) a.events.push_back(std::move(m.event));
   }
   if (!req_.is_final) return true;
-  std::shared_ptr<Open> done = std::move(it->second);
-  open_.erase(it);
+  std::shared_ptr<Open> done = fresh;
+  if (it != open_.end()) {
+    done = std::move(it->second);
+    open_.erase(it);
+  }
   const event_store::client::UUID id = req_.correlation_id;
   Slot* slot = Reserve();
   if (done->problem) {
