@@ -493,17 +493,8 @@ void EmbeddedStore::WriterLoop() {
     AppendQueue::TakeLimits limits;
     limits.max_bytes = kMaxGroupWriteBytes;  // up to one group-commit write
     if (options_.sync == SyncMode::kInterval && unsynced_) limits.wait = interval;
-    if (options_.sync == SyncMode::kAlways && last_group_size_ > 1) {
-      // Pacing: the last group's callers are coming back (a server's clients after a round trip
-      // over the network). When fewer wait than it had, wait for them a little, at most a
-      // quarter of the last fsync and 150 µs, so that one fsync covers them all instead of the
-      // first one or two and then another whole fsync for the rest.
-      limits.gather_target = last_group_size_;
-      limits.gather_wait = std::chrono::nanoseconds(std::min<int64_t>(last_sync_nanos_ / 4, 150'000));
-    }
     if (!queue_.Take(&group, limits)) break;
     if (!group.empty()) ProcessGroup(group);
-    last_group_size_ = group.size();
     group.clear();
     if (options_.sync == SyncMode::kInterval && unsynced_ && !stopped_ &&
         env_->MonotonicNanos() - last_sync_mono_ >= int64_t{options_.sync_interval_ms} * 1'000'000) {
@@ -523,8 +514,7 @@ void EmbeddedStore::WriterLoop() {
 Status EmbeddedStore::SyncLog() {
   const int64_t start = env_->MonotonicNanos();
   Status s = log_->SyncActive();
-  last_sync_nanos_ = env_->MonotonicNanos() - start;
-  const double seconds = static_cast<double>(last_sync_nanos_) / 1e9;
+  const double seconds = static_cast<double>(env_->MonotonicNanos() - start) / 1e9;
   std::lock_guard lock(stats_mu_);
   stats_.fsyncs++;
   stats_.fsync_seconds.Observe(seconds);

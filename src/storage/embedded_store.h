@@ -189,9 +189,6 @@ class EmbeddedStore final : public Store {
   uint64_t group_records_ = 0;
   bool unsynced_ = false;
   int64_t last_sync_mono_ = 0;
-  // Group-commit pacing (sync=always): the last group's size and its fsync's duration.
-  size_t last_group_size_ = 0;
-  int64_t last_sync_nanos_ = 0;
   std::atomic<bool> stopped_{false};
   bool recovering_ = false;  // during Open: entries are created without locks
   Status stopped_status_;
