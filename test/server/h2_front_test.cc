@@ -14,7 +14,10 @@
 
 #include <fmt/format.h>
 
+#include <atomic>
+#include <chrono>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "cairn/store.h"
@@ -422,6 +425,59 @@ TEST_F(H2FrontTest, ShutdownEndsAnOpenBatchAppendCallOnceItsAppendsAreAnswered) 
   auto info = store_->GetStreamInfo("open-1");
   ASSERT_TRUE(info.ok());
   EXPECT_TRUE(info->exists);
+}
+
+// A BatchAppend client that sends and never reads its answers: the front stops taking its
+// appends once about 1 MiB of answers wait (HTTP/2's flow control then stops the client), so
+// neither the answers nor the appends pile up without bound; other clients are served meanwhile,
+// and the call ends when the client cancels.
+TEST_F(H2FrontTest, ABatchAppendClientThatNeverReadsIsHeldBack) {
+  constexpr int kTries = 200'000;
+  auto stub = Stub(*h2_);
+  grpc::ClientContext ctx;
+  auto call = stub->BatchAppend(&ctx);
+  std::atomic<int> written{0};
+  std::thread writer([&] {
+    pb::BatchAppendReq req;
+    req.mutable_options()->mutable_stream_identifier()->set_stream_name("deaf-1");
+    req.mutable_options()->mutable_any();
+    auto* m = req.add_proposed_messages();
+    (*m->mutable_metadata())["type"] = "Unread";
+    (*m->mutable_metadata())["content-type"] = "application/json";
+    m->set_data("{}");
+    req.set_is_final(true);
+    for (int i = 0; i < kTries; ++i) {
+      req.mutable_correlation_id()->set_string(fmt::format("0190d7a8-8c3e-7b1a-9f00-{:012d}", i));
+      if (!call->Write(req)) return;
+      written++;
+    }
+  });
+  // The stream stops growing well short of what the client tried to send.
+  auto count = [&] {
+    auto info = store_->GetStreamInfo("deaf-1");
+    return info.ok() && info->last_version ? *info->last_version + 1 : uint64_t{0};
+  };
+  uint64_t last = 0;
+  for (int stable = 0; stable < 5;) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    const uint64_t now = count();
+    stable = now == last && now > 0 ? stable + 1 : 0;
+    last = now;
+  }
+  EXPECT_GT(last, 1000u);
+  EXPECT_LT(last, static_cast<uint64_t>(kTries) / 2) << "the front kept taking appends nobody read the answers of";
+  EXPECT_LT(written.load(), kTries);
+  // Others are served meanwhile.
+  auto client = Client::Connect("127.0.0.1:" + std::to_string(h2_->grpc_port()));
+  ASSERT_TRUE(client.ok());
+  EventData e;
+  e.type = "Heard";
+  e.data = "{}";
+  auto other = (*client)->Append("heard-1", ExpectedVersion::Any(), std::span<const EventData>(&e, 1));
+  EXPECT_TRUE(other.ok()) << other.status().ToString();
+  ctx.TryCancel();
+  writer.join();
+  EXPECT_FALSE(call->Finish().ok());
 }
 
 TEST_F(H2FrontTest, UnknownTransportNamesTheFlag) {
