@@ -78,7 +78,8 @@ class BatchAppendSession : public std::enable_shared_from_this<BatchAppendSessio
     std::string bytes;  // the answer, once ready
   };
 
-  bool Handle();
+  // The message just parsed into req_ (or why it could not be).
+  bool Handle(const Status& parsed);
   Slot* Reserve();
   // The slot's answer is in; `acknowledged`: it came from the store (an async append).
   void Ready(Slot* slot, bool acknowledged);

@@ -991,19 +991,11 @@ std::shared_ptr<BatchAppendSession> BatchAppendSession::Create(Store* store, Tas
 BatchAppendSession::BatchAppendSession(Store* store, TaskThread* blocking_tasks, Hooks hooks)
     : store_(store), blocking_tasks_(blocking_tasks), hooks_(std::move(hooks)) {}
 
-bool BatchAppendSession::OnMessage(grpc::ByteBuffer* bytes) {
-  Status parsed = ParseBatchAppendReq(bytes, &req_);
-  if (!parsed.ok()) {
-    std::lock_guard lock(mu_);
-    reads_done_ = true;
-    end_status_ = InvalidRequest(parsed.message());
-    return false;
-  }
-  return Handle();
-}
+bool BatchAppendSession::OnMessage(grpc::ByteBuffer* bytes) { return Handle(ParseBatchAppendReq(bytes, &req_)); }
 
-bool BatchAppendSession::OnMessage(std::string_view bytes) {
-  Status parsed = ParseBatchAppendReq(bytes, &req_);
+bool BatchAppendSession::OnMessage(std::string_view bytes) { return Handle(ParseBatchAppendReq(bytes, &req_)); }
+
+bool BatchAppendSession::Handle(const Status& parsed) {
   if (!parsed.ok()) {
     // Bytes that are no BatchAppendReq: the call ends with INVALID_ARGUMENT once the appends
     // before them are answered (nothing after them is read).
@@ -1012,10 +1004,6 @@ bool BatchAppendSession::OnMessage(std::string_view bytes) {
     end_status_ = InvalidRequest(parsed.message());
     return false;
   }
-  return Handle();
-}
-
-bool BatchAppendSession::Handle() {
   // The usual message is a whole append (options, events, is_final) while no other is open: it
   // needs no entry in open_.
   std::string key;
