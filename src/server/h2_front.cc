@@ -627,12 +627,17 @@ class FrontImpl final : public H2Front {
     return true;
   }
 
-  // Any thread.
+  // Any thread. Only the task that finds the queue empty wakes the front's thread (the answers of
+  // one group commit to many connections are many tasks and one wake-up): the thread takes the
+  // whole queue at once.
   void Post(std::function<void()> task) {
+    bool first = false;
     {
       std::lock_guard lock(post_mu_);
+      first = posted_.empty();
       posted_.push_back(std::move(task));
     }
+    if (!first) return;
     const uint64_t one = 1;
     (void)!::write(wake_, &one, sizeof one);
   }
