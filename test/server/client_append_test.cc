@@ -32,12 +32,7 @@ namespace cairn::server {
 namespace {
 
 EventData Event(std::string type, std::string data) {
-  EventData e;
-  e.type = std::move(type);
-  e.data = std::move(data);
-  e.metadata = R"({"by":"client_append_test"})";
-  e.content_type = ContentType::kJson;
-  return e;
+  return testing::JsonEvent(std::move(type), std::move(data), "client_append_test");
 }
 
 std::string ApiName(AppendTransport t) { return t == AppendTransport::kH2 ? "h2" : "grpc"; }

@@ -56,4 +56,14 @@ inline std::string Trailer(const grpc::ClientContext& context, const std::string
   return "";
 }
 
+// A JSON event whose metadata names the test that wrote it.
+inline EventData JsonEvent(std::string type, std::string data, const std::string& by) {
+  EventData e;
+  e.type = std::move(type);
+  e.data = std::move(data);
+  e.metadata = R"({"by":")" + by + R"("})";
+  e.content_type = ContentType::kJson;
+  return e;
+}
+
 }  // namespace cairn::server::testing
