@@ -1,9 +1,13 @@
 // BatchAppendReq from its wire bytes (see batch_append_wire.h).
 //
-// Every field is read inside a limit (CodedInputStream::PushLimit) equal to its length, and the
-// whole message inside the buffer's own length, so a length that points past the end is caught
-// before anything is allocated for it. Tags are dispatched on number and wire type together: a
-// known number with another wire type is an unknown field, as in the generated parser.
+// The reader walks the message's bytes in one flat buffer (a gRPC ByteBuffer of several slices is
+// joined first) and takes every string as a view into it, so an event costs two copies (its data
+// and custom metadata, into the EventData the store takes) and nothing else: no stream object,
+// no allocation for the id's text or the map's entries. It follows the limits of protobuf's
+// generated parser (parse_context.h): a tag is a varint of at most 5 bytes, a length one of at
+// most 5 bytes that must fit in what is left of its enclosing message, a value varint at most 10
+// bytes; embedded messages and groups nest at most 100 deep; an end-group tag ends only the group
+// it closes.
 #include "server/batch_append_wire.h"
 
 #include <fmt/format.h>
@@ -11,7 +15,6 @@
 #include <google/protobuf/io/zero_copy_stream_impl_lite.h>
 #include <google/protobuf/stubs/common.h>
 #include <google/protobuf/wire_format_lite.h>
-#include <grpcpp/support/proto_buffer_reader.h>
 
 #include <limits>
 
@@ -21,7 +24,6 @@
 namespace cairn::server {
 namespace {
 
-using google::protobuf::io::CodedInputStream;
 using Wire = google::protobuf::internal::WireFormatLite;
 using google::protobuf::io::CodedOutputStream;
 
@@ -31,55 +33,133 @@ constexpr uint32_t Tag(int field, Wire::WireType type) {
 constexpr uint32_t kLen(int field) { return Tag(field, Wire::WIRETYPE_LENGTH_DELIMITED); }
 constexpr uint32_t kVarint(int field) { return Tag(field, Wire::WIRETYPE_VARINT); }
 
-bool IsUtf8(const std::string& s) {
+bool IsUtf8(std::string_view s) {
   return google::protobuf::internal::IsStructurallyValidUTF8(s.data(), static_cast<int>(s.size()));
 }
 
-// Skips a field this reader does not use, as protobuf does with unknown fields (groups
-// included). False for field number 0, a group end without its start, or an invalid wire type.
-bool SkipUnknown(CodedInputStream* in, uint32_t tag) {
-  if (Wire::GetTagFieldNumber(tag) == 0) return false;
-  return Wire::SkipField(in, tag);
-}
+// protobuf's default recursion limit: embedded messages and groups below the top-level message.
+constexpr int kMaxDepth = 100;
 
-// A length prefix that fits in what is left of the enclosing message.
-bool ReadLength(CodedInputStream* in, int* length) {
-  return in->ReadVarintSizeAsInt(length) && *length <= in->BytesUntilLimit();
-}
+// The bytes of one message (or of the part of it that is left), read front to back. Every read
+// returns false on bytes that are no well-formed protobuf; the reader is then of no further use.
+class Bytes {
+ public:
+  Bytes(const uint8_t* p, const uint8_t* end) : p_(p), end_(end) {}
 
-bool ReadBytes(CodedInputStream* in, std::string* out) {
-  int length = 0;
-  return ReadLength(in, &length) && in->ReadString(out, length);
-}
+  bool empty() const { return p_ == end_; }
 
-// Reads fields up to the current limit, each through `field(tag)`, which returns false on
-// malformed bytes.
+  // A field's tag: false at a zero tag, field number 0 or a broken varint.
+  bool ReadTag(uint32_t* tag) {
+    uint32_t v = 0;
+    for (int i = 0; i < 5; i++) {
+      if (p_ == end_) return false;
+      const uint32_t byte = *p_++;
+      v |= (byte & 0x7f) << (7 * i);  // bits past 32 in the fifth byte are dropped, as protobuf does
+      if (byte < 0x80) {
+        *tag = v;
+        return Wire::GetTagFieldNumber(v) != 0;
+      }
+    }
+    return false;
+  }
+
+  bool ReadVarint(uint64_t* out) {
+    uint64_t v = 0;
+    for (int i = 0; i < 10; i++) {
+      if (p_ == end_) return false;
+      const uint64_t byte = *p_++;
+      v |= (byte & 0x7f) << (7 * i);
+      if (byte < 0x80) {
+        *out = v;
+        return true;
+      }
+    }
+    return false;
+  }
+
+  // A length-delimited field's body.
+  bool ReadView(std::string_view* out) {
+    uint64_t length = 0;
+    const uint8_t* start = p_;
+    if (!ReadVarint(&length) || p_ - start > 5) return false;
+    if (length > static_cast<uint64_t>(end_ - p_)) return false;
+    *out = std::string_view(reinterpret_cast<const char*>(p_), length);
+    p_ += length;
+    return true;
+  }
+
+  // The body of a length-delimited field, as a reader of its own.
+  bool ReadEmbedded(Bytes* out) {
+    std::string_view body;
+    if (!ReadView(&body)) return false;
+    const auto* p = reinterpret_cast<const uint8_t*>(body.data());
+    *out = Bytes(p, p + body.size());
+    return true;
+  }
+
+  // Skips a field this reader does not use, as protobuf keeps unknown fields: false for an
+  // invalid wire type, an end-group tag outside its group, or nesting past `depth`.
+  bool Skip(uint32_t tag, int depth) {
+    switch (Wire::GetTagWireType(tag)) {
+      case Wire::WIRETYPE_VARINT: {
+        uint64_t ignored = 0;
+        return ReadVarint(&ignored);
+      }
+      case Wire::WIRETYPE_FIXED64: return Advance(8);
+      case Wire::WIRETYPE_FIXED32: return Advance(4);
+      case Wire::WIRETYPE_LENGTH_DELIMITED: {
+        std::string_view ignored;
+        return ReadView(&ignored);
+      }
+      case Wire::WIRETYPE_START_GROUP: {
+        if (depth <= 0) return false;
+        const uint32_t end = Tag(static_cast<int>(Wire::GetTagFieldNumber(tag)), Wire::WIRETYPE_END_GROUP);
+        for (;;) {
+          uint32_t t = 0;
+          if (!ReadTag(&t)) return false;
+          if (t == end) return true;
+          if (!Skip(t, depth - 1)) return false;
+        }
+      }
+      default: return false;  // an end-group tag without its start, or wire type 6 or 7
+    }
+  }
+
+ private:
+  bool Advance(size_t n) {
+    if (n > static_cast<size_t>(end_ - p_)) return false;
+    p_ += n;
+    return true;
+  }
+
+  const uint8_t* p_;
+  const uint8_t* end_;
+};
+
+// Reads every field of `in` through `field(tag)`, which returns false on malformed bytes.
 template <typename Field>
-bool ReadFields(CodedInputStream* in, Field&& field) {
-  while (in->BytesUntilLimit() > 0) {
-    const uint32_t tag = in->ReadTag();
-    if (tag == 0) return false;  // a zero tag or a broken varint: bytes are left
-    if (!field(tag)) return false;
+bool ReadFields(Bytes in, Field&& field) {
+  while (!in.empty()) {
+    uint32_t tag = 0;
+    if (!in.ReadTag(&tag) || !field(in, tag)) return false;
   }
   return true;
 }
 
-// A length-delimited embedded message, read field by field by `field`.
+// A length-delimited embedded message, read field by field by `field(in, tag)`.
 template <typename Field>
-bool ReadEmbedded(CodedInputStream* in, Field&& field) {
-  int length = 0;
-  if (!ReadLength(in, &length)) return false;
-  const CodedInputStream::Limit limit = in->PushLimit(length);
-  const bool ok = ReadFields(in, field);
-  in->PopLimit(limit);
-  return ok;
+bool ReadEmbedded(Bytes& in, int depth, Field&& field) {
+  Bytes body(nullptr, nullptr);
+  return depth > 0 && in.ReadEmbedded(&body) && ReadFields(body, field);
 }
 
 // A length-delimited embedded message merged into its generated message, as protobuf merges a
 // message field that occurs more than once.
-bool MergeEmbedded(CodedInputStream* in, google::protobuf::MessageLite* message) {
-  std::string bytes;
-  return ReadBytes(in, &bytes) && message->MergeFromString(bytes);
+bool MergeEmbedded(Bytes& in, google::protobuf::MessageLite* message) {
+  std::string_view body;
+  if (!in.ReadView(&body)) return false;
+  google::protobuf::io::ArrayInputStream stream(body.data(), static_cast<int>(body.size()));
+  return message->MergeFromBoundedZeroCopyStream(&stream, static_cast<int>(body.size()));
 }
 
 // event_store.client.UUID: a oneof of Structured (two int64 halves) and a string. A later
@@ -88,54 +168,53 @@ struct UuidFields {
   enum class Kind : uint8_t { kNone, kStructured, kString } kind = Kind::kNone;
   uint64_t most = 0;
   uint64_t least = 0;
-  std::string text;
+  std::string_view text;
 };
 
-bool ReadUuid(CodedInputStream* in, UuidFields* u) {
-  return ReadEmbedded(in, [&](uint32_t tag) {
+bool ReadUuid(Bytes& in, int depth, UuidFields* u) {
+  return ReadEmbedded(in, depth, [&](Bytes& uuid, uint32_t tag) {
     if (tag == kLen(1)) {  // structured
       if (u->kind != UuidFields::Kind::kStructured) {
         u->kind = UuidFields::Kind::kStructured;
         u->most = u->least = 0;
       }
-      return ReadEmbedded(in, [&](uint32_t t) {
-        if (t == kVarint(1)) return in->ReadVarint64(&u->most);
-        if (t == kVarint(2)) return in->ReadVarint64(&u->least);
-        return SkipUnknown(in, t);
+      return ReadEmbedded(uuid, depth - 1, [&](Bytes& s, uint32_t t) {
+        if (t == kVarint(1)) return s.ReadVarint(&u->most);
+        if (t == kVarint(2)) return s.ReadVarint(&u->least);
+        return s.Skip(t, depth - 2);
       });
     }
     if (tag == kLen(2)) {  // string (proto3: UTF-8)
       u->kind = UuidFields::Kind::kString;
-      return ReadBytes(in, &u->text) && IsUtf8(u->text);
+      return uuid.ReadView(&u->text) && IsUtf8(u->text);
     }
-    return SkipUnknown(in, tag);
+    return uuid.Skip(tag, depth - 1);
   });
 }
 
 // BatchAppendReq.ProposedMessage: 1 id, 2 metadata (map<string, string>: entries of 1 key and
-// 2 value), 3 custom_metadata, 4 data.
-bool ReadProposed(CodedInputStream* in, WireProposedMessage* m) {
+// 2 value), 3 custom_metadata, 4 data. `depth` is the nesting left for the message itself.
+bool ReadProposed(Bytes& in, int depth, WireProposedMessage* m) {
   UuidFields id;
-  std::string key;
-  std::string value;
   m->event.content_type = ContentType::kBytes;
-  const bool ok = ReadEmbedded(in, [&](uint32_t tag) {
+  const bool ok = ReadEmbedded(in, depth, [&](Bytes& msg, uint32_t tag) {
+    std::string_view view;
     switch (tag) {
       case kLen(1):
         m->has_id = true;
-        return ReadUuid(in, &id);
+        return ReadUuid(msg, depth - 1, &id);
       case kLen(2): {
-        key.clear();
-        value.clear();
-        const bool entry_ok = ReadEmbedded(in, [&](uint32_t t) {
-          if (t == kLen(1)) return ReadBytes(in, &key);
-          if (t == kLen(2)) return ReadBytes(in, &value);
-          return SkipUnknown(in, t);
+        std::string_view key;
+        std::string_view value;
+        const bool entry_ok = ReadEmbedded(msg, depth - 1, [&](Bytes& entry, uint32_t t) {
+          if (t == kLen(1)) return entry.ReadView(&key);
+          if (t == kLen(2)) return entry.ReadView(&value);
+          return entry.Skip(t, depth - 2);
         });
         if (!entry_ok || !IsUtf8(key) || !IsUtf8(value)) return false;
         if (key == "type") {
           m->has_type = true;
-          m->event.type.swap(value);
+          m->event.type.assign(value);
         } else if (key == "content-type") {
           m->has_content_type = true;
           m->event.content_type = value == kContentTypeJson ? ContentType::kJson : ContentType::kBytes;
@@ -143,11 +222,15 @@ bool ReadProposed(CodedInputStream* in, WireProposedMessage* m) {
         return true;
       }
       case kLen(3):
-        return ReadBytes(in, &m->event.metadata);
+        if (!msg.ReadView(&view)) return false;
+        m->event.metadata.assign(view);
+        return true;
       case kLen(4):
-        return ReadBytes(in, &m->event.data);
+        if (!msg.ReadView(&view)) return false;
+        m->event.data.assign(view);
+        return true;
       default:
-        return SkipUnknown(in, tag);
+        return msg.Skip(tag, depth - 1);
     }
   });
   if (!ok) return false;
@@ -257,13 +340,12 @@ Status Malformed(std::string_view where) {
   return Status::InvalidArgument(fmt::format("BatchAppendReq: malformed bytes in {}", where));
 }
 
-Status Parse(CodedInputStream* in, size_t size, WireBatchAppendReq* out) {
+Status Parse(std::string_view bytes, WireBatchAppendReq* out) {
   out->Clear();
-  if (size > static_cast<size_t>(std::numeric_limits<int>::max())) return Malformed("the message (over 2 GiB)");
-  in->SetTotalBytesLimit(static_cast<int>(size));
-  in->PushLimit(static_cast<int>(size));
+  if (bytes.size() > static_cast<size_t>(std::numeric_limits<int>::max())) return Malformed("the message (over 2 GiB)");
+  const auto* p = reinterpret_cast<const uint8_t*>(bytes.data());
   const char* where = "the message";
-  const bool ok = ReadFields(in, [&](uint32_t tag) {
+  const bool ok = ReadFields(Bytes(p, p + bytes.size()), [&](Bytes& in, uint32_t tag) {
     switch (tag) {
       case kLen(1):
         where = "correlation_id";
@@ -275,17 +357,17 @@ Status Parse(CodedInputStream* in, size_t size, WireBatchAppendReq* out) {
         return MergeEmbedded(in, &out->options);
       case kLen(3):
         where = "proposed_messages";
-        return ReadProposed(in, &out->proposed_messages.emplace_back());
+        return ReadProposed(in, kMaxDepth, &out->proposed_messages.emplace_back());
       case kVarint(4): {
         where = "is_final";
         uint64_t v = 0;
-        if (!in->ReadVarint64(&v)) return false;
+        if (!in.ReadVarint(&v)) return false;
         out->is_final = v != 0;
         return true;
       }
       default:
         where = "an unknown field";
-        return SkipUnknown(in, tag);
+        return in.Skip(tag, kMaxDepth);
     }
   });
   if (!ok) {
@@ -314,19 +396,14 @@ void WireBatchAppendReq::Clear() {
 }
 
 Status ParseBatchAppendReq(grpc::ByteBuffer* bytes, WireBatchAppendReq* out) {
-  grpc::ProtoBufferReader reader(bytes);
-  if (!reader.status().ok()) return Status::InvalidArgument("BatchAppendReq: no message bytes");
-  CodedInputStream in(&reader);
-  return Parse(&in, bytes->Length(), out);
+  // gRPC hands a message over as one slice unless it is large; several are joined (one copy).
+  grpc::Slice slice;
+  if (!bytes->TrySingleSlice(&slice).ok() && !bytes->DumpToSingleSlice(&slice).ok()) {
+    return Status::InvalidArgument("BatchAppendReq: no message bytes");
+  }
+  return Parse(std::string_view(reinterpret_cast<const char*>(slice.begin()), slice.size()), out);
 }
 
-Status ParseBatchAppendReq(std::string_view bytes, WireBatchAppendReq* out) {
-  if (bytes.size() > static_cast<size_t>(std::numeric_limits<int>::max())) {
-    return Status::InvalidArgument("BatchAppendReq: malformed bytes in the message (over 2 GiB)");
-  }
-  google::protobuf::io::ArrayInputStream stream(bytes.data(), static_cast<int>(bytes.size()));
-  CodedInputStream in(&stream);
-  return Parse(&in, bytes.size(), out);
-}
+Status ParseBatchAppendReq(std::string_view bytes, WireBatchAppendReq* out) { return Parse(bytes, out); }
 
 }  // namespace cairn::server

@@ -1,8 +1,8 @@
 // BatchAppendReq to and from its wire bytes, without the generated message.
 //
 // Reading: the server's
-// BatchAppend takes its requests as raw bytes (gRPC's raw callback method) and reads them here
-// with protobuf's CodedInputStream, straight into the EventData the store takes. The generated
+// BatchAppend takes its requests as raw bytes (gRPC's raw callback method, or the h2 front's
+// DATA frames) and reads them here by hand, straight into the EventData the store takes. The generated
 // parser builds a map of two string pairs per event (the protocol's "type" and "content-type")
 // and copies data and metadata twice more on their way to the store; about a quarter of the
 // server's CPU per event went to those allocations (docs/performance.md, the server's fifth run).

@@ -298,6 +298,52 @@ TEST(BatchAppendWireTest, MalformedBytesAreRefusedByBoth) {
   EXPECT_EQ(s.message(), "BatchAppendReq: malformed bytes in proposed_messages[0]");
 }
 
+// The reader's own limits against the generated parser's: varint lengths of tags, lengths and
+// values at and one past their maximum, and groups nested up to and past the recursion limit,
+// at the top level and inside a proposed message.
+TEST(BatchAppendWireTest, VarintAndNestingLimitsMatchTheGeneratedParser) {
+  const std::string entry = Len(2, Len(1, "type") + Len(2, "A"));
+  // A tag in k bytes: field 4 (is_final), wire type 0, padded with continuation bytes.
+  const auto long_tag = [](int bytes) {
+    std::string tag(1, static_cast<char>(0x80 | (4 << 3)));
+    for (int i = 1; i < bytes - 1; ++i) tag.push_back('\x80');
+    tag.push_back('\0');
+    return tag;
+  };
+  const auto long_length = [](size_t length, int bytes) {
+    std::string out;
+    for (int i = 0; i < bytes - 1; ++i) {
+      out.push_back(static_cast<char>((length & 0x7f) | 0x80));
+      length >>= 7;
+    }
+    out.push_back(static_cast<char>(length));
+    return out;
+  };
+  EXPECT_TRUE(ExpectSame(long_tag(5) + Varint(1), "tag in 5 bytes"));
+  EXPECT_FALSE(ExpectSame(long_tag(6) + Varint(1), "tag in 6 bytes"));
+  EXPECT_TRUE(ExpectSame(Key(3, 2) + long_length(entry.size(), 5) + entry, "length in 5 bytes"));
+  EXPECT_FALSE(ExpectSame(Key(3, 2) + long_length(entry.size(), 6) + entry, "length in 6 bytes"));
+  EXPECT_TRUE(ExpectSame(Key(4, 0) + std::string(9, '\x81') + std::string(1, '\x01'), "value varint in 10 bytes"));
+  EXPECT_TRUE(ExpectSame(Key(4, 0) + std::string(9, '\xff') + std::string(1, '\x7f'), "value varint past 64 bits"));
+  // Unknown groups nested `depth` deep, at the top level and inside a proposed message.
+  const auto groups = [](int depth) {
+    std::string open;
+    std::string close;
+    for (int i = 0; i < depth; ++i) {
+      open += Key(20 + i % 3, 3);
+      close = Key(20 + i % 3, 4) + close;
+    }
+    return open + VarintField(1, 1) + close;
+  };
+  int accepted = 0;
+  for (int depth : {98, 99, 100, 101, 102}) {
+    accepted += ExpectSame(groups(depth) + VarintField(4, 1), "top-level groups " + std::to_string(depth) + " deep");
+    accepted += ExpectSame(Len(3, entry + groups(depth)), "groups " + std::to_string(depth) + " deep in a message");
+  }
+  EXPECT_GT(accepted, 0);  // the limit falls inside the range tried: some depths pass, some do not
+  EXPECT_LT(accepted, 10);
+}
+
 TEST(BatchAppendWireTest, MutatedBytesReadTheSameOrAreRefusedByBoth) {
   std::mt19937 rng(20261127);
   const std::string base = Typical().SerializeAsString();
