@@ -40,6 +40,22 @@ class File {
   virtual Status Truncate(uint64_t size) = 0;
   virtual Result<uint64_t> Size() const = 0;
 
+  // Writes zeros over [offset, offset + length), bytes that hold no data (no Write has put
+  // anything there, and none runs there meanwhile), and makes that durable, without going
+  // through the page cache where the file system allows. After Allocate, a file system such as
+  // ext4 keeps the space as unwritten extents and records each block as written when a Write
+  // first lands in it, so that Write's Sync persists a metadata change besides the data; once
+  // prepared, the blocks are written already and that Sync persists data alone (a log's group
+  // commit syncs about half as long). offset and length are multiples of 4096. The bytes'
+  // content is unchanged (zeros either way), so it is safe to lose on a crash. kNotSupported
+  // where it does not apply (memory files, a file system without O_DIRECT): the caller stops
+  // asking. May run on another thread while Write and Sync run (on other bytes).
+  virtual Status PrepareAhead(uint64_t offset, uint64_t length) {
+    (void)offset;
+    (void)length;
+    return Status::NotSupported("PrepareAhead");
+  }
+
   // Maps the first `length` bytes of the file read-only and shared: later writes below `length`
   // become visible through the mapping. The file must already be at least `length` bytes long.
   // The pointer stays valid until the File is destroyed. Map may be called once per File.

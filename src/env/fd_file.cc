@@ -5,8 +5,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <cstdlib>
+#include <cstring>
 #include <system_error>
 
 #include "util/check.h"
@@ -21,6 +24,7 @@ class FdFile final : public File {
 
   ~FdFile() override {
     if (map_ != nullptr) munmap(map_, map_length_);
+    if (direct_fd_ >= 0) close(direct_fd_);
     close(fd_);
   }
 
@@ -93,6 +97,42 @@ class FdFile final : public File {
     return Status::Ok();
   }
 
+  Status PrepareAhead(uint64_t offset, uint64_t length) override {
+    CAIRN_RETURN_IF_ERROR(CheckWritable("prepare"));
+    if (!options_.sync) return Status::NotSupported("PrepareAhead: a memory file");
+    CAIRN_CHECK(offset % kDirectAlign == 0 && length % kDirectAlign == 0);
+    if (direct_fd_ < 0) {
+      // A second descriptor of the same file, for writes that bypass the page cache: the
+      // writer's later Sync then finds no dirty page of these writes to wait for.
+      direct_fd_ = open(path_.c_str(), O_RDWR | O_DIRECT | O_CLOEXEC);
+      if (direct_fd_ < 0) {
+        if (errno == EINVAL) return Status::NotSupported("PrepareAhead: no O_DIRECT on " + path_);
+        return ErrnoStatus("open (O_DIRECT)", path_, errno);
+      }
+    }
+    static const std::byte* const zeros = [] {
+      void* p = nullptr;
+      CAIRN_CHECK(posix_memalign(&p, kDirectAlign, kZeroBytes) == 0);
+      std::memset(p, 0, kZeroBytes);
+      return static_cast<const std::byte*>(p);  // kept for the process's life
+    }();
+    while (length > 0) {
+      const size_t n = static_cast<size_t>(std::min<uint64_t>(length, kZeroBytes));
+      const ssize_t w = pwrite(direct_fd_, zeros, n, static_cast<off_t>(offset));
+      if (w < 0) {
+        if (errno == EINTR) continue;
+        if (errno == EINVAL) return Status::NotSupported("PrepareAhead: O_DIRECT write refused on " + path_);
+        return ErrnoStatus("write (O_DIRECT)", path_, errno);
+      }
+      if (w == 0) return ErrnoStatus("write (O_DIRECT)", path_, ENOSPC);
+      // A short direct write ends on a block boundary; go on from there.
+      offset += static_cast<uint64_t>(w);
+      length -= static_cast<uint64_t>(w);
+    }
+    if (fdatasync(direct_fd_) != 0) return ErrnoStatus("fdatasync (O_DIRECT)", path_, errno);
+    return Status::Ok();
+  }
+
   Result<uint64_t> Size() const override {
     struct stat st;
     if (fstat(fd_, &st) != 0) return ErrnoStatus("fstat", path_, errno);
@@ -122,7 +162,11 @@ class FdFile final : public File {
     return Status::IOError(std::string(op) + " " + path_ + ": file is open read-only");
   }
 
+  static constexpr uint64_t kDirectAlign = 4096;   // O_DIRECT's alignment on every common device
+  static constexpr size_t kZeroBytes = 1 << 20;    // zeros written per direct write
+
   const int fd_;
+  int direct_fd_ = -1;  // PrepareAhead's O_DIRECT descriptor, opened on first use
   const std::string path_;
   const FdFileOptions options_;
   std::atomic<bool> mapped_{false};

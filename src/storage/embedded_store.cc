@@ -61,6 +61,8 @@ Result<std::unique_ptr<Store>> EmbeddedStore::Open(env::Env* env, std::unique_pt
   LogOpenOptions lo;
   lo.capacity_for_new = options.segment_size_bytes;
   lo.create = true;
+  // Group commits that sync: keep the log's next bytes prepared, so each sync persists data alone.
+  if (options.sync != SyncMode::kNone) lo.prepare_ahead = kLogPrepareAhead;
   RecoveryReport report;
   // Resume after what the IndexStore covers; Log::Open checks that the log still has it.
   CAIRN_ASSIGN_OR_RETURN(IndexHead head, store->index_->Head());

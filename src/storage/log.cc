@@ -84,7 +84,7 @@ bool CrcOfRecordEndingAtOffset(const std::byte* base, uint64_t base_pos, uint64_
 
 std::string SegmentFileName(uint64_t number) { return fmt::format("{:016d}.seg", number); }
 
-Log::~Log() = default;
+Log::~Log() { StopPreparer(); }
 
 const Segment* Log::SegmentAt(uint64_t number) const {
   std::shared_lock lock(segments_mu_);
@@ -172,6 +172,7 @@ Result<std::unique_ptr<Log>> Log::Open(env::Env* env, const std::string& dir, co
   log->segments_at_open_ = numbers.size();
   if (options.on_capacity) options.on_capacity(capacity);
   CAIRN_RETURN_IF_ERROR(log->Recover(options, on_record, report));
+  if (options.prepare_ahead > 0 && !options.verify_only) log->StartPreparer(options.prepare_ahead);
   return log;
 }
 
@@ -383,6 +384,7 @@ Status Log::Append(std::string_view bytes) {
   const uint64_t off = tail_ % capacity_;
   CAIRN_CHECK(tail_ / capacity_ == active_->number);
   CAIRN_CHECK(off + bytes.size() <= capacity_);
+  if (prepare_ahead_ > 0) ReserveForWrite(off + bytes.size());
   CAIRN_RETURN_IF_ERROR(active_->file->Write(off, std::as_bytes(std::span(bytes.data(), bytes.size()))));
   tail_ += bytes.size();
   return Status::Ok();
@@ -402,12 +404,102 @@ Status Log::Roll() {
   }
   active_ = raw;
   tail_ = number * capacity_ + kSegmentHeaderSize;
+  if (prepare_ahead_ > 0) {
+    // The preparer moves on to the new segment. A claim still running in the old one cannot
+    // meet the writer there; until it ends, the writer may wait on it for nothing, never wrongly.
+    std::lock_guard lock(prep_mu_);
+    prep_seg_ = raw;
+    reserved_ = kSegmentHeaderSize;
+    prepared_to_ = kPreparePage;  // the header's page is written already
+    prep_cv_.notify_all();
+  }
   return Status::Ok();
 }
 
 void Log::Publish() {
   active_->end.store(tail_ - active_->number * capacity_, std::memory_order_release);
   head_.store(tail_, std::memory_order_release);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The preparer
+//
+// A thread that keeps the active segment prepared (File::PrepareAhead) from just past the
+// writer's reserved bytes to `prepare_ahead` bytes beyond them, a chunk at a time. It claims a
+// chunk under prep_mu_ at or above reserved_ (rounded up to a page, so it never shares a page
+// with written bytes); the writer reserves its write under the same lock and waits only if that
+// write would reach into a chunk being claimed, which happens only when the writer outruns the
+// preparer. Zeros over zeros: a prepare lost in a crash changes nothing on disk.
+
+namespace {
+constexpr uint64_t RoundUpToPage(uint64_t v) { return (v + kPreparePage - 1) / kPreparePage * kPreparePage; }
+}  // namespace
+
+void Log::StartPreparer(uint64_t ahead) {
+  prepare_ahead_ = ahead;
+  const uint64_t off = tail_ - active_->number * capacity_;
+  prep_seg_ = active_;
+  reserved_ = off;
+  prepared_to_ = RoundUpToPage(off);
+  preparer_ = std::thread([this] { PreparerLoop(); });
+}
+
+void Log::StopPreparer() {
+  if (!preparer_.joinable()) return;
+  {
+    std::lock_guard lock(prep_mu_);
+    prep_stop_ = true;
+  }
+  prep_cv_.notify_all();
+  preparer_.join();
+}
+
+void Log::ReserveForWrite(uint64_t end) {
+  std::unique_lock lock(prep_mu_);
+  // Nothing to wait for unless the preparer is writing below `end` right now.
+  if (claiming_ && end > claim_lo_) prep_cv_.wait(lock, [&] { return !claiming_ || end <= claim_lo_; });
+  reserved_ = std::max(reserved_, end);
+  wrote_ = true;
+  // Wake the preparer once the tail has used half of what is prepared ahead of it.
+  if (!prep_off_ && !claiming_ && prepared_to_ < capacity_ && prepared_to_ < reserved_ + prepare_ahead_ / 2) {
+    prep_cv_.notify_all();
+  }
+}
+
+void Log::PreparerLoop() {
+  const uint64_t chunk = std::max<uint64_t>(kPreparePage, RoundUpToPage(prepare_ahead_ / 4));
+  std::unique_lock lock(prep_mu_);
+  for (;;) {
+    // Work: the segment is not prepared `prepare_ahead_` past the writer's reserved bytes. The
+    // first chunk waits for the first write, so that a store opened and closed unused costs
+    // nothing.
+    prep_cv_.wait(lock, [&] {
+      return prep_stop_ || (wrote_ && prepared_to_ < capacity_ && prepared_to_ < reserved_ + prepare_ahead_);
+    });
+    if (prep_stop_) return;
+    Segment* seg = prep_seg_;
+    const uint64_t lo = std::max(prepared_to_, RoundUpToPage(reserved_));
+    const uint64_t hi = std::min(capacity_, lo + chunk);
+    if (lo >= hi) {
+      prepared_to_ = capacity_;
+      continue;
+    }
+    claiming_ = true;
+    claim_lo_ = lo;
+    lock.unlock();
+    Status s = seg->file->PrepareAhead(lo, hi - lo);
+    lock.lock();
+    claiming_ = false;
+    prep_cv_.notify_all();
+    if (!s.ok()) {
+      // An optimization only: the writer's own Sync still makes its data durable. A real disk
+      // error shows there.
+      prep_off_ = true;
+      return;
+    }
+    prepared_bytes_.fetch_add(hi - lo, std::memory_order_relaxed);
+    if (seg == prep_seg_) prepared_to_ = hi;
+  }
 }
 
 }  // namespace cairn::storage

@@ -16,11 +16,14 @@
 #pragma once
 
 #include <atomic>
+#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <shared_mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "cairn/status.h"
@@ -32,6 +35,10 @@ namespace cairn::storage {
 // The most bytes one group commit writes to one segment before it syncs. Recovery looks this far
 // past a damaged record for valid ones (see above).
 inline constexpr uint64_t kMaxGroupWriteBytes = 32 << 20;
+// The unit the preparer works in (File::PrepareAhead's alignment), and how far ahead of the tail
+// a store that syncs keeps its log prepared (LogOpenOptions::prepare_ahead).
+inline constexpr uint64_t kPreparePage = 4096;
+inline constexpr uint64_t kLogPrepareAhead = 4 << 20;
 
 struct Segment {
   uint64_t number = 0;
@@ -58,6 +65,10 @@ struct LogOpenOptions {
   std::function<void()> on_resume_rejected;
   // Called once, before any record is handed over, with the log's segment capacity.
   std::function<void(uint64_t capacity)> on_capacity;
+  // Bytes of the active segment kept prepared ahead of the tail (File::PrepareAhead) by a thread
+  // of the log's own, so that a group commit's sync persists data alone. 0: none (sync=none,
+  // verify). The thread stops asking when the file cannot do it.
+  uint64_t prepare_ahead = 0;
 };
 
 struct RecoveryReport {
@@ -107,11 +118,21 @@ class Log {
   // Makes everything up to tail() visible to readers.
   void Publish();
 
+  // Bytes PrepareAhead has prepared so far (tests, stats).
+  uint64_t prepared_bytes() const { return prepared_bytes_.load(std::memory_order_relaxed); }
+
  private:
   Log(env::Env* env, std::string dir, uint64_t capacity) : env_(env), dir_(std::move(dir)), capacity_(capacity) {}
   Result<std::unique_ptr<Segment>> CreateSegment(uint64_t number);
   Status Recover(const LogOpenOptions& options, const RecordFn& on_record, RecoveryReport* report);
   Status RecoverFrom(const LogOpenOptions& options, bool resume, const RecordFn& on_record, RecoveryReport* report);
+  // The preparer (LogOpenOptions::prepare_ahead): its thread, and the writer's side of it.
+  void StartPreparer(uint64_t ahead);
+  void PreparerLoop();
+  void StopPreparer();
+  // Before the writer writes [.., end) of the active segment: waits while the preparer works
+  // on bytes below `end`, then keeps it off them.
+  void ReserveForWrite(uint64_t end);
 
   env::Env* env_;
   std::string dir_;  // DIR/log
@@ -122,6 +143,23 @@ class Log {
   uint64_t segments_at_open_ = 0;  // segment files found by Open, numbered 0..n-1
   uint64_t tail_ = 0;
   std::atomic<uint64_t> head_{0};
+
+  // The preparer's state, under prep_mu_ (offsets within prep_seg_, the active segment). The
+  // writer writes only below reserved_; the preparer works only at or above it, on
+  // [claim_lo_, claim_hi_) while claiming; so the two never write the same byte.
+  std::thread preparer_;
+  uint64_t prepare_ahead_ = 0;
+  std::mutex prep_mu_;
+  std::condition_variable prep_cv_;  // both ways: work for the preparer, a claim's end
+  Segment* prep_seg_ = nullptr;
+  uint64_t reserved_ = 0;     // the writer may write below this offset
+  uint64_t prepared_to_ = 0;  // [.., prepared_to_) needs no preparing (prepared, or the writer's)
+  bool wrote_ = false;        // the writer has written since the log was opened
+  bool claiming_ = false;
+  uint64_t claim_lo_ = 0;
+  bool prep_stop_ = false;
+  bool prep_off_ = false;     // the file cannot, or a prepare failed: the preparer has ended
+  std::atomic<uint64_t> prepared_bytes_{0};
 };
 
 std::string SegmentFileName(uint64_t number);
