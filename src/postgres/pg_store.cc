@@ -154,21 +154,42 @@ Result<ParsedPgUrl> ParsePgUrl(std::string_view url, const Options& base) {
 // ---------------------------------------------------------------------------------------------
 // Rows
 
-// The columns every event read selects, in this order.
-constexpr std::string_view kEventColumns =
-    "position, stream, version, event_id, type, content_type, data, metadata, recorded_at";
+// The event header (schema version 4): what a reader needs of an event besides its data and
+// metadata, packed into one bytea column, so that a read selects three columns where it selected
+// nine (PostgreSQL runs a send function per column and row; for `$all` that was most of the
+// server's work). On disk, never change: big-endian like PostgreSQL's binary formats,
+//   int64 position, int64 version, 16 bytes event id, int64 recorded_at (ns since the epoch),
+//   int16 content type, int32 stream name length, the stream name, then the event type (the rest).
+// The writer fills it with the columns it duplicates; rows without one (written by a version 3
+// binary) get it built by the server from their columns, in the same layout.
+constexpr size_t kHeaderFixedBytes = 8 + 8 + 16 + 8 + 2 + 4;
 
-void FillView(const Res& r, int row, RecordedEventView* out) {
-  out->position = Position(static_cast<uint64_t>(r.Int64(row, 0)));
-  out->stream = r.Bytes(row, 1);
-  out->version = static_cast<uint64_t>(r.Int64(row, 2));
-  out->id = r.GetUuid(row, 3);
-  out->type = r.Bytes(row, 4);
-  out->content_type = static_cast<ContentType>(r.Int16(row, 5));
-  out->data = r.Bytes(row, 6);
-  out->metadata = r.Bytes(row, 7);
-  out->recorded_at = Timestamp{r.Int64(row, 8)};
+void PutBig64(std::string* out, int64_t v) {
+  const uint64_t b = htobe64(static_cast<uint64_t>(v));
+  out->append(reinterpret_cast<const char*>(&b), 8);
 }
+
+void EncodeHeader(std::string* out, int64_t position, int64_t version, const Uuid& id, int64_t recorded_at,
+                  ContentType ct, std::string_view stream, std::string_view type) {
+  out->clear();
+  PutBig64(out, position);
+  PutBig64(out, version);
+  out->append(reinterpret_cast<const char*>(id.bytes.data()), 16);
+  PutBig64(out, recorded_at);
+  const uint16_t c = htobe16(static_cast<uint16_t>(static_cast<int16_t>(ct)));
+  out->append(reinterpret_cast<const char*>(&c), 2);
+  const uint32_t n = htobe32(static_cast<uint32_t>(stream.size()));
+  out->append(reinterpret_cast<const char*>(&n), 4);
+  out->append(stream);
+  out->append(type);
+}
+
+// The columns every event read selects, in this order: the header (or, for a row written before
+// version 4, the same bytes built from its columns), data, metadata.
+constexpr std::string_view kEventColumns =
+    "coalesce(header, int8send(position) || int8send(version) || uuid_send(event_id) || int8send(recorded_at) || "
+    "int2send(content_type) || int4send(octet_length(textsend(stream))) || textsend(stream) || textsend(type)), "
+    "data, metadata";
 
 int64_t BigEndian64(std::string_view b) {
   uint64_t v;
@@ -176,42 +197,58 @@ int64_t BigEndian64(std::string_view b) {
   return static_cast<int64_t>(be64toh(v));
 }
 
-// One tuple of `COPY (SELECT kEventColumns ...) TO STDOUT (FORMAT binary)`: the same fields as
-// FillView's, in the send functions' binary formats (int8, text, int8, uuid, text, int2, bytea,
-// bytea, int8). Views point into the tuple.
+Status DecodeHeader(std::string_view h, RecordedEventView* out) {
+  if (h.size() < kHeaderFixedBytes) {
+    return Status::Internal(fmt::format("event header of {} bytes, expected at least {}", h.size(), kHeaderFixedBytes));
+  }
+  out->position = Position(static_cast<uint64_t>(BigEndian64(h.substr(0, 8))));
+  out->version = static_cast<uint64_t>(BigEndian64(h.substr(8, 8)));
+  std::memcpy(out->id.bytes.data(), h.data() + 16, 16);
+  out->recorded_at = Timestamp{BigEndian64(h.substr(32, 8))};
+  uint16_t ct;
+  std::memcpy(&ct, h.data() + 40, 2);
+  out->content_type = static_cast<ContentType>(static_cast<int16_t>(be16toh(ct)));
+  uint32_t n;
+  std::memcpy(&n, h.data() + 42, 4);
+  n = be32toh(n);
+  if (n > h.size() - kHeaderFixedBytes) {
+    return Status::Internal(fmt::format("event header of {} bytes names a stream of {} bytes", h.size(), n));
+  }
+  out->stream = h.substr(kHeaderFixedBytes, n);
+  out->type = h.substr(kHeaderFixedBytes + n);
+  return Status::Ok();
+}
+
+// One row of a statement's result over kEventColumns (binary format). Views point into it.
+Status FillView(const Res& r, int row, RecordedEventView* out) {
+  CAIRN_RETURN_IF_ERROR(DecodeHeader(r.Bytes(row, 0), out));
+  out->data = r.Bytes(row, 1);
+  out->metadata = r.Bytes(row, 2);
+  return Status::Ok();
+}
+
+// One tuple of `COPY (SELECT kEventColumns ...) TO STDOUT (FORMAT binary)`: header, data and
+// metadata as bytea. Views point into the tuple.
 Status DecodeCopyEvent(std::string_view tuple, RecordedEventView* out) {
-  std::array<std::string_view, 9> f;
+  std::array<std::string_view, 3> f;
   CAIRN_RETURN_IF_ERROR(SplitCopyTuple(tuple, f));
-  constexpr std::array<size_t, 9> kWidth = {8, 0, 8, 16, 0, 2, 0, 0, 8};  // 0: any length
   for (size_t i = 0; i < f.size(); ++i) {
     if (f[i].data() == nullptr)
       return Status::Internal(fmt::format("binary COPY of events: column {} is NULL", i));
-    if (kWidth[i] != 0 && f[i].size() != kWidth[i]) {
-      return Status::Internal(fmt::format("binary COPY of events: column {} has {} bytes, expected {}", i,
-                                          f[i].size(), kWidth[i]));
-    }
   }
-  out->position = Position(static_cast<uint64_t>(BigEndian64(f[0])));
-  out->stream = f[1];
-  out->version = static_cast<uint64_t>(BigEndian64(f[2]));
-  std::memcpy(out->id.bytes.data(), f[3].data(), 16);
-  out->type = f[4];
-  uint16_t ct;
-  std::memcpy(&ct, f[5].data(), 2);
-  out->content_type = static_cast<ContentType>(static_cast<int16_t>(be16toh(ct)));
-  out->data = f[6];
-  out->metadata = f[7];
-  out->recorded_at = Timestamp{BigEndian64(f[8])};
+  CAIRN_RETURN_IF_ERROR(DecodeHeader(f[0], out));
+  out->data = f[1];
+  out->metadata = f[2];
   return Status::Ok();
 }
 
 // A cursor's page of events: views into the statement's result or into the COPY's tuples, which
 // the page owns (moving it moves neither).
 struct Page {
-  static Page FromRes(Res r) {
+  static Result<Page> FromRes(Res r) {
     Page p;
     p.events.resize(static_cast<size_t>(r.rows()));
-    for (int i = 0; i < r.rows(); ++i) FillView(r, i, &p.events[static_cast<size_t>(i)]);
+    for (int i = 0; i < r.rows(); ++i) CAIRN_RETURN_IF_ERROR(FillView(r, i, &p.events[static_cast<size_t>(i)]));
     p.res = std::move(r);
     return p;
   }
@@ -346,7 +383,7 @@ class PgStore final : public Store {
   Result<bool> RunGroupFromCache(Conn& c, std::vector<std::unique_ptr<Request>>& group,
                                  const std::vector<std::string>& names, const std::vector<Uuid>& ids,
                                  std::vector<Result<AppendResult>>* results);
-  // Sends the group as one append_group() call into `p`: the checks of a cached group against
+  // Sends the group as one append_events() call into `p`: the checks of a cached group against
   // `expected_last` (the head it was numbered from), `absent` (streams assumed new) and `ids`
   // (client ids assumed not stored), then its rows, stream states, commit record, head and, when
   // a store listens, the NOTIFY.
@@ -418,7 +455,8 @@ struct PgStore::Group {
   std::unordered_map<std::string, StreamState> streams;
   std::unordered_map<std::string, KnownEvent> known;  // by the id's 16 bytes
   ArrayBuilder positions{kOidInt8}, names{kOidText}, versions{kOidInt8}, ids{kOidUuid}, types{kOidText},
-      content_types{kOidInt2}, flags{kOidInt2}, data{kOidBytea}, metadata{kOidBytea};
+      content_types{kOidInt2}, flags{kOidInt2}, data{kOidBytea}, metadata{kOidBytea}, headers{kOidBytea};
+  std::string header;  // scratch for the event being added
   StreamState& State(const std::string& name) { return streams[name]; }
 };
 
@@ -527,11 +565,15 @@ Status PgStore::EnsureWriter() {
   writer_conn_.reset();
   CAIRN_ASSIGN_OR_RETURN(auto c, Conn::Connect(url_.info));
   if (url_.options.sync != SyncMode::kAlways) CAIRN_RETURN_IF_ERROR(c->Exec("SET synchronous_commit = off").status());
-  // Plans per execution: a generic plan made while `streams` or `events` was small (a sequential
-  // scan) would stay with the connection, and with append_group()'s statements, as the tables grow;
-  // on a fresh schema that cost 0.5 ms per group after a few thousand streams. Planning these
-  // statements costs tens of microseconds.
-  CAIRN_RETURN_IF_ERROR(c->Exec("SET plan_cache_mode = force_custom_plan").status());
+  // Every statement the writer runs finds its rows through an index. A generic plan made while
+  // `streams` or `events` was small chose a sequential scan, and kept it as the tables grew (0.5 ms
+  // per group on a fresh schema after a few thousand streams); planning every execution instead
+  // cost a fifth of a small group's server time. So plans are made once per connection (and
+  // append_events() plans its statements once, with the same setting of its own), and never
+  // with a sequential scan where an index serves.
+  // (enable_seqscan = off prices a table that has no index for the query, such as `listeners`,
+  // past jit_above_cost: JIT compiling such a statement took 30 ms.)
+  CAIRN_RETURN_IF_ERROR(c->Exec("SET enable_seqscan = off; SET jit = off").status());
   const std::string& s = s_;
   CAIRN_RETURN_IF_ERROR(c->Prepare("lock_head", fmt::format("SELECT last_position, last_time FROM {}.head WHERE id = 1 FOR UPDATE", s)));
   CAIRN_RETURN_IF_ERROR(c->Prepare("load_streams",
@@ -540,10 +582,10 @@ Status PgStore::EnsureWriter() {
   CAIRN_RETURN_IF_ERROR(c->Prepare("find_ids",
       fmt::format("SELECT event_id, stream, version, position, flags FROM {}.events "
                   "WHERE event_id = ANY($1::uuid[]) AND (flags & 4) = 0", s)));
-  CAIRN_RETURN_IF_ERROR(c->Prepare("append_group",
-      fmt::format("SELECT {}.append_group($1::int8, $2::text[], $3::uuid[], $4::int8[], $5::text[], $6::int8[], "
-                  "$7::uuid[], $8::text[], $9::int2[], $10::int2[], $11::bytea[], $12::bytea[], $13::int8, "
-                  "$14::text[], $15::int8[], $16::int8[], $17::int8[], $18::text[])", s)));
+  CAIRN_RETURN_IF_ERROR(c->Prepare("append_events",
+      fmt::format("SELECT {}.append_events($1::int8, $2::text[], $3::uuid[], $4::int8[], $5::text[], $6::int8[], "
+                  "$7::uuid[], $8::text[], $9::int2[], $10::int2[], $11::bytea[], $12::bytea[], $13::bytea[], $14::int8, "
+                  "$15::text[], $16::int8[], $17::int8[], $18::int8[], $19::text[])", s)));
   writer_conn_ = std::move(c);
   return Status::Ok();
 }
@@ -682,8 +724,8 @@ void PgStore::ProcessGroup(std::vector<std::unique_ptr<Request>>& group) {
 // Appends in one round trip. The writer keeps the state of the streams it has seen (`cache_`),
 // exact as long as nobody else has written since: the head row still says cache_last_. A group
 // is then checked and numbered from the cache alone, and sent as one statement in an implicit
-// transaction: append_group() (schema version 3) takes the head lock and proves the cache exact
-// (the head has not moved, no stream the cache did not know exists, no event id of the group is
+// transaction: append_events() (schema version 4; append_group() in 3) takes the head lock and
+// proves the cache exact (the head has not moved, no stream the cache did not know exists, no event id of the group is
 // stored), then makes the writes (events, streams, the commit row, the head, NOTIFY when a store
 // listens), and the transaction commits at the pipeline's end. The head lock is held for one
 // statement and the WAL flush. When the proof fails (another process or store wrote, a
@@ -784,7 +826,7 @@ Status PgStore::RunGroup(std::vector<std::unique_ptr<Request>>& group, std::vect
   const int64_t started = clock_->MonotonicNanos();
   {
     Conn::Pipeline p(c);
-    // Decided under the lock this transaction holds: nothing for append_group() to re-check.
+    // Decided under the lock this transaction holds: nothing for append_events() to re-check.
     SendWrites(p, g, locked_last, ArrayBuilder(kOidText).Finish(), ArrayBuilder(kOidUuid).Finish());
     p.Send("COMMIT", Params());
     auto rs = p.Sync();
@@ -813,7 +855,7 @@ Result<bool> PgStore::RunGroupFromCache(Conn& c, std::vector<std::unique_ptr<Req
     if (it != cache_.end()) {
       g.streams.emplace(n, it->second);
     } else {
-      g.streams.emplace(n, StreamState{});  // assumed new: append_group() checks it
+      g.streams.emplace(n, StreamState{});  // assumed new: append_events() checks it
       absent.Bytes(n);
     }
   }
@@ -859,7 +901,7 @@ void PgStore::SendWrites(Conn::Pipeline& p, Group& g, int64_t expected_last, std
     stp.Int64(state.tombstone_position.value_or(-1));
     smd.Bytes(state.has_meta ? state.metadata.ToJson() : std::string());
   }
-  p.SendPrepared("append_group", Params()
+  p.SendPrepared("append_events", Params()
                                      .Int64(expected_last)
                                      .Array(std::move(absent))
                                      .Array(std::move(ids))
@@ -872,6 +914,7 @@ void PgStore::SendWrites(Conn::Pipeline& p, Group& g, int64_t expected_last, std
                                      .Array(g.flags.Finish())
                                      .Array(g.data.Finish())
                                      .Array(g.metadata.Finish())
+                                     .Array(g.headers.Finish())
                                      .Int64(g.time)
                                      .Array(sn.Finish())
                                      .Array(sv.Finish())
@@ -944,6 +987,8 @@ int64_t PgStore::AddEvent(Group& g, const std::string& stream, int64_t version, 
   g.flags.Int16(flags);
   g.data.Bytes(data);
   g.metadata.Bytes(metadata);
+  EncodeHeader(&g.header, pos, version, stored, g.time, ct, stream, type);
+  g.headers.Bytes(g.header);
   if (!generated) g.known[IdKey(stored)] = KnownEvent{stream, version, pos, flags};
   return pos;
 }
@@ -1542,8 +1587,8 @@ Position PgStore::WaitForAppend(Position after, std::chrono::milliseconds timeou
 }
 
 // Wake-up without a NOTIFY per commit when nobody waits. A store registers in `listeners` only
-// while someone calls WaitForAppend (and listen_idle_ms after), and append_group() sends NOTIFY
-// only while a row there is alive. No commit is missed by a store that registers: it LISTENs
+// while someone calls WaitForAppend (and listen_idle_ms after), and append_events() (or a version
+// 3 binary's append_group()) sends NOTIFY only while a row there is alive. No commit is missed by a store that registers: it LISTENs
 // first, then in one transaction writes its row and reads the head with FOR SHARE, which waits for
 // a writer holding the head lock and is waited for by the next one. A writer that took the lock
 // before the registration commits the head the registration then reads; a writer that takes it

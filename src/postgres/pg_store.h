@@ -14,12 +14,12 @@
 // and AppendAsync calls from all threads go into one queue; one writer thread takes what is
 // pending (up to kMaxGroupRequests / kMaxGroupBytes), checks each request in queue order in
 // memory (expected versions, idempotency) against its cache of stream states, and sends the group
-// as one call of the schema's append_group() function in an implicit transaction: it takes the
+// as one call of the schema's append_events() function in an implicit transaction: it takes the
 // head lock, proves the cache exact, inserts the events (unnest of binary arrays), upserts the
 // streams, writes the commits row and the head, and sends NOTIFY if a store listens. So one
 // statement, one round trip and one commit (one WAL flush) serve every request of the group. When
 // the cache is not exact (another process wrote), the group runs in two round trips: BEGIN, lock
-// the head and read the streams' rows and event ids; decide; append_group() and COMMIT. Across
+// the head and read the streams' rows and event ids; decide; append_events() and COMMIT. Across
 // processes the head lock serializes groups; each process still batches its own callers.
 //
 // Idempotency window: the last Options::idempotency_window_events positions of the store
