@@ -17,6 +17,7 @@
 #include <google/protobuf/wire_format_lite.h>
 
 #include <limits>
+#include <utility>
 
 #include "server/protocol.h"
 #include "util/check.h"
@@ -384,6 +385,117 @@ Status Parse(std::string_view bytes, WireBatchAppendReq* out) {
 std::string EncodeBatchAppendReq(int64_t correlation_most, int64_t correlation_least, std::string_view stream,
                                  ExpectedVersion expected, std::span<const EventData> events) {
   return BatchAppendBytes::Encode(correlation_most, correlation_least, stream, expected, events);
+}
+
+std::string EncodeBatchAppendSuccess(const event_store::client::UUID& correlation_id,
+                                     const event_store::client::StreamIdentifier& stream,
+                                     std::optional<StreamVersion> current, std::optional<Position> position) {
+  const auto varint_size = [](uint64_t v) { return CodedOutputStream::VarintSize64(v); };
+  const auto field_size = [&](size_t body) { return 1 + varint_size(body) + body; };
+  size_t success = current ? 1 + varint_size(*current) : 2;
+  const size_t where = position ? 2 * (1 + varint_size(position->value())) : 0;  // commit and prepare
+  success += position ? field_size(where) : 2;
+  const size_t id_size = correlation_id.ByteSizeLong();
+  const size_t stream_size = stream.ByteSizeLong();
+  std::string out(field_size(id_size) + field_size(success) + field_size(stream_size), '\0');
+  auto* p = reinterpret_cast<uint8_t*>(out.data());
+  const auto header = [&](int field, size_t size) {
+    *p++ = static_cast<uint8_t>((field << 3) | Wire::WIRETYPE_LENGTH_DELIMITED);
+    p = CodedOutputStream::WriteVarint64ToArray(size, p);
+  };
+  const auto varint = [&](int field, uint64_t v) {
+    *p++ = static_cast<uint8_t>((field << 3) | Wire::WIRETYPE_VARINT);
+    p = CodedOutputStream::WriteVarint64ToArray(v, p);
+  };
+  header(1, id_size);
+  p = correlation_id.SerializeWithCachedSizesToArray(p);
+  header(3, success);
+  if (current) {
+    varint(1, *current);
+  } else {
+    header(2, 0);  // no_stream
+  }
+  if (position) {
+    header(3, where);
+    varint(1, position->value());
+    varint(2, position->value());
+  } else {
+    header(4, 0);  // no_position
+  }
+  header(4, stream_size);
+  p = stream.SerializeWithCachedSizesToArray(p);
+  CAIRN_CHECK(p == reinterpret_cast<uint8_t*>(out.data()) + out.size());
+  return out;
+}
+
+bool ReadBatchAppendSuccess(std::string_view bytes, BatchAppendSuccessView* out) {
+  *out = BatchAppendSuccessView{};
+  const auto* p = reinterpret_cast<const uint8_t*>(bytes.data());
+  bool id = false;
+  bool success = false;
+  bool stream = false;
+  // Each field once, in any order, and nothing else; every other shape goes the generated way.
+  const bool ok = ReadFields(Bytes(p, p + bytes.size()), [&](Bytes& in, uint32_t tag) {
+    switch (tag) {
+      case kLen(1): {  // correlation_id: only `structured`, with only its two halves
+        if (std::exchange(id, true)) return false;
+        bool structured = false;
+        return ReadEmbedded(in, kMaxDepth, [&](Bytes& uuid, uint32_t t) {
+          if (t != kLen(1) || std::exchange(structured, true)) return false;
+          bool most = false;
+          bool least = false;
+          return ReadEmbedded(uuid, kMaxDepth - 1, [&](Bytes& halves, uint32_t h) {
+            if (h == kVarint(1) && !std::exchange(most, true)) return halves.ReadVarint(&out->correlation_most);
+            if (h == kVarint(2) && !std::exchange(least, true)) return halves.ReadVarint(&out->correlation_least);
+            return false;
+          });
+        });
+      }
+      case kLen(3): {  // success: current_revision or no_stream, position or no_position
+        if (std::exchange(success, true)) return false;
+        bool revision = false;
+        bool where = false;
+        return ReadEmbedded(in, kMaxDepth, [&](Bytes& ok, uint32_t t) {
+          std::string_view empty;
+          if (t == kVarint(1) && !std::exchange(revision, true)) {
+            uint64_t v = 0;
+            if (!ok.ReadVarint(&v)) return false;
+            out->current = v;
+            return true;
+          }
+          if (t == kLen(2) && !std::exchange(revision, true)) return ok.ReadView(&empty) && empty.empty();
+          if (t == kLen(4) && !std::exchange(where, true)) return ok.ReadView(&empty) && empty.empty();
+          if (t == kLen(3) && !std::exchange(where, true)) {
+            out->position = Position(0);  // a position message without its field: 0, as protobuf reads it
+            bool commit = false;
+            bool prepare = false;
+            return ReadEmbedded(ok, kMaxDepth - 1, [&](Bytes& pos, uint32_t f) {
+              uint64_t v = 0;
+              if (f == kVarint(1) && !std::exchange(commit, true)) {
+                if (!pos.ReadVarint(&v)) return false;
+                out->position = Position(v);
+                return true;
+              }
+              if (f == kVarint(2) && !std::exchange(prepare, true)) return pos.ReadVarint(&v);
+              return false;
+            });
+          }
+          return false;
+        });
+      }
+      case kLen(4): {  // stream_identifier, checked only (the caller knows its stream): its name once
+        if (std::exchange(stream, true)) return false;
+        bool name = false;
+        return ReadEmbedded(in, kMaxDepth, [&](Bytes& identifier, uint32_t t) {
+          std::string_view ignored;
+          return t == kLen(3) && !std::exchange(name, true) && identifier.ReadView(&ignored);
+        });
+      }
+      default:
+        return false;
+    }
+  });
+  return ok && id && success;
 }
 
 void WireBatchAppendReq::Clear() {

@@ -109,14 +109,21 @@ Result<AppendResult> AppendCall(pb::Streams::Stub* stub, grpc::ClientContext* co
   return result;
 }
 
+AppendResult BatchAppendResult(const BatchAppendSuccessView& success, size_t events) {
+  AppendResult result;
+  result.next_version = success.current ? *success.current + 1 : 0;
+  result.first_version = result.next_version - std::min<uint64_t>(result.next_version, events);
+  if (success.position) result.position = *success.position;
+  return result;
+}
+
 Result<AppendResult> BatchAppendResult(const pb::BatchAppendResp& resp, std::string_view stream, size_t events) {
   if (resp.has_success()) {
     const auto& ok = resp.success();
-    AppendResult result;
-    result.next_version = ok.has_current_revision() ? ok.current_revision() + 1 : 0;
-    result.first_version = result.next_version - std::min<uint64_t>(result.next_version, events);
-    if (ok.has_position()) result.position = Position(ok.position().commit_position());
-    return result;
+    BatchAppendSuccessView view;
+    if (ok.has_current_revision()) view.current = ok.current_revision();
+    if (ok.has_position()) view.position = Position(ok.position().commit_position());
+    return BatchAppendResult(view, events);
   }
   const auto& error = resp.error();
   event_store::client::WrongExpectedVersion w;

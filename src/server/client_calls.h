@@ -11,6 +11,7 @@
 #include "cairn/status.h"
 #include "cairn/store.h"
 #include "esdb/streams.grpc.pb.h"
+#include "server/batch_append_wire.h"
 
 namespace cairn::server {
 
@@ -24,6 +25,8 @@ Status FromGrpcCode(const grpc::Status& s, std::string_view exception, std::stri
 // answer's error status (as FromGrpcCode maps it).
 Result<AppendResult> BatchAppendResult(const event_store::client::streams::BatchAppendResp& resp,
                                        std::string_view stream, size_t events);
+// The same for a success read by ReadBatchAppendSuccess (batch_append_wire.h).
+AppendResult BatchAppendResult(const BatchAppendSuccessView& success, size_t events);
 
 // One Streams.Append call on `context` (credentials and deadline already set on it).
 Result<AppendResult> AppendCall(event_store::client::streams::Streams::Stub* stub, grpc::ClientContext* context,

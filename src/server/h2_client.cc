@@ -718,12 +718,16 @@ class H2Appender::Loop {
         return;
       }
       if (bytes.size() - used - 5 < size) break;
-      if (!resp_.ParseFromArray(bytes.data() + used + 5, static_cast<int>(size))) {
+      const std::string_view answer = bytes.substr(used + 5, size);
+      // The usual answer, a success, is read in place; anything else the generated way.
+      const bool success = ReadBatchAppendSuccess(answer, &success_);
+      if (!success && !resp_.ParseFromArray(answer.data(), static_cast<int>(answer.size()))) {
         problem_ = Broken("an answer is not a BatchAppendResp message");
         return;
       }
       used += 5 + size;
-      const auto key = static_cast<uint64_t>(resp_.correlation_id().structured().least_significant_bits());
+      const auto key = success ? success_.correlation_least
+                               : static_cast<uint64_t>(resp_.correlation_id().structured().least_significant_bits());
       std::optional<Waiting> w;
       {
         std::lock_guard lock(mu_);
@@ -733,7 +737,10 @@ class H2Appender::Loop {
           waiting_.erase(it);
         }
       }
-      if (w) ready_.emplace_back(std::move(w->done), BatchAppendResult(resp_, w->stream, w->events));
+      if (w) {
+        ready_.emplace_back(std::move(w->done), success ? BatchAppendResult(success_, w->events)
+                                                        : BatchAppendResult(resp_, w->stream, w->events));
+      }
     }
     if (bytes.data() == carry_.data()) {
       carry_.erase(0, used);
@@ -814,6 +821,7 @@ class H2Appender::Loop {
   size_t send_at_ = 0;
   std::string carry_;          // the start of an answer whose rest is in a later DATA frame
   pb_streams::BatchAppendResp resp_;
+  BatchAppendSuccessView success_;  // the last answer, when ReadBatchAppendSuccess read it
   std::vector<std::pair<Done, Result<AppendResult>>> ready_;  // answers to run after the frames
   Status problem_;
   std::string http_status_, grpc_status_, grpc_message_, exception_;

@@ -979,6 +979,7 @@ class BatchAppendCall final : public grpc::ServerBidiReactor<grpc::ByteBuffer, g
 
 struct BatchAppendSession::Open {
   pb::BatchAppendReq::Options options;
+  event_store::client::UUID correlation_id;  // of the final message, once it is in
   std::vector<EventData> events;
   size_t bytes = 0;
   std::optional<EventProblem> problem;  // the first reason to refuse it, answered at is_final
@@ -1049,7 +1050,8 @@ bool BatchAppendSession::Handle(const Status& parsed) {
     done = std::move(it->second);
     open_.erase(it);
   }
-  const event_store::client::UUID id = req_.correlation_id;
+  done->correlation_id.Swap(&req_.correlation_id);  // req_ is read afresh from the next message
+  const event_store::client::UUID& id = done->correlation_id;
   Slot* slot = Reserve();
   if (done->problem) {
     pb::BatchAppendResp resp;
@@ -1078,7 +1080,8 @@ bool BatchAppendSession::Handle(const Status& parsed) {
   if (stream.starts_with('$') || done->events.empty()) {
     // Blocks on the store: on the task thread once the earlier appends are acknowledged; the
     // next message is read after it.
-    std::function<void()> task = [self, slot, done, id, expected] {
+    std::function<void()> task = [self, slot, done, expected] {
+      const event_store::client::UUID& id = done->correlation_id;
       AppendOutcome outcome =
           CommitAppend(self->store_, done->options.stream_identifier().stream_name(), expected, done->events);
       pb::BatchAppendResp resp;
@@ -1107,10 +1110,16 @@ bool BatchAppendSession::Handle(const Status& parsed) {
     pending_++;
   }
   // The events are the store's from here (no copy); the callback needs only the options.
-  store_->AppendAsync(stream, expected, std::move(done->events), [self, slot, done, id, expected](Result<AppendResult> result) {
-    pb::BatchAppendResp resp;
-    BatchOutcome(&resp, done->options, id, expected, OutcomeOf(result));
-    slot->bytes = resp.SerializeAsString();
+  store_->AppendAsync(stream, expected, std::move(done->events), [self, slot, done, expected](Result<AppendResult> result) {
+    const AppendOutcome outcome = OutcomeOf(result);
+    if (outcome.status.ok()) {
+      slot->bytes = EncodeBatchAppendSuccess(done->correlation_id, done->options.stream_identifier(), outcome.current,
+                                             outcome.position);
+    } else {
+      pb::BatchAppendResp resp;
+      BatchOutcome(&resp, done->options, done->correlation_id, expected, outcome);
+      slot->bytes = resp.SerializeAsString();
+    }
     self->Ready(slot, true);
   });
   return true;
