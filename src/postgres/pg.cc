@@ -353,7 +353,9 @@ Result<Res> Conn::ExecText(std::string_view sql, const Params& params) {
                sql.substr(0, std::min<size_t>(sql.size(), 60)));
 }
 
-Result<CopyRows> Conn::CopyOut(std::string_view query) {
+Result<CopyRows> Conn::CopyOut(std::string_view query) { return CopyOut(query, nullptr); }
+
+Result<CopyRows> Conn::CopyOut(std::string_view query, const std::function<Status(std::string_view)>& on_row) {
   const std::string sql = fmt::format("COPY ({}) TO STDOUT (FORMAT binary)", query);
   const std::string_view what = std::string_view(sql).substr(0, std::min<size_t>(sql.size(), 60));
   PGresult* start = PQexec(c_, sql.c_str());
@@ -392,6 +394,7 @@ Result<CopyRows> Conn::CopyOut(std::string_view query) {
     }
     if (trailer && bad.ok()) bad = Status::Internal("binary COPY: data after the trailer");
     out.rows_.push_back(row);
+    if (on_row && bad.ok()) bad = on_row(row);
   }
   Result<Res> end = Check(PQgetResult(c_), what);
   for (PGresult* r = PQgetResult(c_); r != nullptr; r = PQgetResult(c_)) PQclear(r);

@@ -15,6 +15,7 @@
 
 #include <cstdint>
 #include <cstring>
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
@@ -165,10 +166,14 @@ class Conn {
   Result<Res> Exec(std::string_view sql, const Params& params);
   // The same with results in text format (for values of any type shown as text).
   Result<Res> ExecText(std::string_view sql, const Params& params);
-  // Prepares a named statement on this connection.
   // Runs `COPY (query) TO STDOUT (FORMAT binary)` (COPY takes no parameters: the query's values
   // are literals) and collects its tuples.
   Result<CopyRows> CopyOut(std::string_view query);
+  // The same, and calls on_row(tuple) for each tuple as it arrives, while its bytes are still in
+  // the CPU's cache (decoding them after the last one arrived missed the cache on every tuple).
+  // The first error on_row returns fails the call, after the data was read to its end.
+  Result<CopyRows> CopyOut(std::string_view query, const std::function<Status(std::string_view)>& on_row);
+  // Prepares a named statement on this connection.
   Status Prepare(const std::string& name, std::string_view sql);
   Result<Res> ExecPrepared(const std::string& name, const Params& params);
 

@@ -252,14 +252,6 @@ struct Page {
     p.res = std::move(r);
     return p;
   }
-  static Result<Page> FromCopy(CopyRows rows) {
-    Page p;
-    p.events.resize(rows.size());
-    for (size_t i = 0; i < rows.size(); ++i)
-      CAIRN_RETURN_IF_ERROR(DecodeCopyEvent(rows.row(i), &p.events[i]));
-    p.copy = std::move(rows);
-    return p;
-  }
   int rows() const { return static_cast<int>(events.size()); }
 
   Res res;
@@ -1321,13 +1313,17 @@ class AllCursor final : public PageCursor {
   // A range in binary COPY: libpq keeps each row's bytes as received and the page decodes them
   // in place, where a statement's result copies every value into the PGresult first. COPY takes no
   // parameters, so the bounds are integer literals.
+  // Each tuple is decoded as it arrives (see CopyOut); the views point into libpq's buffers, which
+  // the page then owns.
   Result<Page> RunRange(Conn& c, int64_t lo, int64_t hi) {
+    Page page;
+    page.events.reserve(static_cast<size_t>(hi - lo));
     CAIRN_ASSIGN_OR_RETURN(
-        CopyRows rows,
-        c.CopyOut(
-            fmt::format("SELECT {} FROM {}.events WHERE position >= {} AND position < {} ORDER BY position",
-                        kEventColumns, store_.schema(), lo, hi)));
-    return Page::FromCopy(std::move(rows));
+        page.copy,
+        c.CopyOut(fmt::format("SELECT {} FROM {}.events WHERE position >= {} AND position < {} ORDER BY position",
+                              kEventColumns, store_.schema(), lo, hi),
+                  [&page](std::string_view tuple) { return DecodeCopyEvent(tuple, &page.events.emplace_back()); }));
+    return page;
   }
 
   bool forward_;

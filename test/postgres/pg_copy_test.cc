@@ -2,7 +2,7 @@
 // their position ranges with `COPY (SELECT ...) TO STDOUT (FORMAT binary)` and decode the tuples
 // where libpq received them. Proves the tuple splitter on malformed bytes, Conn::CopyOut against a
 // real server (every column type cairn reads, NULLs, empty and large values, no rows, a failing
-// statement), and whole events through the store: every field of every event read through `$all`
+// statement, a per-tuple callback and its error), and whole events through the store: every field of every event read through `$all`
 // (COPY) equals the same event read through its stream (a statement's binary result), including
 // empty data and metadata, raw bytes with NULs, events near the size limit, and ranges with gaps.
 #include <fmt/format.h>
@@ -135,6 +135,34 @@ TEST_F(PgCopyTest, CopyOutOfNoRowsAndAFailingQuery) {
   auto again = conn_->CopyOut("SELECT 7::int8");
   ASSERT_TRUE(again.ok()) << again.status().ToString();
   ASSERT_EQ(again->size(), 1u);
+}
+
+TEST_F(PgCopyTest, CopyOutCallsOnRowForEachTupleInOrderAndStopsAtItsError) {
+  std::vector<std::string> seen;
+  auto rows = conn_->CopyOut("SELECT g::int8 FROM generate_series(1, 2000) AS g", [&](std::string_view tuple) {
+    std::array<std::string_view, 1> f;
+    Status s = SplitCopyTuple(tuple, f);
+    if (s.ok()) seen.emplace_back(f[0]);
+    return s;
+  });
+  ASSERT_TRUE(rows.ok()) << rows.status().ToString();
+  ASSERT_EQ(rows->size(), 2000u);
+  ASSERT_EQ(seen.size(), 2000u);
+  for (size_t i = 0; i < seen.size(); ++i) {
+    EXPECT_EQ(seen[i], rows->row(i).substr(6)) << i;  // the same bytes: 2-byte count, 4-byte length
+  }
+  // An error from on_row fails the call, on_row is not called again, and the connection stays usable.
+  int calls = 0;
+  auto refused = conn_->CopyOut("SELECT g::int8 FROM generate_series(1, 100) AS g", [&](std::string_view) {
+    return ++calls == 10 ? Status::Internal("tuple 10 refused") : Status::Ok();
+  });
+  EXPECT_EQ(refused.status().code(), StatusCode::kInternal);
+  EXPECT_NE(refused.status().message().find("tuple 10 refused"), std::string::npos) << refused.status().ToString();
+  EXPECT_EQ(calls, 10);
+  EXPECT_TRUE(conn_->Healthy());
+  auto again = conn_->CopyOut("SELECT 7::int8");
+  ASSERT_TRUE(again.ok()) << again.status().ToString();
+  EXPECT_EQ(again->size(), 1u);
 }
 
 void ExpectSameEvent(const RecordedEvent& a, const RecordedEvent& b) {
