@@ -467,7 +467,9 @@ void Log::ReserveForWrite(uint64_t end) {
 }
 
 void Log::PreparerLoop() {
-  const uint64_t chunk = std::max<uint64_t>(kPreparePage, RoundUpToPage(prepare_ahead_ / 4));
+  // Small chunks: a group's sync waits for any write the device has in flight, a prepare's too
+  // (256 KiB of 4 MiB: 1 MiB chunks doubled the p99 of 1 x 100 appends).
+  const uint64_t chunk = std::max<uint64_t>(kPreparePage, RoundUpToPage(prepare_ahead_ / 16));
   std::unique_lock lock(prep_mu_);
   for (;;) {
     // Work: the segment is not prepared `prepare_ahead_` past the writer's reserved bytes. The
