@@ -38,30 +38,9 @@ EventData Event(std::string type, std::string data, ContentType ct = ContentType
   return e;
 }
 
-class PgHeaderTest : public ::testing::Test {
+class PgHeaderTest : public testing::PgSchemaTest {
  protected:
-  void SetUp() override {
-    auto url = testing::TestPostgresUrl();
-    if (!url) GTEST_SKIP() << "no test PostgreSQL (set CAIRN_TEST_POSTGRES_URL, or run through ctest)";
-    base_ = *url;
-    schema_ = testing::UniqueSchema("pgh");
-    auto info = postgres::ParseConnInfo(base_.substr(0, base_.find('?')));
-    ASSERT_TRUE(info.ok()) << info.status().ToString();
-    auto c = postgres::Conn::Connect(*info);
-    ASSERT_TRUE(c.ok()) << c.status().ToString();
-    conn_ = std::move(c).value();
-  }
-  void TearDown() override {
-    conn_.reset();
-    if (!base_.empty()) testing::DropSchema(base_, schema_);
-  }
-  std::string Url() const { return testing::WithSchema(base_, schema_); }
-
-  int64_t Count(const std::string& sql_from_where) {
-    auto r = conn_->Exec(fmt::format("SELECT count(*)::int8 FROM {}", sql_from_where), postgres::Params());
-    EXPECT_TRUE(r.ok()) << r.status().ToString();
-    return r.ok() ? r->Int64(0, 0) : -1;
-  }
+  PgHeaderTest() : PgSchemaTest("pgh") {}
 
   static std::vector<RecordedEvent> Collect(Result<EventCursor> cursor) {
     EXPECT_TRUE(cursor.ok()) << cursor.status().ToString();
@@ -70,9 +49,6 @@ class PgHeaderTest : public ::testing::Test {
     EXPECT_TRUE(events.ok()) << events.status().ToString();
     return events.ok() ? std::move(events).value() : std::vector<RecordedEvent>{};
   }
-
-  std::string base_, schema_;
-  std::unique_ptr<postgres::Conn> conn_;
 };
 
 TEST_F(PgHeaderTest, VersionThreeRowsAndAppendsReadBackTheSameAfterTheUpgrade) {

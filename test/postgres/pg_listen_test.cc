@@ -33,30 +33,9 @@ EventData Event(std::string type, std::string data, Uuid id = Uuid::V7()) {
   return e;
 }
 
-class PgListenTest : public ::testing::Test {
+class PgListenTest : public testing::PgSchemaTest {
  protected:
-  void SetUp() override {
-    auto url = testing::TestPostgresUrl();
-    if (!url) GTEST_SKIP() << "no test PostgreSQL (set CAIRN_TEST_POSTGRES_URL, or run through ctest)";
-    base_ = *url;
-    schema_ = testing::UniqueSchema("pgl");
-    auto info = postgres::ParseConnInfo(base_.substr(0, base_.find('?')));
-    ASSERT_TRUE(info.ok()) << info.status().ToString();
-    auto c = postgres::Conn::Connect(*info);
-    ASSERT_TRUE(c.ok()) << c.status().ToString();
-    conn_ = std::move(c).value();
-  }
-  void TearDown() override {
-    conn_.reset();
-    if (!base_.empty()) testing::DropSchema(base_, schema_);
-  }
-  std::string Url(const std::string& more = "") const { return testing::WithSchema(base_, schema_, more); }
-
-  int64_t Count(const std::string& sql_from_where) {
-    auto r = conn_->Exec(fmt::format("SELECT count(*)::int8 FROM {}", sql_from_where), postgres::Params());
-    EXPECT_TRUE(r.ok()) << r.status().ToString();
-    return r.ok() ? r->Int64(0, 0) : -1;
-  }
+  PgListenTest() : PgSchemaTest("pgl") {}
   // Waits up to 10 s for `count(*) FROM what` to equal `want`.
   bool WaitForCount(const std::string& what, int64_t want) {
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
@@ -81,9 +60,6 @@ class PgListenTest : public ::testing::Test {
     }
     return out;
   }
-
-  std::string base_, schema_;
-  std::unique_ptr<postgres::Conn> conn_;
 };
 
 TEST_F(PgListenTest, SchemaVersionTwoIsUpgradedWithItsDataKept) {

@@ -45,4 +45,27 @@ void DropSchema(const std::string& url, const std::string& schema) {
 
 std::string PgClusterScript() { return std::string(CAIRN_SOURCE_DIR) + "/test/postgres/pg_cluster.sh"; }
 
+void PgSchemaTest::SetUp() {
+  auto url = TestPostgresUrl();
+  if (!url) GTEST_SKIP() << "no test PostgreSQL (set CAIRN_TEST_POSTGRES_URL, or run through ctest)";
+  base_ = *url;
+  schema_ = UniqueSchema(prefix_);
+  auto info = postgres::ParseConnInfo(base_.substr(0, base_.find('?')));
+  ASSERT_TRUE(info.ok()) << info.status().ToString();
+  auto c = postgres::Conn::Connect(*info);
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  conn_ = std::move(c).value();
+}
+
+void PgSchemaTest::TearDown() {
+  conn_.reset();
+  if (!base_.empty()) DropSchema(base_, schema_);
+}
+
+int64_t PgSchemaTest::Count(const std::string& sql_from_where) {
+  auto r = conn_->Exec(fmt::format("SELECT count(*)::int8 FROM {}", sql_from_where), postgres::Params());
+  EXPECT_TRUE(r.ok()) << r.status().ToString();
+  return r.ok() ? r->Int64(0, 0) : -1;
+}
+
 }  // namespace cairn::testing

@@ -4,8 +4,14 @@
 // tests never see each other's events.
 #pragma once
 
+#include <gtest/gtest.h>
+
+#include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
+
+#include "postgres/pg.h"
 
 namespace cairn::testing {
 
@@ -23,5 +29,26 @@ void DropSchema(const std::string& url, const std::string& schema);
 
 // The path of test/postgres/pg_cluster.sh.
 std::string PgClusterScript();
+
+// A test with a fresh schema in the test database (its stores open Url()), a connection of its
+// own for direct queries (conn_), and the schema dropped afterwards. Skipped when no test
+// PostgreSQL is configured.
+class PgSchemaTest : public ::testing::Test {
+ protected:
+  explicit PgSchemaTest(std::string schema_prefix) : prefix_(std::move(schema_prefix)) {}
+  void SetUp() override;
+  void TearDown() override;
+
+  // The schema's URL, with more "key=value" options.
+  std::string Url(const std::string& more = "") const { return WithSchema(base_, schema_, more); }
+  // count(*) FROM `sql_from_where` on conn_; -1 (and a failure) when the query fails.
+  int64_t Count(const std::string& sql_from_where);
+
+  std::string base_, schema_;
+  std::unique_ptr<postgres::Conn> conn_;
+
+ private:
+  std::string prefix_;
+};
 
 }  // namespace cairn::testing
