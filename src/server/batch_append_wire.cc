@@ -252,6 +252,23 @@ bool ReadProposed(Bytes& in, int depth, WireProposedMessage* m) {
   return true;
 }
 
+// Writing protobuf fields of numbers below 16 (a one-byte tag) into a buffer sized beforehand.
+size_t VarintSize(uint64_t v) { return CodedOutputStream::VarintSize64(v); }
+// A length-delimited field with a body of `size` bytes behind its length.
+size_t Field(int /*number*/, size_t size) { return 1 + VarintSize(size) + size; }
+uint8_t* Header(int number, size_t size, uint8_t* p) {
+  *p++ = static_cast<uint8_t>(Tag(number, Wire::WIRETYPE_LENGTH_DELIMITED));
+  return CodedOutputStream::WriteVarint64ToArray(size, p);
+}
+uint8_t* VarintField(int number, uint64_t v, uint8_t* p) {
+  *p++ = static_cast<uint8_t>(kVarint(number));
+  return CodedOutputStream::WriteVarint64ToArray(v, p);
+}
+uint8_t* BytesField(int number, std::string_view bytes, uint8_t* p) {
+  p = Header(number, bytes.size(), p);
+  return CodedOutputStream::WriteRawToArray(bytes.data(), static_cast<int>(bytes.size()), p);
+}
+
 // The encoder behind EncodeBatchAppendReq: sizes first (each embedded message's length comes
 // before it), then one pass of writes into a string of exactly that size.
 class BatchAppendBytes {
@@ -300,9 +317,6 @@ class BatchAppendBytes {
   static std::string_view ContentTypeOf(const EventData& e) {
     return e.content_type == ContentType::kJson ? kContentTypeJson : kContentTypeBytes;
   }
-  static size_t VarintSize(uint64_t v) { return CodedOutputStream::VarintSize64(v); }
-  // A field of numbers below 16 (a one-byte tag) with a body of `size` bytes behind its length.
-  static size_t Field(int /*number*/, size_t size) { return 1 + VarintSize(size) + size; }
   static size_t EntrySize(std::string_view key, std::string_view value) {
     return Field(2, Field(1, key.size()) + Field(2, value.size()));
   }
@@ -315,20 +329,6 @@ class BatchAppendBytes {
     if (!e.metadata.empty()) n += Field(3, e.metadata.size());
     if (!e.data.empty()) n += Field(4, e.data.size());
     return n;
-  }
-  static uint8_t* Tag(int number, int wire_type, uint8_t* p) {
-    *p++ = static_cast<uint8_t>((number << 3) | wire_type);
-    return p;
-  }
-  static uint8_t* Header(int number, size_t size, uint8_t* p) {
-    return CodedOutputStream::WriteVarint64ToArray(size, Tag(number, 2, p));
-  }
-  static uint8_t* VarintField(int number, uint64_t v, uint8_t* p) {
-    return CodedOutputStream::WriteVarint64ToArray(v, Tag(number, 0, p));
-  }
-  static uint8_t* BytesField(int number, std::string_view bytes, uint8_t* p) {
-    p = Header(number, bytes.size(), p);
-    return CodedOutputStream::WriteRawToArray(bytes.data(), static_cast<int>(bytes.size()), p);
   }
   static uint8_t* Entry(std::string_view key, std::string_view value, uint8_t* p) {
     p = Header(2, Field(1, key.size()) + Field(2, value.size()), p);
@@ -390,39 +390,25 @@ std::string EncodeBatchAppendReq(int64_t correlation_most, int64_t correlation_l
 std::string EncodeBatchAppendSuccess(const event_store::client::UUID& correlation_id,
                                      const event_store::client::StreamIdentifier& stream,
                                      std::optional<StreamVersion> current, std::optional<Position> position) {
-  const auto varint_size = [](uint64_t v) { return CodedOutputStream::VarintSize64(v); };
-  const auto field_size = [&](size_t body) { return 1 + varint_size(body) + body; };
-  size_t success = current ? 1 + varint_size(*current) : 2;
-  const size_t where = position ? 2 * (1 + varint_size(position->value())) : 0;  // commit and prepare
-  success += position ? field_size(where) : 2;
+  size_t success = current ? 1 + VarintSize(*current) : 2;
+  const size_t where = position ? 2 * (1 + VarintSize(position->value())) : 0;  // commit and prepare
+  success += position ? Field(3, where) : 2;
   const size_t id_size = correlation_id.ByteSizeLong();
   const size_t stream_size = stream.ByteSizeLong();
-  std::string out(field_size(id_size) + field_size(success) + field_size(stream_size), '\0');
+  std::string out(Field(1, id_size) + Field(3, success) + Field(4, stream_size), '\0');
   auto* p = reinterpret_cast<uint8_t*>(out.data());
-  const auto header = [&](int field, size_t size) {
-    *p++ = static_cast<uint8_t>((field << 3) | Wire::WIRETYPE_LENGTH_DELIMITED);
-    p = CodedOutputStream::WriteVarint64ToArray(size, p);
-  };
-  const auto varint = [&](int field, uint64_t v) {
-    *p++ = static_cast<uint8_t>((field << 3) | Wire::WIRETYPE_VARINT);
-    p = CodedOutputStream::WriteVarint64ToArray(v, p);
-  };
-  header(1, id_size);
+  p = Header(1, id_size, p);
   p = correlation_id.SerializeWithCachedSizesToArray(p);
-  header(3, success);
-  if (current) {
-    varint(1, *current);
-  } else {
-    header(2, 0);  // no_stream
-  }
+  p = Header(3, success, p);
+  p = current ? VarintField(1, *current, p) : Header(2, 0, p);  // or no_stream
   if (position) {
-    header(3, where);
-    varint(1, position->value());
-    varint(2, position->value());
+    p = Header(3, where, p);
+    p = VarintField(1, position->value(), p);
+    p = VarintField(2, position->value(), p);
   } else {
-    header(4, 0);  // no_position
+    p = Header(4, 0, p);  // no_position
   }
-  header(4, stream_size);
+  p = Header(4, stream_size, p);
   p = stream.SerializeWithCachedSizesToArray(p);
   CAIRN_CHECK(p == reinterpret_cast<uint8_t*>(out.data()) + out.size());
   return out;

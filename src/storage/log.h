@@ -145,8 +145,9 @@ class Log {
   std::atomic<uint64_t> head_{0};
 
   // The preparer's state, under prep_mu_ (offsets within prep_seg_, the active segment). The
-  // writer writes only below reserved_; the preparer works only at or above it, on
-  // [claim_lo_, claim_hi_) while claiming; so the two never write the same byte.
+  // writer writes only below reserved_; the preparer claims a chunk only at or above it, and the
+  // writer waits rather than write past claim_lo_ while claiming_; so the two never write the
+  // same byte.
   std::thread preparer_;
   uint64_t prepare_ahead_ = 0;
   std::mutex prep_mu_;
