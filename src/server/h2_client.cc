@@ -38,6 +38,7 @@
 #include "server/client_calls.h"
 #include "server/protocol.h"
 #include "server/server.h"
+#include "util/thread_name.h"
 
 namespace cairn::server {
 namespace {
@@ -855,7 +856,10 @@ std::shared_ptr<Reactor> Reactor::Get() {
 }
 
 Reactor::Reactor() : wake_fd_(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {
-  thread_ = std::thread([this] { Run(); });
+  thread_ = std::thread([this] {
+    util::NameThisThread("cairn-h2-client");
+    Run();
+  });
 }
 
 Reactor::~Reactor() {

@@ -35,6 +35,7 @@
 #include "server/batch_append_session.h"
 #include "server/protocol.h"
 #include "server/server.h"
+#include "util/thread_name.h"
 #include "esdb/streams.pb.h"
 
 namespace cairn::server {
@@ -527,7 +528,10 @@ class FrontImpl final : public H2Front {
     wake_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     Watch(listen_fd_, kListenKey, EPOLLIN, EPOLL_CTL_ADD);
     Watch(wake_, kWakeKey, EPOLLIN, EPOLL_CTL_ADD);
-    thread_ = std::thread([this] { Run(); });
+    thread_ = std::thread([this] {
+      util::NameThisThread("cairn-h2-front");
+      Run();
+    });
     return Status::Ok();
   }
 

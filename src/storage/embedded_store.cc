@@ -12,6 +12,7 @@
 #include "storage/validate.h"
 #include "util/check.h"
 #include "util/coding.h"
+#include "util/thread_name.h"
 
 namespace cairn::storage {
 
@@ -96,8 +97,14 @@ Result<std::unique_ptr<Store>> EmbeddedStore::Open(env::Env* env, std::unique_pt
   store->last_sync_mono_ = env->MonotonicNanos();
   store->stats_.total_events = store->time_index_.total();
   store->stats_.streams = store->next_stream_id_ - 1;
-  store->flusher_ = std::thread([s = store.get()] { s->FlusherLoop(); });
-  store->writer_ = std::thread([s = store.get()] { s->WriterLoop(); });
+  store->flusher_ = std::thread([s = store.get()] {
+    util::NameThisThread("cairn-flusher");
+    s->FlusherLoop();
+  });
+  store->writer_ = std::thread([s = store.get()] {
+    util::NameThisThread("cairn-writer");
+    s->WriterLoop();
+  });
   return std::unique_ptr<Store>(std::move(store));
 }
 

@@ -160,6 +160,7 @@ class Log {
   uint64_t claim_lo_ = 0;
   bool prep_stop_ = false;
   bool prep_off_ = false;     // the file cannot, or a prepare failed: the preparer has ended
+  std::atomic<bool> prep_ended_{false};  // prep_off_, read by the writer without the lock
   std::atomic<uint64_t> prepared_bytes_{0};
 };
 

@@ -9,6 +9,7 @@
 #include <cstring>
 #include <mutex>
 #include <random>
+#include <set>
 #include <thread>
 #include <string>
 #include <vector>
@@ -64,12 +65,15 @@ TEST(LogPrepareTest, AMemoryFileDoesNotPrepare) {
   EXPECT_EQ((*f)->PrepareAhead(0, 4096).code(), StatusCode::kNotSupported);
 }
 
-// Files that check the preparer's rule as it runs: no Write reaches into a PrepareAhead in
-// progress, and no PrepareAhead starts below the page of a byte already written. Each prepare
+// Files that check the preparer's rules as it runs: no Write reaches into a PrepareAhead in
+// progress, no PrepareAhead starts below the page of a byte already written, and (check_pages)
+// no Write ends inside a prepared page that no Write touched before. Each prepare
 // is stretched (a short sleep before it) so that a writer that does not wait meets it.
 class CheckingEnv : public env::EnvWrapper {
  public:
-  explicit CheckingEnv(env::Env* base) : EnvWrapper(base) {}
+  // check_pages: also that no Write ends inside a prepared page that no earlier Write touched
+  // (on when the preparer runs: Log::Append then writes such a page whole first).
+  CheckingEnv(env::Env* base, bool check_pages) : EnvWrapper(base), check_pages_(check_pages) {}
 
   Result<std::unique_ptr<env::File>> OpenFile(const std::string& path, env::OpenMode mode) override {
     CAIRN_ASSIGN_OR_RETURN(auto f, base()->OpenFile(path, mode));
@@ -98,6 +102,18 @@ class CheckingEnv : public env::EnvWrapper {
                                       std::to_string(prepare_hi_) + ")");
         }
         written_hi_ = std::max<uint64_t>(written_hi_, offset + data.size());
+        // A prepared page a write ends inside must have been written before (whole, or up to
+        // the tail), or the kernel reads it from the device first (Log::Append).
+        const uint64_t end = offset + data.size();
+        const uint64_t page = end / kPreparePage;
+        if (env_->check_pages_ && end % kPreparePage != 0 && prepared_.contains(page) && !touched_.contains(page)) {
+          env_->violations_.push_back("write [" + std::to_string(offset) + ", " + std::to_string(end) +
+                                      ") ends inside prepared page " + std::to_string(page) +
+                                      ", which no earlier write touched");
+        }
+        if (!data.empty()) {
+          for (uint64_t p = offset / kPreparePage; p <= (end - 1) / kPreparePage; ++p) touched_.insert(p);
+        }
       }
       return base_->Write(offset, data);
     }
@@ -117,6 +133,9 @@ class CheckingEnv : public env::EnvWrapper {
       Status s = base_->PrepareAhead(offset, length);
       std::lock_guard lock(env_->mu_);
       preparing_ = false;
+      if (s.ok()) {
+        for (uint64_t p = offset / kPreparePage; p < (offset + length) / kPreparePage; ++p) prepared_.insert(p);
+      }
       return s;
     }
     Status Read(uint64_t o, size_t n, std::byte* d, size_t* r) const override { return base_->Read(o, n, d, r); }
@@ -130,11 +149,14 @@ class CheckingEnv : public env::EnvWrapper {
     CheckingEnv* env_;
     std::unique_ptr<env::File> base_;
     uint64_t written_hi_ = 0;  // under env_->mu_
+    std::set<uint64_t> touched_;   // pages any Write has covered, under env_->mu_
+    std::set<uint64_t> prepared_;  // pages PrepareAhead has written, under env_->mu_
     bool preparing_ = false;
     uint64_t prepare_lo_ = 0;
     uint64_t prepare_hi_ = 0;
   };
 
+  const bool check_pages_;
   std::mutex mu_;
   std::vector<std::string> violations_;
   int prepares_ = 0;
@@ -151,12 +173,12 @@ std::string Record(uint64_t position, uint64_t version, const std::string& data)
 
 // The writer appends groups of records of mixed sizes, syncing each, across several small
 // segments, while the preparer works a few KiB ahead with 4 KiB claims: the two meet often.
-// Neither may write where the other does (CheckingEnv), and after a reopen every record must be
-// there with its bytes.
+// Neither may write where the other does, the writer never leaves a fresh page partly written
+// (CheckingEnv), and after a reopen every record must be there with its bytes.
 TEST(LogPrepareTest, EveryRecordSurvivesAPreparerRacingTheWriter) {
   testing::TempDir dir;
   const bool can_prepare = PrepareWorksIn(dir.path());
-  CheckingEnv checking(env::Env::Posix());
+  CheckingEnv checking(env::Env::Posix(), /*check_pages=*/can_prepare);
   env::Env* env = &checking;
   const uint64_t capacity = 256 << 10;
   std::vector<std::string> written;
