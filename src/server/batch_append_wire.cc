@@ -35,7 +35,14 @@ constexpr uint32_t kLen(int field) { return Tag(field, Wire::WIRETYPE_LENGTH_DEL
 constexpr uint32_t kVarint(int field) { return Tag(field, Wire::WIRETYPE_VARINT); }
 
 bool IsUtf8(std::string_view s) {
-  return google::protobuf::internal::IsStructurallyValidUTF8(s.data(), static_cast<int>(s.size()));
+  // The short keys and values of a request (metadata entries, a uuid's text) are ASCII nearly
+  // always: a plain loop decides those without the library's call.
+  for (const char c : s) {
+    if (static_cast<unsigned char>(c) >= 0x80) {
+      return google::protobuf::internal::IsStructurallyValidUTF8(s.data(), static_cast<int>(s.size()));
+    }
+  }
+  return true;
 }
 
 // protobuf's default recursion limit: embedded messages and groups below the top-level message.
