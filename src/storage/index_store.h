@@ -94,7 +94,7 @@ class IndexStore {
   virtual Status Clear() = 0;
 };
 
-// LMDB environment in directory `path` (created if missing).
+// LMDB environment in directory `path`, which must exist (its files are created if missing).
 Result<std::unique_ptr<IndexStore>> OpenLmdbIndex(const std::string& path);
 std::unique_ptr<IndexStore> NewMemIndex();
 
