@@ -70,21 +70,77 @@ bool Res::Bool(int row, int col) const {
 // ---------------------------------------------------------------------------------------------
 // Binary COPY
 
+std::unique_ptr<char[]> BlockPool::Take() {
+  {
+    std::lock_guard lock(mu_);
+    if (!idle_.empty()) {
+      std::unique_ptr<char[]> b = std::move(idle_.back());
+      idle_.pop_back();
+      return b;
+    }
+  }
+  return std::make_unique_for_overwrite<char[]>(kBytes);
+}
+void BlockPool::Give(std::unique_ptr<char[]> block) {
+  std::lock_guard lock(mu_);
+  if (idle_.size() < max_idle_) idle_.push_back(std::move(block));
+}
+size_t BlockPool::idle() const {
+  std::lock_guard lock(mu_);
+  return idle_.size();
+}
+
 CopyRows::~CopyRows() { Free(); }
+CopyRows::CopyRows(CopyRows&& o) noexcept
+    : pool_(std::move(o.pool_)),
+      blocks_(std::move(o.blocks_)),
+      used_(o.used_),
+      large_(std::move(o.large_)),
+      rows_(std::move(o.rows_)) {
+  o.blocks_.clear();
+  o.large_.clear();
+  o.rows_.clear();
+  o.used_ = BlockPool::kBytes;
+}
 CopyRows& CopyRows::operator=(CopyRows&& o) noexcept {
   if (this != &o) {
     Free();
-    bufs_ = std::move(o.bufs_);
+    pool_ = std::move(o.pool_);
+    blocks_ = std::move(o.blocks_);
+    used_ = o.used_;
+    large_ = std::move(o.large_);
     rows_ = std::move(o.rows_);
-    o.bufs_.clear();
+    o.blocks_.clear();
+    o.large_.clear();
     o.rows_.clear();
+    o.used_ = BlockPool::kBytes;
   }
   return *this;
 }
 void CopyRows::Free() {
-  for (char* b : bufs_) PQfreemem(b);
-  bufs_.clear();
+  for (auto& b : blocks_) {
+    if (pool_) pool_->Give(std::move(b));
+  }
+  blocks_.clear();
+  large_.clear();
   rows_.clear();
+  used_ = BlockPool::kBytes;
+}
+std::string_view CopyRows::Keep(std::string_view tuple) {
+  char* at;
+  if (tuple.size() > BlockPool::kBytes / 4) {
+    large_.push_back(std::make_unique_for_overwrite<char[]>(tuple.size()));
+    at = large_.back().get();
+  } else {
+    if (BlockPool::kBytes - used_ < tuple.size()) {
+      blocks_.push_back(pool_ ? pool_->Take() : std::make_unique_for_overwrite<char[]>(BlockPool::kBytes));
+      used_ = 0;
+    }
+    at = blocks_.back().get() + used_;
+    used_ += tuple.size();
+  }
+  std::memcpy(at, tuple.data(), tuple.size());
+  return std::string_view(at, tuple.size());
 }
 
 namespace {
@@ -355,7 +411,8 @@ Result<Res> Conn::ExecText(std::string_view sql, const Params& params) {
 
 Result<CopyRows> Conn::CopyOut(std::string_view query) { return CopyOut(query, nullptr); }
 
-Result<CopyRows> Conn::CopyOut(std::string_view query, const std::function<Status(std::string_view)>& on_row) {
+Result<CopyRows> Conn::CopyOut(std::string_view query, const std::function<Status(std::string_view)>& on_row,
+                               std::shared_ptr<BlockPool> pool) {
   const std::string sql = fmt::format("COPY ({}) TO STDOUT (FORMAT binary)", query);
   const std::string_view what = std::string_view(sql).substr(0, std::min<size_t>(sql.size(), 60));
   PGresult* start = PQexec(c_, sql.c_str());
@@ -367,6 +424,7 @@ Result<CopyRows> Conn::CopyOut(std::string_view query, const std::function<Statu
   }
   PQclear(start);
   CopyRows out;
+  out.pool_ = std::move(pool);
   Status bad;  // the data is read to its end even when malformed, so that the connection stays usable
   bool header = true, trailer = false;
   for (;;) {
@@ -374,7 +432,7 @@ Result<CopyRows> Conn::CopyOut(std::string_view query, const std::function<Statu
     const int n = PQgetCopyData(c_, &buf, 0);
     if (n == -1) break;  // done: the final result follows
     if (n < 0) return Error(what);
-    out.bufs_.push_back(buf);
+    std::unique_ptr<char, void (*)(void*)> owned(buf, PQfreemem);  // freed here, once copied
     std::string_view row(buf, static_cast<size_t>(n));
     if (header) {
       // Signature, flags (no OIDs: 0), the header extension's length and the extension.
@@ -393,8 +451,10 @@ Result<CopyRows> Conn::CopyOut(std::string_view query, const std::function<Statu
       continue;
     }
     if (trailer && bad.ok()) bad = Status::Internal("binary COPY: data after the trailer");
-    out.rows_.push_back(row);
-    if (on_row && bad.ok()) bad = on_row(row);
+    if (!bad.ok()) continue;  // nothing more is kept or looked at: the call fails
+    const std::string_view kept = out.Keep(row);
+    out.rows_.push_back(kept);
+    if (on_row) bad = on_row(kept);
   }
   Result<Res> end = Check(PQgetResult(c_), what);
   for (PGresult* r = PQgetResult(c_); r != nullptr; r = PQgetResult(c_)) PQclear(r);

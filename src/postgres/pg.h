@@ -17,6 +17,7 @@
 #include <cstring>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <span>
 #include <string>
 #include <string_view>
@@ -64,15 +65,36 @@ class Res {
   pg_result* r_ = nullptr;
 };
 
+// Fixed blocks of memory that binary COPY tuples are copied into, lent by CopyRows and given back
+// when it is destroyed, so that a long read (a `$all` cursor's ranges) reuses the same memory
+// instead of asking malloc for every tuple. Keeps at most `max_idle` blocks (kBytes each) between
+// uses; the rest are freed. Thread-safe (ranges are fetched on several threads).
+class BlockPool {
+ public:
+  static constexpr size_t kBytes = size_t{1} << 20;
+  explicit BlockPool(size_t max_idle) : max_idle_(max_idle) {}
+  std::unique_ptr<char[]> Take();
+  void Give(std::unique_ptr<char[]> block);
+  size_t idle() const;
+
+ private:
+  const size_t max_idle_;
+  mutable std::mutex mu_;
+  std::vector<std::unique_ptr<char[]>> idle_;
+};
+
 // The tuples of one `COPY ... TO STDOUT (FORMAT binary)`, each a view of one tuple's bytes (the
-// file header and trailer removed; SplitCopyTuple reads the fields). The bytes stay where libpq
-// received them, one buffer per tuple: nothing is copied into a result. Views stay valid as long
-// as this object.
+// file header and trailer removed; SplitCopyTuple reads the fields). libpq hands over every tuple
+// in a buffer of its own (a malloc per tuple); CopyOut copies the tuple into this object's blocks
+// and frees that buffer at once, in the thread that received it, so that malloc reuses one
+// buffer instead of holding a whole page of them for the consumer's thread to free. A tuple
+// larger than a quarter of a block gets an allocation of its own. Views stay valid as long as this
+// object (moving it moves no bytes).
 class CopyRows {
  public:
   CopyRows() = default;
   ~CopyRows();
-  CopyRows(CopyRows&& o) noexcept : bufs_(std::move(o.bufs_)), rows_(std::move(o.rows_)) { o.bufs_.clear(); }
+  CopyRows(CopyRows&& o) noexcept;
   CopyRows& operator=(CopyRows&& o) noexcept;
   CopyRows(const CopyRows&) = delete;
   CopyRows& operator=(const CopyRows&) = delete;
@@ -82,8 +104,12 @@ class CopyRows {
 
  private:
   friend class Conn;
+  std::string_view Keep(std::string_view tuple);  // copies the tuple in; the view of the copy
   void Free();
-  std::vector<char*> bufs_;  // libpq's, freed with PQfreemem
+  std::shared_ptr<BlockPool> pool_;  // where blocks come from and go back to; none: new and delete
+  std::vector<std::unique_ptr<char[]>> blocks_;  // BlockPool::kBytes each; the last one is filling
+  size_t used_ = BlockPool::kBytes;              // bytes used in blocks_.back()
+  std::vector<std::unique_ptr<char[]>> large_;   // tuples too large for a block, one each
   std::vector<std::string_view> rows_;
 };
 
@@ -172,7 +198,9 @@ class Conn {
   // The same, and calls on_row(tuple) for each tuple as it arrives, while its bytes are still in
   // the CPU's cache (decoding them after the last one arrived missed the cache on every tuple).
   // The first error on_row returns fails the call, after the data was read to its end.
-  Result<CopyRows> CopyOut(std::string_view query, const std::function<Status(std::string_view)>& on_row);
+  // The tuples are copied into blocks from `pool` when one is given (see CopyRows).
+  Result<CopyRows> CopyOut(std::string_view query, const std::function<Status(std::string_view)>& on_row,
+                           std::shared_ptr<BlockPool> pool = nullptr);
   // Prepares a named statement on this connection.
   Status Prepare(const std::string& name, std::string_view sql);
   Result<Res> ExecPrepared(const std::string& name, const Params& params);

@@ -68,6 +68,10 @@ constexpr int64_t kMaxPageRows = 16'384;
 // Position ranges of a forward $all read fetched ahead of the one being walked, each on its own
 // reader connection (so at most this many pages of kMaxPageRows rows wait in memory).
 constexpr size_t kPrefetchRanges = 2;
+// Blocks of copied COPY tuples (BlockPool::kBytes each) a forward `$all` cursor keeps between
+// ranges: a full range of small events fills about 8, and about kPrefetchRanges + 1 ranges are
+// held at once, so the blocks of the range just walked are enough for the next one.
+constexpr size_t kIdleCopyBlocks = 16;
 
 constexpr int64_t kTombstoneVersion = std::numeric_limits<int64_t>::max();  // EventStoreDB's marker
 constexpr uint64_t kSoftDeletedTruncateBefore = 0x7fffffffffffffffULL;      // the engine's too
@@ -1322,7 +1326,8 @@ class AllCursor final : public PageCursor {
         page.copy,
         c.CopyOut(fmt::format("SELECT {} FROM {}.events WHERE position >= {} AND position < {} ORDER BY position",
                               kEventColumns, store_.schema(), lo, hi),
-                  [&page](std::string_view tuple) { return DecodeCopyEvent(tuple, &page.events.emplace_back()); }));
+                  [&page](std::string_view tuple) { return DecodeCopyEvent(tuple, &page.events.emplace_back()); },
+                  pool_));
     return page;
   }
 
@@ -1334,6 +1339,9 @@ class AllCursor final : public PageCursor {
     int64_t lo = 0, hi = 0;
     std::future<Result<Page>> rows;
   };
+  // Memory the ranges' tuples are copied into, reused from range to range (pages hold it too).
+  // Declared before ahead_, so that it outlives the fetches ahead_'s destruction waits for.
+  std::shared_ptr<BlockPool> pool_ = std::make_shared<BlockPool>(kIdleCopyBlocks);
   std::deque<Ahead> ahead_;  // ranges being fetched, in order, starting at range_next_
   int64_t next_;
   uint64_t checkpoint_;
