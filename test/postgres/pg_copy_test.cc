@@ -165,6 +165,47 @@ TEST_F(PgCopyTest, CopyOutCallsOnRowForEachTupleInOrderAndStopsAtItsError) {
   EXPECT_EQ(again->size(), 1u);
 }
 
+TEST_F(PgCopyTest, CopyOutKeepsTuplesInPooledBlocksAndGivesThemBackBounded) {
+  // 3,000 tuples of ~1 KiB fill three 1 MiB blocks; tuple 1,500 (600 KiB, over a quarter of a
+  // block) gets an allocation of its own. The pool keeps at most two blocks between uses.
+  const std::string query =
+      "SELECT g::int8, CASE WHEN g = 1500 THEN decode(repeat('ab', 307200), 'hex') "
+      "ELSE decode(repeat(lpad(to_hex(g % 256), 2, '0'), 1000), 'hex') END "
+      "FROM generate_series(1, 3000) AS g ORDER BY g";
+  auto pool = std::make_shared<postgres::BlockPool>(2);
+  auto expect_rows = [](const postgres::CopyRows& rows) {
+    ASSERT_EQ(rows.size(), 3000u);
+    for (size_t i = 0; i < rows.size(); ++i) {
+      std::array<std::string_view, 2> f;
+      ASSERT_TRUE(SplitCopyTuple(rows.row(i), f).ok()) << i;
+      const int64_t g = static_cast<int64_t>(i) + 1;
+      std::string int8(8, '\0');
+      for (int b = 0; b < 8; ++b) int8[static_cast<size_t>(7 - b)] = static_cast<char>((g >> (8 * b)) & 0xff);
+      ASSERT_EQ(f[0], int8) << i;
+      if (g == 1500) {
+        ASSERT_EQ(f[1], std::string(307200, '\xab'));
+      } else {
+        ASSERT_EQ(f[1], std::string(1000, static_cast<char>(g % 256))) << i;
+      }
+    }
+  };
+  int calls = 0;
+  auto rows = conn_->CopyOut(query, [&](std::string_view) { ++calls; return Status::Ok(); }, pool);
+  ASSERT_TRUE(rows.ok()) << rows.status().ToString();
+  EXPECT_EQ(calls, 3000);
+  expect_rows(*rows);
+  EXPECT_EQ(pool->idle(), 0u) << "the blocks are lent to the rows while they live";
+  // Moving the rows moves no bytes: the views stay valid.
+  postgres::CopyRows moved = std::move(rows).value();
+  expect_rows(moved);
+  moved = postgres::CopyRows();
+  EXPECT_EQ(pool->idle(), 2u) << "three blocks came back; the pool keeps two";
+  auto again = conn_->CopyOut(query, nullptr, pool);
+  ASSERT_TRUE(again.ok()) << again.status().ToString();
+  expect_rows(*again);
+  EXPECT_EQ(pool->idle(), 0u) << "the second read took the two idle blocks (and a new one)";
+}
+
 void ExpectSameEvent(const RecordedEvent& a, const RecordedEvent& b) {
   EXPECT_EQ(a.stream, b.stream);
   EXPECT_EQ(a.version, b.version);
