@@ -1314,11 +1314,10 @@ class AllCursor final : public PageCursor {
     }
     return page;
   }
-  // A range in binary COPY: libpq keeps each row's bytes as received and the page decodes them
-  // in place, where a statement's result copies every value into the PGresult first. COPY takes no
+  // A range in binary COPY: each row's bytes are copied once, whole, into blocks of the cursor's
+  // pool (CopyOut), and the page decodes them in place as they arrive, where a statement's result
+  // copies every value into the PGresult first and decodes after the last row. COPY takes no
   // parameters, so the bounds are integer literals.
-  // Each tuple is decoded as it arrives (see CopyOut); the views point into libpq's buffers, which
-  // the page then owns.
   Result<Page> RunRange(Conn& c, int64_t lo, int64_t hi) {
     Page page;
     page.events.reserve(static_cast<size_t>(hi - lo));
