@@ -66,11 +66,13 @@ constexpr size_t kMaxIdleReaders = 8;
 constexpr int64_t kFirstPageRows = 256;
 constexpr int64_t kMaxPageRows = 16'384;
 // Position ranges of a forward $all read fetched ahead of the one being walked, each on its own
-// reader connection (so at most this many pages of kMaxPageRows rows wait in memory).
-constexpr size_t kPrefetchRanges = 2;
+// reader connection (so at most this many pages of kMaxPageRows rows wait in memory). Three, not
+// two: on a machine whose cores other work also wants, a third backend made the read faster (by
+// about a fifth, docs/performance.md, PostgreSQL eighth run); idle machines measured no difference.
+constexpr size_t kPrefetchRanges = 3;
 // Blocks of copied COPY tuples (BlockPool::kBytes each) a forward `$all` cursor keeps between
-// ranges: a full range of small events fills about 8, and about kPrefetchRanges + 1 ranges are
-// held at once, so the blocks of the range just walked are enough for the next one.
+// ranges: a full range of small events fills about 8, and kPrefetchRanges + 1 ranges are held at
+// once; the blocks of the range just walked come back as the next one is fetched.
 constexpr size_t kIdleCopyBlocks = 16;
 
 constexpr int64_t kTombstoneVersion = std::numeric_limits<int64_t>::max();  // EventStoreDB's marker

@@ -762,7 +762,7 @@ TEST_F(PgTest, TwoServersOnOneDatabaseShareStreamsAndConcurrencyChecks) {
   }
 }
 
-// Forward $all reads without a filter fetch position ranges ahead (two, on other connections)
+// Forward $all reads without a filter fetch position ranges ahead (three, on other connections)
 // while the caller walks the current one; whatever max_count and the start cut, every event
 // comes once, in order, and nothing past the head the read began with.
 TEST_F(PgTest, AllReadsWithRangesFetchedAheadYieldEachEventOnceInOrder) {
