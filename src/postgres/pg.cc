@@ -91,17 +91,7 @@ size_t BlockPool::idle() const {
 }
 
 CopyRows::~CopyRows() { Free(); }
-CopyRows::CopyRows(CopyRows&& o) noexcept
-    : pool_(std::move(o.pool_)),
-      blocks_(std::move(o.blocks_)),
-      used_(o.used_),
-      large_(std::move(o.large_)),
-      rows_(std::move(o.rows_)) {
-  o.blocks_.clear();
-  o.large_.clear();
-  o.rows_.clear();
-  o.used_ = BlockPool::kBytes;
-}
+CopyRows::CopyRows(CopyRows&& o) noexcept { *this = std::move(o); }
 CopyRows& CopyRows::operator=(CopyRows&& o) noexcept {
   if (this != &o) {
     Free();
