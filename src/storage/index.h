@@ -113,14 +113,7 @@ class IdWindow {
 
   void Insert(const Uuid& id, uint64_t position) {
     if (capacity_ == 0) return;
-    if (ring_.size() < capacity_) {
-      if (ring_.empty()) ring_.reserve(std::min<uint64_t>(capacity_, kReservedSlots));  // see Skip
-      ring_.push_back({id, position});
-    } else {
-      Erase(ring_[next_]);
-      ring_[next_] = {id, position};
-      next_ = (next_ + 1) % capacity_;
-    }
+    Enter({id, position});
     if ((size_ + 1) * 2 > table_.size()) Grow();
     size_t i = Home(id);
     while (table_[i].position != 0 && table_[i].id != id) i = (i + 1) & mask_;
@@ -132,17 +125,7 @@ class IdWindow {
   // in the window, so that the window stays "the last N events", without a table entry.
   void Skip() {
     if (capacity_ == 0) return;
-    if (ring_.size() < capacity_) {
-      // Reserved at the first event (the default window whole): address space only until the
-      // slots are used, and no copy of the ring each time it would double on the writer's path
-      // (about a tenth of the writer's samples over a new store's first 300,000 events, sync=none).
-      if (ring_.empty()) ring_.reserve(std::min<uint64_t>(capacity_, kReservedSlots));
-      ring_.push_back(Slot{});
-    } else {
-      Erase(ring_[next_]);
-      ring_[next_] = Slot{};
-      next_ = (next_ + 1) % capacity_;
-    }
+    Enter(Slot{});
   }
 
   uint64_t capacity() const { return capacity_; }
@@ -165,6 +148,21 @@ class IdWindow {
   static constexpr uint64_t kReservedSlots = 1 << 20;
 
   size_t Home(const Uuid& id) const { return UuidHash{}(id) & mask_; }
+
+  // Puts `s` in the ring as the newest of the last N events, forgetting the oldest once full.
+  void Enter(const Slot& s) {
+    if (ring_.size() < capacity_) {
+      // Reserved at the first event (the default window whole): address space only until the
+      // slots are used, and no copy of the ring each time it would double on the writer's path
+      // (about a tenth of the writer's samples over a new store's first 300,000 events, sync=none).
+      if (ring_.empty()) ring_.reserve(std::min<uint64_t>(capacity_, kReservedSlots));
+      ring_.push_back(s);
+    } else {
+      Erase(ring_[next_]);
+      ring_[next_] = s;
+      next_ = (next_ + 1) % capacity_;
+    }
+  }
 
   // Forgets `old` unless its id was stored again since (then the table holds the newer position).
   void Erase(const Slot& old) {
