@@ -18,6 +18,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <optional>
 #include <cstdlib>
 #include <fstream>
 #include <map>
@@ -597,21 +598,39 @@ TEST_F(PgTest, ProjectionIntoPostgresAppliesEachEventOnceAcrossKills) {
 
   // Projector processes killed (SIGKILL) at random moments, then one that runs to the end.
   // Each kill lands before the projector finished (the checkpoint is short of the head), or the
-  // test says it proved nothing. The killed projectors take 1 ms per event (2.4 s for all), so a
-  // kill within 400 ms of the start is mid-run however fast the machine is.
+  // test says it proved nothing. The killed projectors take 1 ms per event (2.4 s for all). A
+  // kill comes 0 to 200 ms after the projector's checkpoint first moved: mid-run however fast the
+  // machine is, and however long the child takes to start (an ASan build on a slow 2-vCPU guest
+  // took more than 400 ms, and a kill timed from the spawn then came before it had begun).
   std::mt19937 rng(20261126);
   int mid_run_kills = 0;
   int64_t last_checkpoint = 0;
+  auto checkpoint_now = [&]() -> std::optional<int64_t> {
+    auto cp = (*conn)->Exec(fmt::format("SELECT checkpoint FROM {}.cairn_projections", rm_schema), postgres::Params());
+    if (!cp.ok() || cp->rows() == 0) return std::nullopt;  // the projector has not made its tables yet
+    return cp->Int64(0, 0);
+  };
   for (int round = 0; round < 6 && mid_run_kills < 3; ++round) {
     const pid_t pid = SpawnChild("Projector", {{"CAIRN_PG_URL", Url()}, {"CAIRN_PG_READ_MODEL", read_model},
                                                {"CAIRN_PG_SLOW_US", "1000"}});
     ASSERT_GT(pid, 0);
-    std::this_thread::sleep_for(milliseconds(100 + rng() % 300));
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    for (;;) {
+      const std::optional<int64_t> cp = checkpoint_now();
+      if (cp && *cp > last_checkpoint) break;
+      if (std::chrono::steady_clock::now() > deadline) {
+        kill(pid, SIGKILL);
+        (void)WaitChild(pid);
+        FAIL() << "a projector made no progress in 60 s";
+      }
+      std::this_thread::sleep_for(milliseconds(5));
+    }
+    std::this_thread::sleep_for(milliseconds(rng() % 200));
     kill(pid, SIGKILL);
     (void)WaitChild(pid);
-    auto cp = (*conn)->Exec(fmt::format("SELECT checkpoint FROM {}.cairn_projections", rm_schema), postgres::Params());
-    if (!cp.ok() || cp->rows() == 0) continue;  // killed before it made its tables
-    const int64_t checkpoint = cp->Int64(0, 0);
+    const std::optional<int64_t> cp = checkpoint_now();
+    ASSERT_TRUE(cp.has_value());
+    const int64_t checkpoint = *cp;
     EXPECT_GE(checkpoint, last_checkpoint);
     if (checkpoint < static_cast<int64_t>((*store)->HeadPosition().value())) mid_run_kills++;
     last_checkpoint = checkpoint;
