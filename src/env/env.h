@@ -28,6 +28,13 @@ class File {
 
   // Writes all of `data` at `offset` (like pwrite, retried until complete).
   virtual Status Write(uint64_t offset, std::span<const std::byte> data) = 0;
+  // Writes `data` at `offset` and `then` right after it, in one system call where the file
+  // allows (pwritev): a log group's records and the zeros that fill its last page. The default
+  // is two Writes.
+  virtual Status WriteThen(uint64_t offset, std::span<const std::byte> data, std::span<const std::byte> then) {
+    CAIRN_RETURN_IF_ERROR(Write(offset, data));
+    return Write(offset + data.size(), then);
+  }
   // Reads up to n bytes at offset; *read is less than n only at end of file.
   virtual Status Read(uint64_t offset, size_t n, std::byte* dst, size_t* read) const = 0;
   // Makes every completed Write durable (fdatasync). After an error the file's durable state is

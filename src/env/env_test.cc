@@ -74,6 +74,24 @@ TEST_P(EnvTest, WrittenBytesReadBackAndSetTheSize) {
   EXPECT_EQ(ReadAll(*again, 0, 11), "hello cairn");
 }
 
+TEST_P(EnvTest, WriteThenPutsBothPartsOneAfterTheOther) {
+  auto f = Open("a");
+  ASSERT_TRUE(f->Write(0, Bytes("0123456789")).ok());
+  ASSERT_TRUE(f->WriteThen(2, Bytes("abc"), Bytes("XY")).ok());
+  EXPECT_EQ(ReadAll(*f, 0, 10), "01abcXY789");
+  // Past the end, and with parts large enough for the kernel to split: every byte lands once.
+  std::string big(3 << 20, 'b'), more(5000, 'm');
+  for (size_t i = 0; i < big.size(); i += 4093) big[i] = static_cast<char>('A' + i % 26);
+  ASSERT_TRUE(f->WriteThen(20, Bytes(big), Bytes(more)).ok());
+  EXPECT_EQ(*f->Size(), 20 + big.size() + more.size());
+  EXPECT_EQ(ReadAll(*f, 20, big.size()), big);
+  EXPECT_EQ(ReadAll(*f, 20 + big.size(), more.size() + 1), more);
+  EXPECT_EQ(ReadAll(*f, 10, 10), std::string(10, '\0'));
+  // An empty second part is a plain write.
+  ASSERT_TRUE(f->WriteThen(0, Bytes("zz"), {}).ok());
+  EXPECT_EQ(ReadAll(*f, 0, 3), "zza");
+}
+
 TEST_P(EnvTest, WriteBeyondTheEndLeavesAZeroGap) {
   auto f = Open("a");
   ASSERT_TRUE(f->Write(4, Bytes("x")).ok());

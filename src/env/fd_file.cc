@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -28,21 +29,36 @@ class FdFile final : public File {
     close(fd_);
   }
 
-  Status Write(uint64_t offset, std::span<const std::byte> data) override {
+  Status Write(uint64_t offset, std::span<const std::byte> data) override { return WriteThen(offset, data, {}); }
+
+  Status WriteThen(uint64_t offset, std::span<const std::byte> data, std::span<const std::byte> then) override {
     CAIRN_RETURN_IF_ERROR(CheckWritable("write"));
-    const std::byte* p = data.data();
-    size_t left = data.size();
+    iovec parts[2] = {{const_cast<std::byte*>(data.data()), data.size()},
+                      {const_cast<std::byte*>(then.data()), then.size()}};
+    iovec* v = parts;
+    int count = then.empty() ? 1 : 2;
+    size_t left = data.size() + then.size();
     while (left > 0) {
-      ssize_t n = pwrite(fd_, p, left, static_cast<off_t>(offset));
+      const ssize_t n = pwritev(fd_, v, count, static_cast<off_t>(offset));
       if (n < 0) {
         if (errno == EINTR) continue;
         return ErrnoStatus("write", path_, errno);
       }
-      // A zero-byte pwrite of a non-empty buffer would loop forever; treat it as out of space.
+      // A zero-byte write of a non-empty buffer would loop forever; treat it as out of space.
       if (n == 0) return ErrnoStatus("write", path_, ENOSPC);
-      p += n;
       left -= static_cast<size_t>(n);
       offset += static_cast<uint64_t>(n);
+      // A short write: go on from the first byte that did not go.
+      for (size_t done = static_cast<size_t>(n); done > 0;) {
+        const size_t step = std::min(done, v->iov_len);
+        v->iov_base = static_cast<std::byte*>(v->iov_base) + step;
+        v->iov_len -= step;
+        done -= step;
+        if (v->iov_len == 0 && count > 1) {
+          ++v;
+          --count;
+        }
+      }
     }
     return Status::Ok();
   }

@@ -387,24 +387,26 @@ Status Log::Append(std::string_view bytes) {
   CAIRN_CHECK(tail_ / capacity_ == active_->number);
   CAIRN_CHECK(off + bytes.size() <= capacity_);
   const uint64_t end = off + bytes.size();
-  // While the preparer runs, the page this write ends in is first written whole with zeros when
-  // the write ends inside it and no earlier write touched it. Prepared blocks are written extents:
+  // While the preparer runs, when this write ends inside a page no earlier write touched, the
+  // same write goes on with zeros to the end of that page. Prepared blocks are written extents:
   // a write covering part of such a page that is not in the page cache makes the kernel read the
   // page from the device first, inside this pwrite (about one device read per log page,
-  // measured). A whole page needs no read, and the writes after it find it cached. The zeros are
-  // those already on disk past the tail.
-  uint64_t last_page = 0;  // the page to write whole first, 0 for none (page 0 is the header's)
+  // measured). A page written whole needs no read, and the writes after it find it cached. The
+  // zeros are those already on disk past the tail.
+  uint64_t last_page = 0;  // the page to fill to its end, 0 for none (page 0 is the header's)
   const bool preparing = prepare_ahead_ > 0 && !prep_ended_.load(std::memory_order_relaxed);
   const bool ends_in_fresh_page = end % kPreparePage != 0 && (end - 1) / kPreparePage > (off - 1) / kPreparePage;
   if (preparing && ends_in_fresh_page && (end / kPreparePage + 1) * kPreparePage <= capacity_) {
     last_page = end / kPreparePage * kPreparePage;
   }
   if (prepare_ahead_ > 0) ReserveForWrite(last_page > 0 ? last_page + kPreparePage : end);
+  const auto data = std::as_bytes(std::span(bytes.data(), bytes.size()));
   if (last_page > 0) {
     static constexpr std::array<std::byte, kPreparePage> kZeros{};
-    CAIRN_RETURN_IF_ERROR(active_->file->Write(last_page, kZeros));
+    CAIRN_RETURN_IF_ERROR(active_->file->WriteThen(off, data, std::span(kZeros).first(last_page + kPreparePage - end)));
+  } else {
+    CAIRN_RETURN_IF_ERROR(active_->file->Write(off, data));
   }
-  CAIRN_RETURN_IF_ERROR(active_->file->Write(off, std::as_bytes(std::span(bytes.data(), bytes.size()))));
   tail_ += bytes.size();
   return Status::Ok();
 }

@@ -94,28 +94,34 @@ class CheckingEnv : public env::EnvWrapper {
    public:
     CheckingFile(CheckingEnv* env, std::unique_ptr<env::File> base) : env_(env), base_(std::move(base)) {}
     Status Write(uint64_t offset, std::span<const std::byte> data) override {
-      {
-        std::lock_guard lock(env_->mu_);
-        if (preparing_ && offset + data.size() > prepare_lo_ && offset < prepare_hi_) {
-          env_->violations_.push_back("write [" + std::to_string(offset) + ", " + std::to_string(offset + data.size()) +
-                                      ") meets a prepare of [" + std::to_string(prepare_lo_) + ", " +
-                                      std::to_string(prepare_hi_) + ")");
-        }
-        written_hi_ = std::max<uint64_t>(written_hi_, offset + data.size());
-        // A prepared page a write ends inside must have been written before (whole, or up to
-        // the tail), or the kernel reads it from the device first (Log::Append).
-        const uint64_t end = offset + data.size();
-        const uint64_t page = end / kPreparePage;
-        if (env_->check_pages_ && end % kPreparePage != 0 && prepared_.contains(page) && !touched_.contains(page)) {
-          env_->violations_.push_back("write [" + std::to_string(offset) + ", " + std::to_string(end) +
-                                      ") ends inside prepared page " + std::to_string(page) +
-                                      ", which no earlier write touched");
-        }
-        if (!data.empty()) {
-          for (uint64_t p = offset / kPreparePage; p <= (end - 1) / kPreparePage; ++p) touched_.insert(p);
-        }
-      }
+      CheckWrite(offset, data.size());
       return base_->Write(offset, data);
+    }
+    // One write of both parts: checked as one.
+    Status WriteThen(uint64_t offset, std::span<const std::byte> data, std::span<const std::byte> then) override {
+      CheckWrite(offset, data.size() + then.size());
+      return base_->WriteThen(offset, data, then);
+    }
+    void CheckWrite(uint64_t offset, uint64_t size) {
+      std::lock_guard lock(env_->mu_);
+      const uint64_t end = offset + size;
+      if (preparing_ && end > prepare_lo_ && offset < prepare_hi_) {
+        env_->violations_.push_back("write [" + std::to_string(offset) + ", " + std::to_string(end) +
+                                    ") meets a prepare of [" + std::to_string(prepare_lo_) + ", " +
+                                    std::to_string(prepare_hi_) + ")");
+      }
+      written_hi_ = std::max<uint64_t>(written_hi_, end);
+      // A prepared page a write ends inside must have been written before (whole, or up to
+      // the tail), or the kernel reads it from the device first (Log::Append).
+      const uint64_t page = end / kPreparePage;
+      if (env_->check_pages_ && end % kPreparePage != 0 && prepared_.contains(page) && !touched_.contains(page)) {
+        env_->violations_.push_back("write [" + std::to_string(offset) + ", " + std::to_string(end) +
+                                    ") ends inside prepared page " + std::to_string(page) +
+                                    ", which no earlier write touched");
+      }
+      if (size > 0) {
+        for (uint64_t p = offset / kPreparePage; p <= (end - 1) / kPreparePage; ++p) touched_.insert(p);
+      }
     }
     Status PrepareAhead(uint64_t offset, uint64_t length) override {
       {
