@@ -55,15 +55,30 @@ EventData Event(std::string type, std::string data, Uuid id = Uuid::V7()) {
   return e;
 }
 
-// Runs this test binary as a child with --gtest_filter=PgChild.<role> and the given environment.
-pid_t SpawnChild(const std::string& role, const std::map<std::string, std::string>& env) {
+// Runs this test binary as a child with --gtest_filter=PgChild.<role>, this process's environment
+// plus `env`, and its standard output on `stdout_fd` (when not -1). Everything the child needs is
+// built before the fork: the child of a process with other threads (a store's writer and
+// listener, a subscriber) may call only async-signal-safe functions until exec. A setenv there
+// (a malloc) hung about one run in fifteen under ASan, waiting for the allocator's lock that
+// another thread of the parent held at the fork.
+pid_t SpawnChild(const std::string& role, const std::map<std::string, std::string>& env, int stdout_fd = -1) {
+  std::map<std::string, std::string> vars = env;
+  vars["CAIRN_PG_CHILD"] = role;
+  std::vector<std::string> entries;
+  for (char** e = environ; *e != nullptr; ++e) {
+    const std::string_view entry(*e);
+    if (!vars.contains(std::string(entry.substr(0, entry.find('='))))) entries.emplace_back(entry);
+  }
+  for (const auto& [k, v] : vars) entries.push_back(k + "=" + v);
+  std::vector<char*> envp;
+  for (auto& entry : entries) envp.push_back(entry.data());
+  envp.push_back(nullptr);
+  std::string name = "pg_child", filter = "--gtest_filter=PgChild." + role, brief = "--gtest_brief=1";
+  char* argv[] = {name.data(), filter.data(), brief.data(), nullptr};
   const pid_t pid = fork();
-  if (pid < 0) return pid;
   if (pid == 0) {
-    setenv("CAIRN_PG_CHILD", role.c_str(), 1);
-    for (const auto& [k, v] : env) setenv(k.c_str(), v.c_str(), 1);
-    const std::string filter = "--gtest_filter=PgChild." + role;
-    execl("/proc/self/exe", "pg_child", filter.c_str(), "--gtest_brief=1", static_cast<char*>(nullptr));
+    if (stdout_fd >= 0) dup2(stdout_fd, STDOUT_FILENO);
+    execve("/proc/self/exe", argv, envp.data());
     _exit(127);
   }
   return pid;
@@ -485,21 +500,13 @@ TEST_F(PgTest, OptimisticConcurrencyAndIdempotencyHoldAcrossProcesses) {
   std::vector<pid_t> children;
   for (int p = 0; p < kProcesses; ++p) {
     int fds[2];
-    ASSERT_EQ(pipe(fds), 0);
-    const pid_t pid = fork();
+    ASSERT_EQ(pipe2(fds, O_CLOEXEC), 0);  // the child keeps only its stdout copy
+    const pid_t pid = SpawnChild("ContendingWriter",
+                                 {{"CAIRN_PG_URL", Url()},
+                                  {"CAIRN_PG_INCREMENTS", std::to_string(kIncrements)},
+                                  {"CAIRN_PG_RETRY_IDS", ids}},
+                                 fds[1]);
     ASSERT_GE(pid, 0);
-    if (pid == 0) {
-      dup2(fds[1], STDOUT_FILENO);
-      close(fds[0]);
-      close(fds[1]);
-      setenv("CAIRN_PG_CHILD", "ContendingWriter", 1);
-      setenv("CAIRN_PG_URL", Url().c_str(), 1);
-      setenv("CAIRN_PG_INCREMENTS", std::to_string(kIncrements).c_str(), 1);
-      setenv("CAIRN_PG_RETRY_IDS", ids.c_str(), 1);
-      execl("/proc/self/exe", "pg_child", "--gtest_filter=PgChild.ContendingWriter", "--gtest_brief=1",
-            static_cast<char*>(nullptr));
-      _exit(127);
-    }
     close(fds[1]);
     out_fds.push_back(fds[0]);
     children.push_back(pid);

@@ -30,15 +30,18 @@ TempDir::~TempDir() {
 std::string CliPath() { return CAIRN_CLI_PATH; }
 
 int SpawnProcess(const std::vector<std::string>& argv, int in_fd, int out_fd, int err_fd) {
+  // Built before the fork: the child of a process with other threads (a server under test) may
+  // call only async-signal-safe functions until exec, and a malloc there can wait forever for a
+  // lock another thread of the parent held at the fork.
+  std::vector<char*> args;
+  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
   pid_t pid = fork();
   if (pid < 0) throw std::runtime_error("fork failed");
   if (pid == 0) {
     dup2(in_fd, 0);
     dup2(out_fd, 1);
     dup2(err_fd, 2);
-    std::vector<char*> args;
-    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-    args.push_back(nullptr);
     execv(args[0], args.data());
     _exit(127);
   }
