@@ -18,10 +18,10 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
-#include <optional>
 #include <cstdlib>
 #include <fstream>
 #include <map>
+#include <optional>
 #include <random>
 #include <set>
 #include <string>
@@ -607,8 +607,8 @@ TEST_F(PgTest, ProjectionIntoPostgresAppliesEachEventOnceAcrossKills) {
   // Each kill lands before the projector finished (the checkpoint is short of the head), or the
   // test says it proved nothing. The killed projectors take 1 ms per event (2.4 s for all). A
   // kill comes 0 to 200 ms after the projector's checkpoint first moved: mid-run however fast the
-  // machine is, and however long the child takes to start (an ASan build on a slow 2-vCPU guest
-  // took more than 400 ms, and a kill timed from the spawn then came before it had begun).
+  // machine is, and however long the child takes to start (on a slow 2-vCPU guest, kills timed
+  // 100 to 400 ms from the spawn all came before the ASan child had made its tables).
   std::mt19937 rng(20261126);
   int mid_run_kills = 0;
   int64_t last_checkpoint = 0;
